@@ -1,0 +1,3 @@
+from proctovision.cli import main
+
+main()

@@ -1,0 +1,258 @@
+"""The `proctovision` command line: thin wrappers that parse, call the library, and print."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from proctovision.console import console, error_console, progress_bar
+
+app = typer.Typer(
+    name="proctovision",
+    help="Build, validate, explain and deploy classifiers for anorectal imaging.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input, shown as one line instead of a traceback."""
+    from proctovision.config import ConfigError
+    from proctovision.data.images import ImageReadError
+    from proctovision.data.ingest import IngestError
+    from proctovision.data.manifest import ManifestError
+    from proctovision.data.split import SplitError
+    from proctovision.models.registry import UnknownBackboneError
+    from proctovision.models.weights import WeightsError
+    from proctovision.runs import RunError
+    from proctovision.tasks import TaskError
+
+    return (
+        ConfigError, ImageReadError, IngestError, ManifestError, SplitError, UnknownBackboneError, WeightsError,
+        RunError, TaskError, FileNotFoundError, PermissionError, IsADirectoryError,
+    )
+
+
+def fail(message: str) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="class folders, or a CSV with path,label,patient_id")],
+    task: Annotated[str, typer.Option(help="task name or task YAML")] = "hemorrhoid",
+    out: Annotated[Path, typer.Option(help="manifest CSV to write; qc.json and qc.md go beside it")] = Path(
+        "manifest.csv"
+    ),
+    patient_regex: Annotated[
+        Optional[str], typer.Option(help="regex on file names giving the patient id (first group)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing manifest")] = False,
+) -> None:
+    """Build a manifest and a quality report from a folder or CSV.
+
+    Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
+    """
+    from proctovision.data import ingest as ingest_lib
+    from proctovision.tasks import load_task
+
+    task_def = load_task(task)
+    if out.exists() and not overwrite:
+        fail(f"{out} exists; pass --overwrite to replace it")
+    with progress_bar("Reading images") as update:
+        result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update)
+    report = ingest_lib.write_outputs(result, task_def, source, out)
+    print_ingest_summary(report, out)
+    if report["n_images"] == 0:
+        fail(f"no usable image found in {source}; see {out.parent / 'qc.md'}")
+
+
+def print_ingest_summary(report: dict, out: Path) -> None:
+    table = Table(title=f"{report['n_images']} images, {report['n_patients']} patients")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    table.add_column("patients", justify="right")
+    for name in report["classes"]:
+        table.add_row(name, str(report["images_per_class"][name]), str(report["patients_per_class"][name]))
+    console.print(table)
+    if report["excluded"]:
+        console.print(f"[yellow]{len(report['excluded'])} file(s) left out:[/]")
+        for item in report["excluded"][:10]:
+            console.print(f"  {item['path']}: {item['reason']}", soft_wrap=True)
+        if len(report["excluded"]) > 10:
+            console.print(f"  ... and {len(report['excluded']) - 10} more")
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    console.print(f"manifest: {out}\nquality report: {out.parent / 'qc.md'}")
+
+
+@app.command()
+def split(
+    manifest: Annotated[Path, typer.Argument(help="manifest.csv from ingest")],
+    val: Annotated[float, typer.Option(help="fraction of patients for validation")] = 0.15,
+    test: Annotated[float, typer.Option(help="fraction of patients for test")] = 0.15,
+    folds: Annotated[Optional[int], typer.Option(help="k-fold instead of hold-out")] = None,
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="split CSV to write")] = Path("split.csv"),
+) -> None:
+    """Split by patient, stratified by label: no patient is ever on two sides.
+
+    Example: proctovision split manifest.csv --val 0.15 --test 0.15 --seed 0 --out split.csv
+    """
+    from proctovision.data import split as split_lib
+    from proctovision.data.manifest import read_manifest, write_manifest
+
+    frame = read_manifest(manifest)
+    if frame.empty:
+        fail(f"{manifest}: the manifest has no rows")
+    result = split_lib.kfold_split(frame, folds, seed) if folds else split_lib.holdout_split(frame, val, test, seed)
+    column = "fold" if folds else "split"
+    assert not split_lib.leaking_patients(result, column)
+    write_manifest(result, out)
+    summary = split_lib.split_summary(result, column, tuple(sorted(frame["label"].unique())))
+    table = Table(title=f"split by patient ({column})")
+    for name in summary.columns:
+        table.add_column(str(name))
+    for record in summary.itertuples(index=False):
+        table.add_row(*(str(value) for value in record))
+    console.print(table)
+    console.print(f"split: {out}")
+
+
+@app.command()
+def train(
+    split_csv: Annotated[Optional[Path], typer.Argument(metavar="SPLIT", help="split.csv from `split`")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML run config; flags given override it")] = None,
+    task: Annotated[Optional[str], typer.Option(help="task name or task YAML")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="registry name or any timm architecture")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="frozen | finetune | scratch")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="imagenet | none | path to a weights file")] = None,
+    epochs: Optional[int] = None,
+    image_size: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    lr: Optional[float] = None,
+    seed: Optional[int] = None,
+    augmentation: Annotated[Optional[str], typer.Option(help="none | basic | colour")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="k-fold split files: fold held out")] = None,
+    accelerator: Optional[str] = None,
+    devices: Optional[str] = None,
+    num_nodes: Optional[int] = None,
+    strategy: Optional[str] = None,
+    out: Optional[Path] = None,
+    resume: Annotated[bool, typer.Option(help="continue from checkpoints/last.ckpt")] = False,
+) -> None:
+    """Train a backbone in frozen, finetune or scratch mode.
+
+    Example: proctovision train split.csv --task hemorrhoid --backbone resnet18 --mode finetune --epochs 10 --out runs/r18
+    """
+    from proctovision.config import RunConfig, load_config
+    from proctovision.training import train as train_run
+
+    overrides = {
+        "task": task, "data.split": str(split_csv) if split_csv else None, "data.image_size": image_size,
+        "data.batch_size": batch_size, "data.augmentation": augmentation, "data.fold": fold,
+        "model.backbone": backbone, "model.mode": mode, "model.weights": weights, "optim.lr": lr,
+        "trainer.epochs": epochs, "trainer.seed": seed, "trainer.accelerator": accelerator,
+        "trainer.devices": _devices(devices), "trainer.num_nodes": num_nodes, "trainer.strategy": strategy,
+        "out": str(out) if out else None,
+    }
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if config is not None:
+        run_config = load_config(config, overrides)
+    else:
+        if split_csv is None:
+            fail("give a split file (proctovision train split.csv ...) or --config run.yaml")
+        run_config = RunConfig.model_validate(_nest(overrides))
+    paths = train_run(run_config, resume=resume)
+    console.print(f"run: {paths.root}\ncheckpoints: {paths.checkpoints}\nhistory: {paths.history}")
+
+
+def _devices(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _nest(flat: dict) -> dict:
+    nested: dict = {}
+    for dotted, value in flat.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return nested
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run folder from `train`")],
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    resamples: Annotated[int, typer.Option(help="patient bootstrap resamples for the 95% CIs")] = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> None:
+    """Predict a split and write metrics.json and predictions.csv (metrics with 95% CIs).
+
+    Example: proctovision evaluate runs/r18 --split test
+    """
+    from proctovision.evaluation.evaluate import evaluate_run
+
+    with progress_bar(f"Reading {split} split") as update:
+        entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update)
+    print_metrics(entry)
+    console.print(f"metrics: {run / 'metrics.json'}\npredictions: {run / 'predictions.csv'}")
+
+
+def print_metrics(entry: dict) -> None:
+    table = Table(title=f"{entry['split']}: {entry['n_images']} images, {entry['n_patients']} patients")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for name, item in entry["metrics"].items():
+        low, high = item["ci95"]
+        value = "n/a" if item["value"] is None else f"{item['value']:.3f}"
+        interval = "n/a" if low is None else f"{low:.3f}-{high:.3f}"
+        table.add_row(name, value, interval)
+    console.print(table)
+    console.print(
+        f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
+        f"({entry['images_per_s']:.1f} images/s)"
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for the demo's data and runs")] = Path("demo_output"),
+    task: Annotated[str, typer.Option(help="hemorrhoid | ldrf")] = "hemorrhoid",
+    epochs: int = 30,
+    patients: int = 60,
+    images_per_patient: int = 4,
+    backbone: str = "efficientnet_lite0",
+) -> None:
+    """Generate synthetic data, then ingest, split, train, evaluate: offline, a few minutes on a CPU.
+
+    Example: proctovision demo --out demo_output
+    """
+    from proctovision.demo_pipeline import run_demo
+
+    summary = run_demo(out, task=task, epochs=epochs, patients=patients, images_per_patient=images_per_patient,
+                       backbone=backbone)
+    print_metrics(summary["test"])
+    console.print("[bold]The demo data are synthetic: these figures say the pipeline works, nothing clinical.[/]")
+    for name, path in summary["paths"].items():
+        console.print(f"{name}: {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except user_errors() as error:
+        error_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error_console.print("[bold red]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,32 @@
+"""Torch datasets over a manifest frame: files are read lazily, one row per item."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from proctovision.data.images import read_image
+
+
+class ManifestDataset(Dataset):
+    """Yields ``(image_tensor, label_index, row_index)``; unlabeled rows get label -1."""
+
+    def __init__(self, frame: pd.DataFrame, classes: tuple[str, ...], transform: Callable, window: object = None):
+        self.paths = frame["path"].tolist()
+        self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
+        lookup = {name: index for index, name in enumerate(classes)}
+        labels = frame["label"].tolist() if "label" in frame.columns else [""] * len(frame)
+        self.labels = [lookup.get(label, -1) for label in labels]
+        self.transform = transform
+        self.window = window
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        frame = self.frames[index]
+        frame = None if frame is None or pd.isna(frame) else int(frame)
+        image = read_image(self.paths[index], frame=frame, window=self.window)
+        return self.transform(image), self.labels[index], index

@@ -1,0 +1,301 @@
+"""Ingest: turn a user's folder or CSV into a clean manifest and a quality report.
+
+Bad rows never stop the batch: each is left out and listed, by file and reason, in
+``qc.json`` and a readable ``qc.md`` beside the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from proctovision import fileio
+from proctovision.data import images
+from proctovision.data.manifest import ManifestError, class_counts, patient_counts, write_manifest
+from proctovision.tasks import Task
+
+Progress = Callable[[int, int], None]
+
+
+class IngestError(ValueError):
+    """The source as a whole cannot be ingested (not a single bad file)."""
+
+
+@dataclass
+class Exclusion:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    manifest: pd.DataFrame
+    excluded: list[Exclusion] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    generated_patient_ids: int = 0
+    source_kind: str = ""
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _match_class(folder_name: str, task: Task) -> str | None:
+    by_lower = {name.lower(): name for name in task.classes}
+    return by_lower.get(folder_name.strip().lower())
+
+
+def walk_files(root: Path) -> Iterable[Path]:
+    """All regular files under root, sorted, without following symlinked folders in loops."""
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            stat = folder.stat()
+        except OSError:
+            continue
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    stack.append(entry)
+                else:
+                    yield entry
+            except OSError:
+                yield entry
+
+
+def rows_from_class_folders(root: Path, task: Task, result: IngestResult) -> list[dict]:
+    """One sub-folder per class; folders whose name is no class of the task are reported."""
+    rows: list[dict] = []
+    subfolders = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not subfolders:
+        raise IngestError(f"{root}: no class sub-folders found (expected one of: {', '.join(task.classes)})")
+    for folder in subfolders:
+        label = _match_class(folder.name, task)
+        files = [path for path in walk_files(folder) if images.is_candidate_file(path)]
+        if label is None:
+            for path in files:
+                result.excluded.append(Exclusion(str(path), f"unknown label {folder.name!r} (folder name)"))
+            continue
+        rows.extend({"path": str(path.resolve()), "label": label, "patient_id": ""} for path in files)
+    return rows
+
+
+def rows_from_csv(csv_path: Path, task: Task, result: IngestResult) -> list[dict]:
+    """A CSV with path,label,patient_id (paths relative to the CSV) and any extra columns."""
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise IngestError(f"{csv_path}: not a readable CSV ({error})") from error
+    frame.columns = [str(column).strip() for column in frame.columns]
+    missing = [column for column in ("path", "label") if column not in frame.columns]
+    if missing:
+        raise IngestError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
+        )
+    if "patient_id" not in frame.columns:
+        frame["patient_id"] = ""
+        result.notes.append("the CSV has no patient_id column: each image is treated as its own patient")
+    root = csv_path.resolve().parent
+    by_lower = {name.lower(): name for name in task.classes}
+    rows: list[dict] = []
+    seen_paths: set[str] = set()
+    for number, record in enumerate(frame.to_dict("records"), start=2):
+        raw_path = str(record["path"]).strip()
+        if not raw_path:
+            result.excluded.append(Exclusion(f"{csv_path}:{number}", "empty path"))
+            continue
+        path = (root / raw_path).resolve()
+        label = by_lower.get(str(record["label"]).strip().lower())
+        if label is None:
+            result.excluded.append(Exclusion(str(path), f"unknown label {record['label']!r} (line {number})"))
+            continue
+        key = f"{path}#{record.get('frame', '')}"
+        if key in seen_paths:
+            result.excluded.append(Exclusion(str(path), f"duplicate row (line {number})"))
+            continue
+        seen_paths.add(key)
+        row = {key_: str(value).strip() for key_, value in record.items()}
+        row.update(path=str(path), label=label, patient_id=str(record["patient_id"]).strip())
+        rows.append(row)
+    return rows
+
+
+def inspect_rows(rows: list[dict], result: IngestResult, progress: Progress | None = None) -> list[dict]:
+    """Open every image once: drop unreadable ones with the reason, record size and hash."""
+    kept: list[dict] = []
+    for done, row in enumerate(rows, start=1):
+        path = Path(row["path"])
+        try:
+            frame_index = int(row["frame"]) if str(row.get("frame", "")).strip() else None
+            picture = images.read_image(path, frame=frame_index)
+            row["width"], row["height"] = picture.width, picture.height
+            row["sha256"] = file_sha256(path)
+        except images.ImageReadError as error:
+            result.excluded.append(Exclusion(str(path), error.reason))
+        except OSError as error:
+            result.excluded.append(Exclusion(str(path), f"cannot read file: {error.strerror or error}"))
+        else:
+            kept.append(row)
+        if progress:
+            progress(done, len(rows))
+    return kept
+
+
+def fill_patient_ids(rows: list[dict], result: IngestResult, patient_regex: str | None) -> None:
+    """Rows without a patient id get one: from the file name by regex, else one per file."""
+    pattern = re.compile(patient_regex) if patient_regex else None
+    for row in rows:
+        if row["patient_id"]:
+            continue
+        match = pattern.search(Path(row["path"]).name) if pattern else None
+        if match:
+            row["patient_id"] = match.group(1) if match.groups() else match.group(0)
+        else:
+            row["patient_id"] = "file-" + hashlib.sha256(row["path"].encode()).hexdigest()[:12]
+            result.generated_patient_ids += 1
+    if result.generated_patient_ids:
+        result.notes.append(
+            f"{result.generated_patient_ids} image(s) had no patient id and got one per file: a split can then "
+            "only keep files apart, not patients; give a patient_id column (or --patient-regex) to group them"
+        )
+
+
+def ingest(
+    source: str | Path,
+    task: Task,
+    patient_regex: str | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Build a manifest from class folders or a CSV manifest."""
+    source = Path(source)
+    result = IngestResult(manifest=pd.DataFrame())
+    if not source.exists():
+        raise IngestError(f"{source}: does not exist")
+    if source.is_file() and source.suffix.lower() == ".csv":
+        result.source_kind = "csv"
+        rows = rows_from_csv(source, task, result)
+    elif source.is_dir():
+        result.source_kind = "class-folders"
+        rows = rows_from_class_folders(source, task, result)
+    else:
+        raise IngestError(f"{source}: expected a folder with one sub-folder per class, or a .csv manifest")
+    rows = inspect_rows(rows, result, progress)
+    fill_patient_ids(rows, result, patient_regex)
+    columns = ["path", "label", "patient_id"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=columns)
+    extra = [column for column in frame.columns if column not in columns]
+    result.manifest = frame[columns + extra].reset_index(drop=True)
+    return result
+
+
+def duplicate_groups(frame: pd.DataFrame) -> list[list[str]]:
+    """Files with identical bytes: the same picture counted twice."""
+    if frame.empty or "sha256" not in frame.columns:
+        return []
+    groups = frame.groupby("sha256")["path"].apply(list)
+    return [sorted(paths) for paths in groups if len(set(paths)) > 1]
+
+
+def quality_report(result: IngestResult, task: Task, source: Path) -> dict:
+    frame = result.manifest
+    sizes = frame[["width", "height"]].astype(int) if not frame.empty else pd.DataFrame(columns=["width", "height"])
+    per_patient = frame.groupby("patient_id").size() if not frame.empty else pd.Series(dtype=int)
+    reasons: dict[str, int] = {}
+    for item in result.excluded:
+        reasons[item.reason.split(" (")[0]] = reasons.get(item.reason.split(" (")[0], 0) + 1
+    return {
+        "source": str(source),
+        "source_kind": result.source_kind,
+        "task": task.name,
+        "classes": list(task.classes),
+        "n_images": int(len(frame)),
+        "n_patients": int(frame["patient_id"].nunique()) if not frame.empty else 0,
+        "images_per_class": class_counts(frame, task.classes) if not frame.empty else dict.fromkeys(task.classes, 0),
+        "patients_per_class": patient_counts(frame, task.classes) if not frame.empty else dict.fromkeys(task.classes, 0),
+        "images_per_patient": {
+            "min": int(per_patient.min()) if len(per_patient) else 0,
+            "median": float(per_patient.median()) if len(per_patient) else 0.0,
+            "max": int(per_patient.max()) if len(per_patient) else 0,
+        },
+        "patients_with_several_labels": sorted(
+            str(patient) for patient, count in frame.groupby("patient_id")["label"].nunique().items() if count > 1
+        )
+        if not frame.empty
+        else [],
+        "generated_patient_ids": result.generated_patient_ids,
+        "image_sizes": {
+            "distinct": int(len(sizes.drop_duplicates())) if len(sizes) else 0,
+            "min_width": int(sizes["width"].min()) if len(sizes) else 0,
+            "max_width": int(sizes["width"].max()) if len(sizes) else 0,
+            "min_height": int(sizes["height"].min()) if len(sizes) else 0,
+            "max_height": int(sizes["height"].max()) if len(sizes) else 0,
+        },
+        "exact_duplicates": duplicate_groups(frame),
+        "excluded": [{"path": item.path, "reason": item.reason} for item in result.excluded],
+        "excluded_by_reason": reasons,
+        "notes": list(result.notes),
+    }
+
+
+def render_quality_markdown(report: dict) -> str:
+    lines = [
+        f"# Quality report: {report['source']}",
+        "",
+        f"Task `{report['task']}`; {report['n_images']} image(s) from {report['n_patients']} patient(s) kept; "
+        f"{len(report['excluded'])} file(s) left out.",
+        "",
+        "| class | images | patients |",
+        "|---|---|---|",
+    ]
+    for name in report["classes"]:
+        lines.append(f"| {name} | {report['images_per_class'][name]} | {report['patients_per_class'][name]} |")
+    sizes = report["image_sizes"]
+    lines += [
+        "",
+        f"Image sizes: {sizes['distinct']} distinct, width {sizes['min_width']}-{sizes['max_width']}, "
+        f"height {sizes['min_height']}-{sizes['max_height']}.",
+        f"Images per patient: min {report['images_per_patient']['min']}, median "
+        f"{report['images_per_patient']['median']}, max {report['images_per_patient']['max']}.",
+    ]
+    if report["patients_with_several_labels"]:
+        lines.append(f"Patients with images of several labels: {len(report['patients_with_several_labels'])}.")
+    if report["exact_duplicates"]:
+        lines += ["", f"## Exact duplicates ({len(report['exact_duplicates'])} group(s))"]
+        lines += [f"- {' = '.join(group)}" for group in report["exact_duplicates"]]
+    if report["notes"]:
+        lines += ["", "## Notes"] + [f"- {note}" for note in report["notes"]]
+    if report["excluded"]:
+        lines += ["", "## Files left out", "", "| file | reason |", "|---|---|"]
+        lines += [f"| {item['path']} | {item['reason']} |" for item in report["excluded"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: IngestResult, task: Task, source: Path, out: Path) -> dict:
+    """Write manifest, qc.json and qc.md beside it (all atomic)."""
+    if source.resolve() == out.resolve():
+        raise ManifestError(f"{out}: refusing to overwrite the source CSV; choose another --out")
+    report = quality_report(result, task, source)
+    write_manifest(result.manifest, out)
+    fileio.write_json(out.parent / "qc.json", report)
+    fileio.write_text(out.parent / "qc.md", render_quality_markdown(report))
+    return report

@@ -1,0 +1,131 @@
+"""Evaluate a run on one split: predictions.csv and metrics.json as a run folder lays them out."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from proctovision import fileio
+from proctovision.data.datasets import ManifestDataset
+from proctovision.data.manifest import read_manifest
+from proctovision.data.split import fold_to_split
+from proctovision.data.transforms import eval_transform
+from proctovision.evaluation.metrics import compute_metrics, confusion
+from proctovision.models.module import ClassifierModule
+from proctovision.runs import RunError, RunInfo, read_run
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Predictions:
+    probabilities: np.ndarray
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.probabilities) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def load_module(run: RunInfo) -> ClassifierModule:
+    module = ClassifierModule.load_from_checkpoint(run.checkpoint(), map_location="cpu", weights_only=False)
+    return module.eval()
+
+
+@torch.inference_mode()
+def predict_frame(
+    module: ClassifierModule, frame: pd.DataFrame, run: RunInfo, batch_size: int = 32, workers: int = 0,
+    progress: Progress | None = None,
+) -> Predictions:
+    """Class probabilities for every row; the wall time covers reading files and inference."""
+    dataset = ManifestDataset(frame, run.task.classes, eval_transform(run.preprocessing), run.resolved.get("window"))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    outputs = []
+    start = time.perf_counter()
+    done = 0
+    for images, _, _ in loader:
+        outputs.append(torch.softmax(module(images), dim=1).float().numpy())
+        done += len(images)
+        if progress:
+            progress(done, len(dataset))
+    seconds = time.perf_counter() - start
+    probabilities = np.concatenate(outputs) if outputs else np.zeros((0, run.task.num_classes))
+    return Predictions(probabilities, seconds)
+
+
+def split_rows(run: RunInfo, split: str) -> pd.DataFrame:
+    frame = read_manifest(run.config.data.split)
+    if run.config.data.fold is not None:
+        frame = fold_to_split(frame, run.config.data.fold)
+    rows = frame[frame["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise RunError(f"{run.config.data.split}: no rows in split {split!r}")
+    return rows
+
+
+def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str) -> pd.DataFrame:
+    classes = run.task.classes
+    table = pd.DataFrame(
+        {
+            "path": rows["path"],
+            "frame": rows["frame"] if "frame" in rows.columns else pd.NA,
+            "patient_id": rows["patient_id"],
+            "split": split,
+            "label": rows["label"],
+            "predicted": [classes[index] for index in probabilities.argmax(axis=1)],
+        }
+    )
+    for index, name in enumerate(classes):
+        table[f"prob_{name}"] = probabilities[:, index].round(6)
+    return table
+
+
+def merge_predictions(existing: Path, fresh: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Keep other splits' rows already in predictions.csv; replace this split's."""
+    if not existing.is_file():
+        return fresh
+    old = pd.read_csv(existing, dtype=str, keep_default_na=False)
+    old = old[old.get("split", "") != split] if "split" in old.columns else old.iloc[0:0]
+    return pd.concat([old, fresh.astype(str)], ignore_index=True)
+
+
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", n_resamples: int = 1000, seed: int = 0, batch_size: int = 32,
+    progress: Progress | None = None,
+) -> dict:
+    """Predict one split of a run's data, then write predictions.csv and metrics.json in the run folder."""
+    run = read_run(run_dir)
+    rows = split_rows(run, split)
+    module = load_module(run)
+    predictions = predict_frame(module, rows, run, batch_size=batch_size, progress=progress)
+    y_true = np.array([run.task.index_of(label) for label in rows["label"]])
+    probabilities = predictions.probabilities
+    metrics = compute_metrics(
+        y_true, probabilities, rows["patient_id"].to_numpy(), run.task.num_classes, run.task.ordinal,
+        n_resamples=n_resamples, seed=seed,
+    )
+    entry = {
+        "split": split,
+        "n_images": int(len(rows)),
+        "n_patients": int(rows["patient_id"].nunique()),
+        "classes": list(run.task.classes),
+        "positive_class": run.task.classes[1] if run.task.is_binary else None,
+        "metrics": metrics,
+        "confusion_matrix": confusion(y_true, probabilities.argmax(axis=1), run.task.num_classes),
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "unit": "patient"},
+        "reading_time_s": round(predictions.seconds, 4),
+        "images_per_s": round(predictions.images_per_s, 2),
+    }
+    table = predictions_table(rows, probabilities, run, split)
+    fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, table, split))
+    all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
+    all_metrics[split] = entry
+    fileio.write_json(run.paths.metrics, all_metrics)
+    return entry

@@ -1,0 +1,116 @@
+"""Classification metrics from scikit-learn, with patient-level bootstrap confidence intervals.
+
+Images of one patient are not independent, so the bootstrap resamples patients and
+takes all their images, which gives honest (wider) intervals than resampling images.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+
+
+def specificity(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """True-negative rate; for several classes the macro mean of one-vs-rest specificities."""
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    values = []
+    for index in range(n_classes):
+        negatives = matrix.sum() - matrix[index].sum()
+        true_negatives = negatives - (matrix[:, index].sum() - matrix[index, index])
+        values.append(true_negatives / negatives if negatives else np.nan)
+    if n_classes == 2:
+        return float(values[1])
+    return float(np.nanmean(values))
+
+
+def roc_auc(y_true: np.ndarray, probabilities: np.ndarray, n_classes: int) -> float:
+    if len(np.unique(y_true)) < n_classes:
+        return float("nan")
+    if n_classes == 2:
+        return float(roc_auc_score(y_true, probabilities[:, 1]))
+    return float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+
+
+def metric_functions(n_classes: int, ordinal: bool) -> dict[str, MetricFn]:
+    """Name → f(y_true, y_pred, probabilities); binary metrics take the second class as positive."""
+    labels = list(range(n_classes))
+    average = "binary" if n_classes == 2 else "macro"
+    options = {"labels": labels if n_classes > 2 else None, "average": average, "zero_division": 0}
+    if n_classes == 2:
+        options["pos_label"] = 1
+        options.pop("labels")
+    functions: dict[str, MetricFn] = {
+        "accuracy": lambda t, p, _: float(accuracy_score(t, p)),
+        "precision": lambda t, p, _: float(precision_score(t, p, **options)),
+        "recall": lambda t, p, _: float(recall_score(t, p, **options)),
+        "specificity": lambda t, p, _: specificity(t, p, n_classes),
+        "f1": lambda t, p, _: float(f1_score(t, p, **options)),
+        "roc_auc": lambda t, _, q: roc_auc(t, q, n_classes),
+    }
+    if ordinal:
+        functions["quadratic_kappa"] = lambda t, p, _: float(cohen_kappa_score(t, p, weights="quadratic", labels=labels))
+    return functions
+
+
+def patient_bootstrap_indices(patients: np.ndarray, n_resamples: int, seed: int) -> list[np.ndarray]:
+    """Image indices of each resample, drawn by resampling patients with replacement."""
+    rng = np.random.default_rng(seed)
+    unique, inverse = np.unique(patients, return_inverse=True)
+    members = [np.flatnonzero(inverse == index) for index in range(len(unique))]
+    draws = rng.integers(0, len(unique), size=(n_resamples, len(unique)))
+    return [np.concatenate([members[index] for index in draw]) for draw in draws]
+
+
+def compute_metrics(
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    patients: np.ndarray,
+    n_classes: int,
+    ordinal: bool = False,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    y_pred: np.ndarray | None = None,
+) -> dict[str, dict]:
+    """Each metric as ``{"value", "ci95", "unit"}``; CIs are percentile intervals over patient resamples."""
+    y_true = np.asarray(y_true)
+    probabilities = np.asarray(probabilities)
+    y_pred = probabilities.argmax(axis=1) if y_pred is None else np.asarray(y_pred)
+    functions = metric_functions(n_classes, ordinal)
+    resamples = patient_bootstrap_indices(np.asarray(patients), n_resamples, seed) if n_resamples else []
+    results: dict[str, dict] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, function in functions.items():
+            value = function(y_true, y_pred, probabilities)
+            samples = np.array([function(y_true[idx], y_pred[idx], probabilities[idx]) for idx in resamples])
+            samples = samples[np.isfinite(samples)] if len(samples) else samples
+            low, high = (np.percentile(samples, [2.5, 97.5]) if len(samples) else (np.nan, np.nan))
+            results[name] = {
+                "value": _clean(value),
+                "ci95": [_clean(low), _clean(high)],
+                "unit": "image",
+                "ci_method": "patient bootstrap (percentile)" if n_resamples else "none",
+            }
+    return results
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()

@@ -1,0 +1,1 @@
+"""Models: the backbone registry, weights, heads and the Lightning module."""

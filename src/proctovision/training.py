@@ -1,0 +1,211 @@
+"""Assemble and run Lightning's Trainer for one run: checkpoints, history, resume, feature cache."""
+from __future__ import annotations
+
+import csv
+import io
+import platform
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import timm
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from torch.utils.data import DataLoader, TensorDataset
+
+from proctovision import __version__, fileio
+from proctovision.config import RunConfig, save_config
+from proctovision.data.datasets import ManifestDataset
+from proctovision.data.manifest import read_manifest
+from proctovision.data.split import fold_to_split, leaking_patients
+from proctovision.data.transforms import eval_transform, train_transform
+from proctovision.models.module import ClassifierModule
+from proctovision.models.registry import Preprocessing, get_backbone
+from proctovision.models.weights import apply_weights, preprocessing_for, resolve_weights
+from proctovision.runs import RunError, RunPaths, ensure_writable
+from proctovision.tasks import Task, load_task
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary name and renamed: a killed run never leaves half a file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        fileio.write_bytes(path, buffer.getvalue())
+
+
+class HistoryWriter(Callback):
+    """Writes history.csv (one row per epoch) atomically after every validation epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict] = []
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.path.is_file() and trainer.current_epoch > 0:
+            with open(self.path, newline="", encoding="utf-8") as stream:
+                self.rows = [row for row in csv.DictReader(stream) if int(row["epoch"]) < trainer.current_epoch]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row: dict = {"epoch": trainer.current_epoch}
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            value = trainer.callback_metrics.get(key)
+            row[key] = round(float(value), 6) if value is not None else ""
+        self.rows = [existing for existing in self.rows if int(existing["epoch"]) != row["epoch"]] + [row]
+        fileio.write_csv(self.path, pd.DataFrame(self.rows))
+
+
+def load_split_frame(config: RunConfig, task: Task) -> pd.DataFrame:
+    frame = read_manifest(config.data.split)
+    if config.data.fold is not None:
+        frame = fold_to_split(frame, config.data.fold)
+    if "split" not in frame.columns:
+        raise RunError(f"{config.data.split}: no split column; run `proctovision split` first (or give data.fold)")
+    unknown = sorted(set(frame["label"]) - set(task.classes))
+    if unknown:
+        raise RunError(f"{config.data.split}: labels {unknown} are not classes of task {task.name}")
+    leaks = leaking_patients(frame)
+    if leaks:
+        raise RunError(f"{config.data.split}: patient(s) {leaks[:5]} appear in more than one split")
+    return frame
+
+
+def make_loader(dataset: Any, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
+        persistent_workers=workers > 0,
+    )
+
+
+@torch.inference_mode()
+def compute_features(module: ClassifierModule, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features for every item of a loader, in order."""
+    module.eval()
+    features, labels = [], []
+    for images, targets, _ in loader:
+        features.append(module.features(images))
+        labels.append(torch.as_tensor(targets))
+    return torch.cat(features), torch.cat(labels)
+
+
+def feature_loaders(
+    module: ClassifierModule, train: pd.DataFrame, val: pd.DataFrame, task: Task, preprocessing: Preprocessing,
+    config: RunConfig,
+) -> tuple[DataLoader, DataLoader]:
+    """Frozen mode: one backbone pass per image (and per cached augmented view), then the head trains alone."""
+    data = config.data
+    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing))
+    views = [compute_features(module, make_loader(plain, data.batch_size, False, data.num_workers))]
+    if data.augmentation != "none":
+        augmented = ManifestDataset(train, task.classes, train_transform(preprocessing, data.augmentation))
+        for _ in range(data.augmented_views):
+            views.append(compute_features(module, make_loader(augmented, data.batch_size, False, data.num_workers)))
+    train_x = torch.cat([view[0] for view in views])
+    train_y = torch.cat([view[1] for view in views])
+    val_set = ManifestDataset(val, task.classes, eval_transform(preprocessing))
+    val_x, val_y = compute_features(module, make_loader(val_set, data.batch_size, False, data.num_workers))
+    seed = config.trainer.seed
+    return (
+        make_loader(TensorDataset(train_x, train_y), data.batch_size, True, 0, seed),
+        make_loader(TensorDataset(val_x, val_y), data.batch_size, False, 0),
+    )
+
+
+def image_loaders(
+    train: pd.DataFrame, val: pd.DataFrame, task: Task, preprocessing: Preprocessing, config: RunConfig
+) -> tuple[DataLoader, DataLoader]:
+    data = config.data
+    train_set = ManifestDataset(train, task.classes, train_transform(preprocessing, data.augmentation))
+    val_set = ManifestDataset(val, task.classes, eval_transform(preprocessing))
+    return (
+        make_loader(train_set, data.batch_size, True, data.num_workers, config.trainer.seed),
+        make_loader(val_set, data.batch_size, False, data.num_workers),
+    )
+
+
+def default_precision(config: RunConfig) -> str:
+    if config.trainer.precision:
+        return config.trainer.precision
+    return "16-mixed" if torch.cuda.is_available() and config.trainer.accelerator in {"auto", "gpu", "cuda"} else "32"
+
+
+def versions() -> dict[str, str]:
+    return {
+        "proctovision": __version__, "torch": str(torch.__version__), "timm": str(timm.__version__),
+        "lightning": str(L.__version__), "python": platform.python_version(),
+    }
+
+
+def build_module(config: RunConfig, task: Task) -> tuple[ClassifierModule, Preprocessing, str]:
+    """The model with its starting weights and the preprocessing those weights expect."""
+    spec = get_backbone(config.model.backbone)
+    weights = "none" if config.model.mode == "scratch" else config.model.weights
+    if config.model.mode in {"frozen", "finetune"} and weights.lower() == "none":
+        raise RunError(f"mode {config.model.mode} needs pretrained weights; use --mode scratch for random init")
+    loaded = resolve_weights(spec, weights)
+    preprocessing = preprocessing_for(spec, loaded, config.data.image_size)
+    module = ClassifierModule(
+        backbone=spec.name, num_classes=task.num_classes, mode=config.model.mode, head=config.model.head,
+        dropout=config.model.dropout, image_size=preprocessing.input_size, optimizer=config.optim.optimizer,
+        lr=config.optim.lr, weight_decay=config.optim.weight_decay, classes=task.classes,
+    )
+    if loaded is not None:
+        apply_weights(module.backbone, loaded)
+    return module, preprocessing, loaded.source if loaded else "random"
+
+
+def train(config: RunConfig, resume: bool = False, progress: bool = True) -> RunPaths:
+    """Train one run; with ``resume`` continue from checkpoints/last.ckpt when present."""
+    paths = RunPaths(Path(config.out))
+    ensure_writable(paths.root)
+    if not resume and paths.last.exists():
+        raise RunError(f"{paths.root} already holds a trained run; pass --resume to continue it or choose another --out")
+    task = load_task(config.task)
+    frame = load_split_frame(config, task)
+    train_frame, val_frame = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    if train_frame.empty or val_frame.empty:
+        raise RunError(f"{config.data.split}: needs both train and val rows (found {len(train_frame)} / {len(val_frame)})")
+    L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    module, preprocessing, source = build_module(config, task)
+    resolved = {
+        "task": task.model_dump(mode="json"), "preprocessing": preprocessing.to_dict(), "weights_source": source,
+        "timm_name": module.spec.timm_name, "versions": versions(),
+        "n_train_images": int(len(train_frame)), "n_val_images": int(len(val_frame)),
+    }
+    save_config(config, paths.config, {"resolved": resolved})
+    if config.model.mode == "frozen" and config.data.cache_features:
+        train_loader, val_loader = feature_loaders(module, train_frame, val_frame, task, preprocessing, config)
+    else:
+        train_loader, val_loader = image_loaders(train_frame, val_frame, task, preprocessing, config)
+    trainer = build_trainer(config, paths, progress)
+    ckpt = str(paths.last) if resume and paths.last.is_file() else None
+    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt)
+    return paths
+
+
+def build_trainer(config: RunConfig, paths: RunPaths, progress: bool) -> L.Trainer:
+    mode = "min" if config.trainer.monitor == "val_loss" else "max"
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=paths.checkpoints, filename="best", monitor=config.trainer.monitor, mode=mode,
+            save_last=True, save_top_k=1, enable_version_counter=False,
+        ),
+        HistoryWriter(paths.history),
+    ]
+    if config.trainer.early_stopping_patience:
+        callbacks.append(EarlyStopping(config.trainer.monitor, patience=config.trainer.early_stopping_patience, mode=mode))
+    if progress:
+        callbacks.append(RichProgressBar(leave=True))
+    return L.Trainer(
+        max_epochs=config.trainer.epochs, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
+        num_nodes=config.trainer.num_nodes, strategy=config.trainer.strategy, precision=default_precision(config),
+        deterministic=config.trainer.deterministic, logger=False, callbacks=callbacks,
+        default_root_dir=paths.root, enable_progress_bar=progress, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()], log_every_n_steps=1, num_sanity_val_steps=0,
+    )

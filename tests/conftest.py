@@ -1,0 +1,77 @@
+"""Fixtures that build tiny data on the fly; nothing here touches the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+TINY_BACKBONE = "test_efficientnet"
+
+
+def solid_image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (48, 40), noise_seed: int = 0) -> Path:
+    """A small picture of one colour with mild noise, so classes are learnable by colour."""
+    rng = np.random.default_rng(noise_seed)
+    pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 12, (size[1], size[0], 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def class_folders(tmp_path: Path) -> Path:
+    """normal/ (green-ish) and hemorrhoid/ (purple-ish) folders, 12 images each, patient in the file name."""
+    root = tmp_path / "folders"
+    for label, colour in (("normal", (90, 170, 90)), ("hemorrhoid", (130, 50, 120))):
+        for index in range(12):
+            solid_image(root / label / f"P{label[0]}{index // 2:02d}_{index}.png", colour, noise_seed=index)
+    return root
+
+
+@pytest.fixture
+def csv_source(tmp_path: Path) -> Path:
+    """A CSV manifest with 10 patients per class, 3 images each, paths relative to the CSV."""
+    root = tmp_path / "csvdata"
+    lines = ["path,label,patient_id"]
+    for label, colour in (("normal", (90, 170, 90)), ("hemorrhoid", (130, 50, 120))):
+        for patient in range(10):
+            for shot in range(3):
+                name = f"img/{label}_{patient}_{shot}.png"
+                solid_image(root / name, colour, noise_seed=patient * 10 + shot)
+                lines.append(f"{name},{label},{label[:3]}-{patient}")
+    (root / "data.csv").write_text("\n".join(lines) + "\n")
+    return root / "data.csv"
+
+
+@pytest.fixture
+def split_file(tmp_path: Path, csv_source: Path) -> Path:
+    from proctovision.data.ingest import ingest, write_outputs
+    from proctovision.data.manifest import read_manifest, write_manifest
+    from proctovision.data.split import holdout_split
+    from proctovision.tasks import load_task
+
+    task = load_task("hemorrhoid")
+    manifest = tmp_path / "work" / "manifest.csv"
+    write_outputs(ingest(csv_source, task), task, csv_source, manifest)
+    split = tmp_path / "work" / "split.csv"
+    write_manifest(holdout_split(read_manifest(manifest), 0.2, 0.2, seed=0), split)
+    return split
+
+
+def tiny_run_config(split: Path, out: Path, **changes):
+    """A run config for a ~100k-parameter timm model on 32 px images: seconds on a CPU."""
+    from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
+
+    data = DataConfig(split=split, image_size=32, batch_size=8, augmentation="basic", augmented_views=1)
+    model = ModelConfig(backbone=TINY_BACKBONE, mode=changes.pop("mode", "scratch"), weights="none", head="study")
+    trainer = TrainerConfig(epochs=changes.pop("epochs", 2), seed=changes.pop("seed", 0))
+    config = RunConfig(task="hemorrhoid", data=data, model=model, trainer=trainer, out=out)
+    for key, value in changes.items():
+        section, field = key.split("__")
+        setattr(getattr(config, section), field, value)
+    return config

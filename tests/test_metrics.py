@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
+
+from proctovision.evaluation.metrics import compute_metrics, patient_bootstrap_indices, specificity
+
+
+def _binary_case(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200)
+    score = np.clip(y * 0.4 + rng.random(200) * 0.6, 0, 1)
+    probabilities = np.stack([1 - score, score], axis=1)
+    patients = np.repeat(np.arange(50), 4)
+    return y, probabilities, patients
+
+
+def test_binary_metrics_match_scikit_learn():
+    y, probabilities, patients = _binary_case()
+    result = compute_metrics(y, probabilities, patients, 2, n_resamples=200)
+    predicted = probabilities.argmax(1)
+    assert result["roc_auc"]["value"] == pytest.approx(roc_auc_score(y, probabilities[:, 1]), abs=1e-6)
+    assert result["f1"]["value"] == pytest.approx(f1_score(y, predicted), abs=1e-6)
+    negatives = y == 0
+    assert result["specificity"]["value"] == pytest.approx((predicted[negatives] == 0).mean(), abs=1e-6)
+    for item in result.values():
+        low, high = item["ci95"]
+        assert low <= item["value"] <= high
+
+
+def test_three_class_metrics_and_quadratic_kappa():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 150)
+    logits = np.eye(3)[y] * 1.5 + rng.normal(0, 1, (150, 3))
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    result = compute_metrics(y, probabilities, np.arange(150), 3, ordinal=True, n_resamples=100)
+    predicted = probabilities.argmax(1)
+    assert result["quadratic_kappa"]["value"] == pytest.approx(cohen_kappa_score(y, predicted, weights="quadratic"), abs=1e-6)
+    assert result["f1"]["value"] == pytest.approx(f1_score(y, predicted, average="macro"), abs=1e-6)
+    assert result["roc_auc"]["value"] == pytest.approx(roc_auc_score(y, probabilities, multi_class="ovr"), abs=1e-6)
+
+
+def test_bootstrap_resamples_whole_patients():
+    patients = np.array(["a", "a", "a", "b", "c", "c"])
+    for indices in patient_bootstrap_indices(patients, 50, seed=0):
+        drawn = patients[indices]
+        for patient in set(drawn):
+            assert (drawn == patient).sum() % (patients == patient).sum() == 0
+
+
+def test_patient_bootstrap_is_wider_than_image_bootstrap_for_clustered_errors():
+    y = np.repeat([0, 1], 100)
+    predicted_right = np.ones(200, bool)
+    predicted_right[:20] = False  # all wrong images belong to two patients
+    predictions = np.where(predicted_right, y, 1 - y)
+    probabilities = np.eye(2)[predictions]
+    by_patient = compute_metrics(y, probabilities, np.repeat(np.arange(20), 10), 2, n_resamples=300)
+    by_image = compute_metrics(y, probabilities, np.arange(200), 2, n_resamples=300)
+    width = lambda r: r["accuracy"]["ci95"][1] - r["accuracy"]["ci95"][0]  # noqa: E731
+    assert width(by_patient) > 1.5 * width(by_image)
+
+
+def test_specificity_multiclass_is_macro():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    assert specificity(y, p, 3) == pytest.approx(np.mean([3 / 4, 3 / 4, 1.0]))

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from proctovision.data.manifest import read_manifest
+from proctovision.data.split import SplitError, holdout_split, kfold_split, leaking_patients
+
+
+def frame_of(patients_per_class: dict[str, int], images: int = 3) -> pd.DataFrame:
+    rows = [
+        {"path": f"/x/{label}{p}_{i}.png", "label": label, "patient_id": f"{label}{p}"}
+        for label, count in patients_per_class.items()
+        for p in range(count)
+        for i in range(images)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_holdout_split_keeps_patients_whole_and_stratifies():
+    frame = frame_of({"normal": 20, "hemorrhoid": 20})
+    out = holdout_split(frame, 0.15, 0.15, seed=0)
+    assert set(out["split"]) == {"train", "val", "test"}
+    assert leaking_patients(out) == []
+    for side in ("val", "test"):
+        labels = out[out["split"] == side].groupby("patient_id")["label"].first()
+        assert set(labels) == {"normal", "hemorrhoid"}, f"{side} lacks a class"
+    assert abs((out["split"] == "test").mean() - 0.15) < 0.06
+
+
+def test_holdout_split_is_reproducible_and_seed_dependent():
+    frame = frame_of({"a": 15, "b": 15})
+    first, again = holdout_split(frame, 0.2, 0.2, 1), holdout_split(frame, 0.2, 0.2, 1)
+    assert first["split"].tolist() == again["split"].tolist()
+    assert first["split"].tolist() != holdout_split(frame, 0.2, 0.2, 2)["split"].tolist()
+
+
+def test_kfold_split_has_each_patient_in_one_fold():
+    frame = frame_of({"Rf0": 9, "Rf1": 8, "Rf2": 7})
+    out = kfold_split(frame, 3, seed=0)
+    assert sorted(out["fold"].unique()) == [0, 1, 2]
+    assert leaking_patients(out, "fold") == []
+    for fold in range(3):
+        assert out[out["fold"] == fold]["label"].nunique() == 3
+
+
+def test_split_that_cannot_be_honoured_is_refused_with_why():
+    frame = frame_of({"normal": 10, "hemorrhoid": 2})
+    with pytest.raises(SplitError, match=r"at least 3 patients.*hemorrhoid: 2"):
+        holdout_split(frame, 0.15, 0.15, 0)
+    with pytest.raises(SplitError, match=r"5 folds.*hemorrhoid: 2"):
+        kfold_split(frame, 5, 0)
+
+
+def test_bad_fractions_are_refused():
+    with pytest.raises(SplitError, match="add up"):
+        holdout_split(frame_of({"a": 5, "b": 5}), 0.6, 0.5, 0)
+
+
+def test_patient_with_images_of_two_labels_stays_on_one_side():
+    frame = frame_of({"normal": 10, "hemorrhoid": 10})
+    frame.loc[0, "label"] = "hemorrhoid"
+    out = holdout_split(frame, 0.2, 0.2, 0)
+    assert leaking_patients(out) == []
+
+
+def test_split_file_round_trip_keeps_paths(split_file: Path):
+    frame = read_manifest(split_file)
+    assert {"split", "path", "label", "patient_id"} <= set(frame.columns)
+    assert all(Path(path).is_file() for path in frame["path"])

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from proctovision.config import ConfigError, load_config
+from proctovision.runs import RunError, read_run
+from proctovision.training import train
+
+from conftest import tiny_run_config
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_a_run_leaves_config_checkpoints_and_history(split_file: Path, tmp_path: Path):
+    paths = train(tiny_run_config(split_file, tmp_path / "run"), progress=False)
+    assert paths.best.is_file() and paths.last.is_file()
+    history = pd.read_csv(paths.history)
+    assert list(history["epoch"]) == [0, 1]
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(history.columns)
+    saved = yaml.safe_load(paths.config.read_text())
+    assert saved["model"]["backbone"] == "test_efficientnet"
+    assert saved["resolved"]["preprocessing"]["input_size"] == 32
+    assert "torch" in saved["resolved"]["versions"] and "timm" in saved["resolved"]["versions"]
+    assert read_run(paths.root).task.classes == ("normal", "hemorrhoid")
+    assert not list(paths.root.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_same_seed_same_weights(split_file: Path, tmp_path: Path):
+    first = train(tiny_run_config(split_file, tmp_path / "a", epochs=1), progress=False)
+    second = train(tiny_run_config(split_file, tmp_path / "b", epochs=1), progress=False)
+    third = train(tiny_run_config(split_file, tmp_path / "c", epochs=1, seed=7), progress=False)
+    one, two, three = _weights(first.last), _weights(second.last), _weights(third.last)
+    assert all(torch.equal(one[key], two[key]) for key in one)
+    assert not all(torch.equal(one[key], three[key]) for key in one)
+
+
+def test_resume_continues_from_last_checkpoint(split_file: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    train(tiny_run_config(split_file, out, epochs=1), progress=False)
+    with pytest.raises(RunError, match="--resume"):
+        train(tiny_run_config(split_file, out, epochs=2), progress=False)
+    paths = train(tiny_run_config(split_file, out, epochs=2), resume=True, progress=False)
+    assert torch.load(paths.last, weights_only=False)["epoch"] == 1
+    assert list(pd.read_csv(paths.history)["epoch"]) == [0, 1]
+
+
+def test_frozen_mode_trains_the_head_only(split_file: Path, tmp_path: Path):
+    import timm
+
+    spec_weights = tmp_path / "backbone.pth"
+    torch.manual_seed(3)
+    torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), spec_weights)
+    config = tiny_run_config(split_file, tmp_path / "frozen", mode="frozen")
+    config.model.weights = str(spec_weights)
+    paths = train(config, progress=False)
+    start = torch.load(spec_weights)
+    trained = _weights(paths.last)
+    assert all(torch.equal(start[key], trained[f"backbone.{key}"]) for key in start)
+    first_head = [key for key in trained if key.startswith("head.")][0]
+    assert trained["head.0.weight"].shape[0] == 1024, "the study head starts with 1024 units"
+    assert first_head
+
+
+def test_finetune_changes_the_backbone(split_file: Path, tmp_path: Path):
+    import timm
+
+    weights = tmp_path / "backbone.pth"
+    torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), weights)
+    config = tiny_run_config(split_file, tmp_path / "ft", mode="finetune")
+    config.model.weights = str(weights)
+    trained = _weights(train(config, progress=False).last)
+    start = torch.load(weights)
+    assert any(not torch.equal(start[key], trained[f"backbone.{key}"]) for key in start if "weight" in key)
+
+
+def test_finetune_without_pretrained_weights_is_refused(split_file: Path, tmp_path: Path):
+    with pytest.raises(RunError, match="--mode scratch"):
+        train(tiny_run_config(split_file, tmp_path / "x", mode="finetune"), progress=False)
+
+
+def test_yaml_config_with_a_misspelt_key_is_an_error(tmp_path: Path, split_file: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"task: hemorrhoid\ndata:\n  split: {split_file}\nmodel:\n  backbon: resnet18\n")
+    with pytest.raises(ConfigError, match=r"model.backbon: unknown key"):
+        load_config(path)
+    path.write_text(f"task: hemorrhoid\ndata:\n  split: {split_file}\nmodel:\n  mode: frozn\n")
+    with pytest.raises(ConfigError, match=r"model.mode"):
+        load_config(path)
+
+
+def test_yaml_config_loads_with_overrides(tmp_path: Path, split_file: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"task: ldrf\ndata:\n  split: {split_file}\n  image_size: 331\nmodel:\n  backbone: convmixer\n")
+    config = load_config(path, {"trainer.epochs": 3})
+    assert config.data.image_size == 331 and config.trainer.epochs == 3
+    assert config.optim.lr == 1e-4 and config.data.batch_size == 32 and config.optim.optimizer == "adam"
