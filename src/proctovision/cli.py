@@ -248,6 +248,9 @@ def demo(
 
 
 def main() -> None:
+    from proctovision.perf import tune_allocator
+
+    tune_allocator()
     try:
         app()
     except user_errors() as error:

@@ -26,6 +26,8 @@ class DataConfig(Strict):
     augmentation: Augmentation = "colour"
     cache_features: bool = Field(True, description="frozen mode: compute backbone features once, train the head")
     augmented_views: int = Field(1, ge=0, le=32, description="frozen + cache: augmented copies cached per image")
+    pixel_cache: bool = Field(True, description="decode and resize each image once into a memory-mapped store")
+    cache_dir: Path | None = Field(None, description="pixel cache folder; default: .pixel_cache beside the split")
 
 
 class ModelConfig(Strict):

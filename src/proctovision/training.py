@@ -19,6 +19,7 @@ from proctovision import __version__, fileio
 from proctovision.config import RunConfig, save_config
 from proctovision.data.datasets import ManifestDataset
 from proctovision.data.manifest import read_manifest
+from proctovision.data.pixel_cache import PixelCache
 from proctovision.data.split import fold_to_split, leaking_patients
 from proctovision.data.transforms import eval_transform, train_transform
 from proctovision.models.module import ClassifierModule
@@ -94,21 +95,33 @@ def compute_features(module: ClassifierModule, loader: DataLoader) -> tuple[torc
     return torch.cat(features), torch.cat(labels)
 
 
+def pixel_cache_for(frame: pd.DataFrame, preprocessing: Preprocessing, config: RunConfig) -> PixelCache | None:
+    if not config.data.pixel_cache:
+        return None
+    folder = config.data.cache_dir or Path(config.data.split).parent / ".pixel_cache"
+    return PixelCache(folder, frame, preprocessing.input_size)
+
+
 def feature_loaders(
     module: ClassifierModule, train: pd.DataFrame, val: pd.DataFrame, task: Task, preprocessing: Preprocessing,
     config: RunConfig,
 ) -> tuple[DataLoader, DataLoader]:
     """Frozen mode: one backbone pass per image (and per cached augmented view), then the head trains alone."""
     data = config.data
-    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing))
+    cache = pixel_cache_for(train, preprocessing, config)
+    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), pixel_cache=cache)
     views = [compute_features(module, make_loader(plain, data.batch_size, False, data.num_workers))]
     if data.augmentation != "none":
-        augmented = ManifestDataset(train, task.classes, train_transform(preprocessing, data.augmentation))
+        augmented = ManifestDataset(
+            train, task.classes, train_transform(preprocessing, data.augmentation), pixel_cache=cache
+        )
         for _ in range(data.augmented_views):
             views.append(compute_features(module, make_loader(augmented, data.batch_size, False, data.num_workers)))
     train_x = torch.cat([view[0] for view in views])
     train_y = torch.cat([view[1] for view in views])
-    val_set = ManifestDataset(val, task.classes, eval_transform(preprocessing))
+    val_set = ManifestDataset(
+        val, task.classes, eval_transform(preprocessing), pixel_cache=pixel_cache_for(val, preprocessing, config)
+    )
     val_x, val_y = compute_features(module, make_loader(val_set, data.batch_size, False, data.num_workers))
     seed = config.trainer.seed
     return (
@@ -121,8 +134,13 @@ def image_loaders(
     train: pd.DataFrame, val: pd.DataFrame, task: Task, preprocessing: Preprocessing, config: RunConfig
 ) -> tuple[DataLoader, DataLoader]:
     data = config.data
-    train_set = ManifestDataset(train, task.classes, train_transform(preprocessing, data.augmentation))
-    val_set = ManifestDataset(val, task.classes, eval_transform(preprocessing))
+    train_set = ManifestDataset(
+        train, task.classes, train_transform(preprocessing, data.augmentation),
+        pixel_cache=pixel_cache_for(train, preprocessing, config),
+    )
+    val_set = ManifestDataset(
+        val, task.classes, eval_transform(preprocessing), pixel_cache=pixel_cache_for(val, preprocessing, config)
+    )
     return (
         make_loader(train_set, data.batch_size, True, data.num_workers, config.trainer.seed),
         make_loader(val_set, data.batch_size, False, data.num_workers),

@@ -8,12 +8,16 @@ import torch
 from torch.utils.data import Dataset
 
 from proctovision.data.images import read_image
+from proctovision.data.pixel_cache import PixelCache
 
 
 class ManifestDataset(Dataset):
     """Yields ``(image_tensor, label_index, row_index)``; unlabeled rows get label -1."""
 
-    def __init__(self, frame: pd.DataFrame, classes: tuple[str, ...], transform: Callable, window: object = None):
+    def __init__(
+        self, frame: pd.DataFrame, classes: tuple[str, ...], transform: Callable, window: object = None,
+        pixel_cache: PixelCache | None = None,
+    ):
         self.paths = frame["path"].tolist()
         self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
         lookup = {name: index for index, name in enumerate(classes)}
@@ -21,11 +25,14 @@ class ManifestDataset(Dataset):
         self.labels = [lookup.get(label, -1) for label in labels]
         self.transform = transform
         self.window = window
+        self.pixel_cache = pixel_cache
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        if self.pixel_cache is not None:
+            return self.transform(self.pixel_cache.image(index)), self.labels[index], index
         frame = self.frames[index]
         frame = None if frame is None or pd.isna(frame) else int(frame)
         image = read_image(self.paths[index], frame=frame, window=self.window)

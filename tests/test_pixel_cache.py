@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from proctovision.data import pixel_cache as pixel_cache_module
+from proctovision.data.datasets import ManifestDataset
+from proctovision.data.manifest import read_manifest
+from proctovision.data.pixel_cache import PixelCache, cache_key
+from proctovision.data.transforms import eval_transform
+from proctovision.models.registry import Preprocessing
+
+from conftest import solid_image
+
+PRE = Preprocessing(24, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def test_second_pass_and_second_run_decode_no_file(split_file: Path, tmp_path: Path, monkeypatch):
+    frame = read_manifest(split_file)
+    calls = []
+    real = pixel_cache_module.read_image
+    monkeypatch.setattr(pixel_cache_module, "read_image", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cache = PixelCache(tmp_path / "cache", frame, PRE.input_size)
+    dataset = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(PRE), pixel_cache=cache)
+    first = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    assert len(calls) == len(frame) and cache.complete
+    second = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    assert len(calls) == len(frame), "the second epoch decoded files again"
+    assert torch.equal(first, second)
+    cache.flush()
+    again = PixelCache(tmp_path / "cache", frame, PRE.input_size)
+    assert again.complete and again.key == cache.key
+    ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(PRE), pixel_cache=again)[0]
+    assert len(calls) == len(frame), "a later run decoded files again"
+
+
+def test_cached_pixels_equal_the_uncached_pipeline(split_file: Path, tmp_path: Path):
+    frame = read_manifest(split_file).head(4)
+    plain = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(PRE))
+    cached = ManifestDataset(
+        frame, ("normal", "hemorrhoid"), eval_transform(PRE), pixel_cache=PixelCache(tmp_path, frame, PRE.input_size)
+    )
+    for index in range(len(frame)):
+        assert torch.allclose(plain[index][0], cached[index][0], atol=1 / 255 * 2 + 1e-6)
+
+
+def test_key_changes_with_size_window_and_file_contents(tmp_path: Path):
+    path = solid_image(tmp_path / "a.png", (10, 20, 30))
+    import pandas as pd
+
+    frame = pd.DataFrame({"path": [str(path)], "label": ["normal"], "patient_id": ["p"]})
+    key = cache_key(frame, 32)
+    assert key != cache_key(frame, 64)
+    assert key != cache_key(frame, 32, window=[40, 400])
+    solid_image(path, (200, 20, 30), size=(50, 40))
+    assert key != cache_key(frame, 32)
+    assert np.asarray(PixelCache(tmp_path / "c", frame, 32).image(0)).shape == (32, 32, 3)
