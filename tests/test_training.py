@@ -99,3 +99,13 @@ def test_yaml_config_loads_with_overrides(tmp_path: Path, split_file: Path):
     config = load_config(path, {"trainer.epochs": 3})
     assert config.data.image_size == 331 and config.trainer.epochs == 3
     assert config.optim.lr == 1e-4 and config.data.batch_size == 32 and config.optim.optimizer == "adam"
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(split_file: Path, tmp_path: Path):
+    straight = train(tiny_run_config(split_file, tmp_path / "straight", epochs=3), progress=False)
+    interrupted = tmp_path / "interrupted"
+    train(tiny_run_config(split_file, interrupted, epochs=1), progress=False)
+    resumed = train(tiny_run_config(split_file, interrupted, epochs=3), resume=True, progress=False)
+    one, two = _weights(straight.last), _weights(resumed.last)
+    assert all(torch.equal(one[key], two[key]) for key in one)
+    assert pd.read_csv(straight.history)["val_loss"].tolist() == pd.read_csv(resumed.history)["val_loss"].tolist()

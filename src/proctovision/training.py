@@ -5,6 +5,7 @@ import csv
 import io
 import platform
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
@@ -13,7 +14,7 @@ import timm
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from proctovision import __version__, fileio
 from proctovision.config import RunConfig, save_config
@@ -76,12 +77,40 @@ def load_split_frame(config: RunConfig, task: Task) -> pd.DataFrame:
     return frame
 
 
+class EpochSeededSampler(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order as an uninterrupted one."""
+
+    def __init__(self, dataset: Any, seed: int) -> None:
+        self.dataset, self.size, self.seed, self.epoch = dataset, len(dataset), seed, 0
+        if isinstance(dataset, ManifestDataset):
+            dataset.seed_augmentation(seed)
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
+        self.epoch = epoch
+        if isinstance(self.dataset, ManifestDataset):
+            self.dataset.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class EpochSeeder(Callback):
+    """Reseed the global RNGs (augmentation, dropout) from (seed, epoch) at each epoch start, for exact resume."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        L.seed_everything(self.seed * 1_000 + trainer.current_epoch, workers=True, verbose=False)
+
+
 def make_loader(dataset: Any, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
-        persistent_workers=workers > 0,
-    )
+    sampler = EpochSeededSampler(dataset, seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers)
 
 
 @torch.inference_mode()
@@ -115,7 +144,9 @@ def feature_loaders(
         augmented = ManifestDataset(
             train, task.classes, train_transform(preprocessing, data.augmentation), pixel_cache=cache
         )
-        for _ in range(data.augmented_views):
+        augmented.seed_augmentation(config.trainer.seed)
+        for view in range(data.augmented_views):
+            augmented.epoch = view
             views.append(compute_features(module, make_loader(augmented, data.batch_size, False, data.num_workers)))
     train_x = torch.cat([view[0] for view in views])
     train_y = torch.cat([view[1] for view in views])
@@ -215,6 +246,7 @@ def build_trainer(config: RunConfig, paths: RunPaths, progress: bool) -> L.Train
             save_last=True, save_top_k=1, enable_version_counter=False,
         ),
         HistoryWriter(paths.history),
+        EpochSeeder(config.trainer.seed),
     ]
     if config.trainer.early_stopping_patience:
         callbacks.append(EarlyStopping(config.trainer.monitor, patience=config.trainer.early_stopping_patience, mode=mode))

@@ -26,14 +26,27 @@ class ManifestDataset(Dataset):
         self.transform = transform
         self.window = window
         self.pixel_cache = pixel_cache
+        self.seed: int | None = None
+        self.epoch = 0
+
+    def seed_augmentation(self, seed: int) -> None:
+        """Make item ``i`` of epoch ``e`` always get the same random augmentation: resume equals no interruption."""
+        self.seed = seed
+
+    def _transform(self, image: object, index: int) -> torch.Tensor:
+        if self.seed is None:
+            return self.transform(image)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.transform(image)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         if self.pixel_cache is not None:
-            return self.transform(self.pixel_cache.image(index)), self.labels[index], index
+            return self._transform(self.pixel_cache.image(index), index), self.labels[index], index
         frame = self.frames[index]
         frame = None if frame is None or pd.isna(frame) else int(frame)
         image = read_image(self.paths[index], frame=frame, window=self.window)
-        return self.transform(image), self.labels[index], index
+        return self._transform(image, index), self.labels[index], index

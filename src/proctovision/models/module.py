@@ -44,6 +44,10 @@ class ClassifierModule(L.LightningModule):
             self.backbone.eval()  # frozen means frozen: batch-norm statistics too
         return self
 
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda":
+            self.to(memory_format=torch.channels_last)  # tensor cores want NHWC; a no-op for cached features
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images)
 
@@ -54,6 +58,8 @@ class ClassifierModule(L.LightningModule):
 
     def _step(self, batch: tuple, stage: str) -> torch.Tensor:
         inputs, targets = batch[0], batch[1]
+        if inputs.ndim == 4 and inputs.is_cuda:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         logits = self(inputs)
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(dim=1) == targets).float().mean()
