@@ -247,6 +247,65 @@ def demo(
         console.print(f"{name}: {path}")
 
 
+# --- performance commands ---
+@app.command()
+def bench(
+    backbones: Annotated[str, typer.Option(help="comma-separated registry or timm names")] = "resnet18,resnet34",
+    batch_size: int = 16,
+    image_size: Annotated[Optional[int], typer.Option(help="default: each backbone's input size")] = None,
+    onnx: Annotated[bool, typer.Option(help="also time ONNX Runtime")] = True,
+    end_to_end: Annotated[bool, typer.Option(help="also time files on disk to probabilities")] = True,
+    allocator: Annotated[bool, typer.Option(help="show the allocator tuning's gain on the first backbone")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="also write the figures as JSON")] = None,
+) -> None:
+    """Images/s per backbone in PyTorch eager and ONNX Runtime, against this CPU's matmul GFLOP/s.
+
+    Example: proctovision bench --backbones resnet34,densenet121 --batch-size 16
+    """
+    from proctovision import fileio
+    from proctovision.benchmarking import allocator_gain, bench_backbone, matmul_gflops
+
+    limit = matmul_gflops()
+    console.print(f"float32 matmul 2048x4096x2048 on this CPU: {limit:.0f} GFLOP/s ({torch_threads()} threads)")
+    table = Table(title="inference speed")
+    for column in ("backbone", "px", "GFLOP/img", "eager img/s", "eager % peak", "ONNX img/s", "ONNX % peak",
+                   "ONNX/eager", "files→probs img/s", "e2e/model"):
+        table.add_column(column, justify="right")
+    results = []
+    names = [name.strip() for name in backbones.split(",") if name.strip()]
+    with progress_bar("Benchmarking") as update:
+        for done, name in enumerate(names):
+            update(done, len(names))
+            result = bench_backbone(name, batch_size, limit, onnx, end_to_end, image_size)
+            results.append(result.to_dict())
+            best_model = max(result.eager_images_per_s, result.onnx_images_per_s or 0)
+            table.add_row(
+                result.backbone, str(result.input_size), f"{result.gflops_per_image:.2f}",
+                f"{result.eager_images_per_s:.1f}", f"{100 * result.eager_fraction:.0f}%",
+                _fmt(result.onnx_images_per_s, "{:.1f}"), _fmt(result.onnx_fraction, "{:.0%}"),
+                _fmt(result.onnx_images_per_s and result.onnx_images_per_s / result.eager_images_per_s, "{:.2f}x"),
+                _fmt(result.end_to_end_images_per_s, "{:.1f}"),
+                _fmt(result.end_to_end_images_per_s and result.end_to_end_images_per_s / best_model, "{:.2f}"),
+            )
+        update(len(names), len(names))
+    console.print(table)
+    if allocator and names:
+        plain, tuned = allocator_gain(names[0], batch_size, image_size)
+        console.print(f"allocator tuning on {names[0]} eager: {plain:.1f} → {tuned:.1f} img/s ({tuned / plain:.2f}x)")
+    if out:
+        fileio.write_json(out, {"matmul_gflops": limit, "results": results})
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
 def main() -> None:
     from proctovision.perf import tune_allocator
 

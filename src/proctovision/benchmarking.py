@@ -1,0 +1,155 @@
+"""`proctovision bench`: how fast each backbone reads images on this machine, against its compute limit.
+
+For each backbone at its input size: images/s in PyTorch eager and in ONNX Runtime, nominal
+FLOPs per image (torch.utils.flop_counter), the matmul GFLOP/s this CPU reaches in the same
+run and the fraction of it each path reaches, and the end-to-end rate from image files on
+disk to probabilities with decoding overlapped with inference.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from proctovision.models.module import ClassifierModule
+from proctovision.models.registry import get_backbone
+
+
+@dataclass
+class BenchResult:
+    backbone: str
+    input_size: int
+    gflops_per_image: float
+    eager_images_per_s: float
+    onnx_images_per_s: float | None
+    end_to_end_images_per_s: float | None
+    matmul_gflops: float
+
+    @property
+    def eager_fraction(self) -> float:
+        return self.eager_images_per_s * self.gflops_per_image / self.matmul_gflops
+
+    @property
+    def onnx_fraction(self) -> float | None:
+        if self.onnx_images_per_s is None:
+            return None
+        return self.onnx_images_per_s * self.gflops_per_image / self.matmul_gflops
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "eager_fraction": self.eager_fraction, "onnx_fraction": self.onnx_fraction}
+
+
+def best_rate(run: Callable[[], None], items: int, repeats: int = 3, budget_s: float = 20.0) -> float:
+    """Items per second of the fastest of a few timed calls, after one warm-up."""
+    run()
+    best = float("inf")
+    started = time.perf_counter()
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - begin)
+        if time.perf_counter() - started > budget_s:
+            break
+    return items / best
+
+
+def matmul_gflops(size: int = 2048, inner: int = 4096) -> float:
+    """The float32 matrix-multiply rate of this CPU: the compute limit to compare models with."""
+    left, right = torch.randn(size, inner), torch.randn(inner, size)
+    return best_rate(lambda: torch.mm(left, right), 1, repeats=5) * 2 * size * inner * size / 1e9
+
+
+def flops_per_image(model: torch.nn.Module, size: int) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops() / 1e9
+
+
+def eager_rate(model: torch.nn.Module, size: int, batch: int) -> float:
+    inputs = torch.randn(batch, 3, size, size)
+    with torch.inference_mode():
+        return best_rate(lambda: model(inputs), batch)
+
+
+def onnx_rate(model: torch.nn.Module, size: int, batch: int, folder: Path) -> float:
+    import onnxruntime
+
+    path = folder / "model.onnx"
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, size, size),), str(path), input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+    )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+    return best_rate(lambda: session.run(None, {"input": inputs}), batch)
+
+
+def end_to_end_rate(model: torch.nn.Module, size: int, batch: int, folder: Path, images: int = 64) -> float:
+    """Files on disk → decoded, resized, normalised → probabilities, with DataLoader workers decoding ahead."""
+    from torch.utils.data import DataLoader
+
+    from proctovision.data.datasets import ManifestDataset
+    from proctovision.data.demo import generate_endoscopy
+    from proctovision.data.manifest import read_manifest
+    from proctovision.data.transforms import eval_transform
+    from proctovision.models.registry import Preprocessing
+
+    sources = generate_endoscopy(folder / "data", patients=max(images // 4, 1), images_per_patient=4)
+    frame = read_manifest(sources["hemorrhoid"])
+    dataset = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(Preprocessing(size, (0.5,) * 3, (0.5,) * 3)))
+    workers = 1 if (os.cpu_count() or 1) <= 2 else 2
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, prefetch_factor=4)
+
+    def read_all() -> None:
+        with torch.inference_mode():
+            for pixels, _, _ in loader:
+                torch.softmax(model(pixels), dim=1)
+
+    return best_rate(read_all, len(dataset), repeats=1)
+
+
+def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end: bool, size: int | None) -> BenchResult:
+    spec = get_backbone(name)
+    size = size or spec.preprocessing.input_size
+    model = ClassifierModule(spec.name, 2, mode="frozen", head="linear", image_size=size).eval()
+    with tempfile.TemporaryDirectory() as folder:
+        return BenchResult(
+            backbone=spec.name, input_size=size, gflops_per_image=flops_per_image(model, size),
+            eager_images_per_s=eager_rate(model, size, batch),
+            onnx_images_per_s=onnx_rate(model, size, batch, Path(folder)) if onnx else None,
+            end_to_end_images_per_s=end_to_end_rate(model, size, batch, Path(folder)) if end_to_end else None,
+            matmul_gflops=gflops,
+        )
+
+
+def allocator_gain(name: str, batch: int, size: int | None) -> tuple[float, float]:
+    """Eager images/s in fresh processes with and without the allocator tuning, to show what it buys."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json,sys;from proctovision.perf import tune_allocator;tune_allocator();"
+        "from proctovision.benchmarking import eager_rate;from proctovision.models.module import ClassifierModule;"
+        "from proctovision.models.registry import get_backbone;s=get_backbone(sys.argv[1]);"
+        "z=int(sys.argv[3]) or s.preprocessing.input_size;"
+        "m=ClassifierModule(s.name,2,mode='frozen',head='linear',image_size=z).eval();"
+        "print(json.dumps(eager_rate(m,z,int(sys.argv[2]))))"
+    )
+    rates = []
+    for disabled in ("1", "0"):
+        env = {**os.environ, "PROCTOVISION_NO_MALLOC_TUNING": disabled}
+        done = subprocess.run([sys.executable, "-c", script, name, str(batch), str(size or 0)], env=env,
+                              capture_output=True, text=True, check=True)
+        rates.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rates[0], rates[1]
