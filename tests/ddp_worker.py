@@ -8,8 +8,9 @@ from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import proctovision.training as training  # noqa: E402
 from conftest import tiny_run_config  # noqa: E402
+
+import proctovision.training as training  # noqa: E402
 
 
 class SaveRankWeights(Callback):

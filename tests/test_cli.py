@@ -4,11 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import TINY_BACKBONE
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-
-from conftest import TINY_BACKBONE
 
 runner = CliRunner()
 

@@ -3,12 +3,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny_run_config
 
 from proctovision.data.manifest import read_manifest
 from proctovision.evaluation.evaluate import evaluate_run
 from proctovision.training import train
-
-from conftest import tiny_run_config
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import solid_image
 
 from proctovision.data.ingest import IngestError, ingest, write_outputs
 from proctovision.data.manifest import read_manifest
 from proctovision.tasks import load_task
-
-from conftest import solid_image
 
 TASK = load_task("hemorrhoid")
 

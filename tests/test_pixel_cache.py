@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import solid_image
 
 from proctovision.data import pixel_cache as pixel_cache_module
 from proctovision.data.datasets import ManifestDataset
@@ -9,8 +10,6 @@ from proctovision.data.manifest import read_manifest
 from proctovision.data.pixel_cache import PixelCache, cache_key
 from proctovision.data.transforms import eval_transform
 from proctovision.models.registry import Preprocessing
-
-from conftest import solid_image
 
 PRE = Preprocessing(24, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 

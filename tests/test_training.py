@@ -4,12 +4,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import tiny_run_config
 
 from proctovision.config import ConfigError, load_config
 from proctovision.runs import RunError, read_run
 from proctovision.training import train
-
-from conftest import tiny_run_config
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -20,21 +20,10 @@ app = typer.Typer(
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input, shown as one line instead of a traceback."""
-    from proctovision.config import ConfigError
-    from proctovision.data.images import ImageReadError
-    from proctovision.data.ingest import IngestError
-    from proctovision.data.manifest import ManifestError
-    from proctovision.data.split import SplitError
-    from proctovision.models.registry import UnknownBackboneError
-    from proctovision.models.weights import WeightsError
-    from proctovision.runs import RunError
-    from proctovision.tasks import TaskError
+    """Errors that mean bad input, shown as one line instead of a traceback (kept free of torch imports)."""
+    from proctovision.errors import UserError
 
-    return (
-        ConfigError, ImageReadError, IngestError, ManifestError, SplitError, UnknownBackboneError, WeightsError,
-        RunError, TaskError, FileNotFoundError, PermissionError, IsADirectoryError,
-    )
+    return (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def fail(message: str) -> None:
@@ -245,6 +234,64 @@ def demo(
     console.print("[bold]The demo data are synthetic: these figures say the pipeline works, nothing clinical.[/]")
     for name, path in summary["paths"].items():
         console.print(f"{name}: {path}")
+
+
+# --- deployment commands ---
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL", help="run folder, or folder from `export`")],
+    paths: Annotated[list[Path], typer.Argument(help="image or DICOM files, or folders")],
+    out: Annotated[Path, typer.Option(help="predictions .csv or .json")] = Path("predictions.csv"),
+    batch_size: int = 16,
+) -> None:
+    """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
+
+    Example: proctovision predict runs/r18 new_images/ --out predictions.csv
+    """
+    import pandas as pd
+
+    from proctovision import fileio
+    from proctovision.serving.predictor import expand_paths, load_predictor
+
+    predictor = load_predictor(model)
+    with console.status("Predicting"):
+        batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
+    rows = [
+        {"path": item.path, "predicted": item.predicted, "threshold": item.threshold,
+         **{f"prob_{name}": value for name, value in item.probabilities.items()}}
+        for item in batch.predictions
+    ]
+    if out.suffix.lower() == ".json":
+        errors = [{"path": path, "reason": reason} for path, reason in batch.errors]
+        fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows, "errors": errors})
+    else:
+        fileio.write_csv(out, pd.DataFrame(rows, columns=["path", "predicted", "threshold"]
+                                           + [f"prob_{name}" for name in predictor.classes]))
+    for path, reason in batch.errors:
+        error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
+    console.print(f"{len(rows)} image(s) predicted at {batch.images_per_s:.1f} images/s; "
+                  f"{len(batch.errors)} skipped\npredictions: {out}")
+    if not rows:
+        fail("no image could be predicted")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="run folder from `train`")],
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    out: Annotated[Path, typer.Option(help="folder for model.onnx and the model card")] = Path("export"),
+) -> None:
+    """Export to ONNX with a parity check against PyTorch, and write a model card beside it.
+
+    Example: proctovision export runs/r18 --format onnx --out deploy/r18
+    """
+    from proctovision.serving.export import export_run
+
+    if format != "onnx":
+        fail(f"unknown format {format!r}: only onnx is supported")
+    check = export_run(run, out)
+    console.print(f"ONNX parity: max |Δp| = {check['max_abs_diff']:.2e} on {check['n_inputs']} inputs (limit 1e-4)")
+    console.print(f"model: {out / 'model.onnx'}\ncard: {out / 'MODEL_CARD.md'}")
 
 
 # --- performance commands ---

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proctovision import fileio
+from proctovision.errors import UserError
 
 Mode = Literal["frozen", "finetune", "scratch"]
 Augmentation = Literal["none", "basic", "colour"]
@@ -66,7 +67,7 @@ class RunConfig(Strict):
     out: Path = Path("runs/run")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import yaml
 
 from proctovision.config import RunConfig
+from proctovision.errors import UserError
 from proctovision.models.registry import Preprocessing
 from proctovision.tasks import Task, load_task
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run folder that is missing something; the message says what."""
 
 

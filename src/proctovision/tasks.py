@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from proctovision.errors import UserError
+
 
 class Task(BaseModel):
     """A classification task: an ordered list of class names."""
@@ -62,7 +64,7 @@ BUILTIN_TASKS: dict[str, Task] = {
 }
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task name or task file that cannot be used."""
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from proctovision.errors import UserError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
 
 
-class ImageReadError(Exception):
+class ImageReadError(UserError, Exception):
     """A file that cannot be used as an image; the message says why."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -16,12 +16,13 @@ import pandas as pd
 from proctovision import fileio
 from proctovision.data import images
 from proctovision.data.manifest import ManifestError, class_counts, patient_counts, write_manifest
+from proctovision.errors import UserError
 from proctovision.tasks import Task
 
 Progress = Callable[[int, int], None]
 
 
-class IngestError(ValueError):
+class IngestError(UserError, ValueError):
     """The source as a whole cannot be ingested (not a single bad file)."""
 
 

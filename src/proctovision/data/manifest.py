@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from proctovision import fileio
+from proctovision.errors import UserError
 
 REQUIRED_COLUMNS = ("path", "label", "patient_id")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest or split file that cannot be used; the message names the file."""
 
 

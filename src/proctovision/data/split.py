@@ -4,10 +4,12 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from proctovision.errors import UserError
+
 SPLITS = ("train", "val", "test")
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """A split that cannot be honoured; the message says why."""
 
 

@@ -8,12 +8,16 @@ from proctovision.models.registry import Preprocessing
 
 
 def eval_transform(preprocessing: Preprocessing) -> v2.Compose:
-    """Resize to a square (as both studies did), scale to 0..1, normalise with the weights' mean/std."""
+    """Resize to a square (as both studies did), scale to 0..1, normalise with the weights' mean/std.
+
+    The resize runs on the PIL image (PIL's bilinear filter), so the torch-free ONNX predictor can
+    repeat it exactly with PIL alone.
+    """
     size = preprocessing.input_size
     return v2.Compose(
         [
-            v2.ToImage(),
             v2.Resize((size, size), antialias=True),
+            v2.ToImage(),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
         ]

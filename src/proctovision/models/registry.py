@@ -12,6 +12,8 @@ import timm
 import torch
 from torch import nn
 
+from proctovision.errors import UserError
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -40,7 +42,7 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 _ALIASES: dict[str, str] = {}
 
 
-class UnknownBackboneError(ValueError):
+class UnknownBackboneError(UserError, ValueError):
     """Neither a registered backbone nor a timm architecture."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from proctovision.errors import UserError
 from proctovision.models.registry import BackboneSpec, Preprocessing
 
 HUB_HOST = "huggingface.co"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """Weights that cannot be had or do not fit; the message says what to do."""
 
 

@@ -1,0 +1,87 @@
+"""Export with parity, predictors on PyTorch and on ONNX Runtime alone, and the predict command."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import solid_image, tiny_run_config
+from typer.testing import CliRunner
+
+from proctovision.cli import app
+from proctovision.data.transforms import eval_transform
+from proctovision.models.registry import Preprocessing
+from proctovision.serving.export import Probabilities, parity, to_onnx
+from proctovision.serving.preprocess import to_input_array
+from proctovision.training import train
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def trained_run(split_file: Path, tmp_path: Path) -> Path:
+    return train(tiny_run_config(split_file, tmp_path / "run", epochs=1), progress=False).root
+
+
+def test_torch_free_preprocessing_matches_the_training_transform(tmp_path: Path):
+    from PIL import Image
+
+    image = Image.open(solid_image(tmp_path / "a.png", (120, 40, 200), size=(97, 61)))
+    pre = Preprocessing(48, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    expected = eval_transform(pre)(image).numpy()
+    assert np.abs(to_input_array(image, 48, pre.mean, pre.std) - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
+def test_onnx_parity_for_study_and_demo_backbones(backbone: str, tmp_path: Path):
+    from proctovision.models.module import ClassifierModule
+
+    model = Probabilities(ClassifierModule(backbone, 3, mode="finetune", image_size=64)).eval()
+    to_onnx(model, 64, tmp_path / "m.onnx")
+    check = parity(model, tmp_path / "m.onnx", 64)
+    assert check["max_abs_diff"] < 1e-4
+
+
+def test_export_predict_and_torch_free_onnx(trained_run: Path, split_file: Path, tmp_path: Path):
+    export_dir = tmp_path / "export"
+    result = runner.invoke(app, ["export", str(trained_run), "--format", "onnx", "--out", str(export_dir)])
+    assert result.exit_code == 0, result.output
+    card = json.loads((export_dir / "model_card.json").read_text())
+    assert card["classes"] == ["normal", "hemorrhoid"] and card["preprocessing"]["input_size"] == 32
+    assert card["onnx_parity"]["max_abs_diff"] < 1e-4
+    images = Path(split_file).parent.parent / "csvdata" / "img"
+    (images / "junk.png").write_text("not an image")
+    by_torch, by_onnx = tmp_path / "t.csv", tmp_path / "o.csv"
+    result = runner.invoke(app, ["predict", str(trained_run), str(images), "--out", str(by_torch)])
+    assert result.exit_code == 0, result.output
+    assert "1 skipped" in result.output
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+        "from proctovision.cli import main; sys.argv = ['proctovision', 'predict', sys.argv[1], sys.argv[2], "
+        "'--out', sys.argv[3]]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(export_dir), str(images), str(by_onnx)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    torch_rows, onnx_rows = pd.read_csv(by_torch), pd.read_csv(by_onnx)
+    assert len(torch_rows) == len(onnx_rows) == 60
+    assert np.abs(torch_rows["prob_hemorrhoid"] - onnx_rows["prob_hemorrhoid"]).max() < 1e-4
+    assert (torch_rows["predicted"] == onnx_rows["predicted"]).all()
+
+
+def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
+    good = solid_image(tmp_path / "in" / "ok.png", (90, 170, 90))
+    bad = tmp_path / "in" / "bad.jpg"
+    bad.write_bytes(b"")
+    out = tmp_path / "p.json"
+    result = runner.invoke(app, ["predict", str(trained_run), str(good), str(bad), str(tmp_path / "nope.png"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert [row["path"] for row in payload["predictions"]] == [str(good)]
+    reasons = {Path(item["path"]).name: item["reason"] for item in payload["errors"]}
+    assert reasons == {"bad.jpg": "empty file (0 bytes)", "nope.png": "file not found"}
+    assert abs(sum(v for k, v in payload["predictions"][0].items() if k.startswith("prob_")) - 1) < 1e-4
