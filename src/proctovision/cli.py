@@ -236,6 +236,42 @@ def demo(
         console.print(f"{name}: {path}")
 
 
+# --- explanation commands ---
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="run folder from `train`")],
+    paths: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="images, DICOM files or folders")],
+    method: Annotated[str, typer.Option(help="gradcam | gradcam++ | hirescam | eigencam | layercam | scorecam")] = "gradcam",
+    target: Annotated[str, typer.Option(help="predicted, or a class name")] = "predicted",
+    out: Annotated[Path, typer.Option(help="folder for one PNG per image and cams.csv")] = Path("cams"),
+    batch_size: int = 8,
+) -> None:
+    """Grad-CAM (and variants) per image, laid out as original | heatmap | overlay.
+
+    Example: proctovision explain runs/r18 images/ --method gradcam++ --out cams/
+    """
+    from proctovision.data.images import ImageReadError, read_image
+    from proctovision.evaluation.evaluate import load_module
+    from proctovision.explain import explain_frame, frame_from_paths
+    from proctovision.runs import read_run
+    from proctovision.serving.predictor import expand_paths
+
+    info = read_run(run)
+    readable = []
+    for path in expand_paths(paths):
+        try:
+            read_image(path, window=info.resolved.get("window"))
+            readable.append(path)
+        except ImageReadError as error:
+            error_console.print(f"[yellow]skipped[/] {path}: {error.reason}", soft_wrap=True)
+    if not readable:
+        fail("no readable image to explain")
+    with progress_bar(f"{method} maps") as update:
+        table = explain_frame(load_module(info), info, frame_from_paths(readable), out, method, target, batch_size,
+                              update)
+    console.print(f"{len(table)} map(s) written to {out} (index: {out / 'cams.csv'})")
+
+
 # --- deployment commands ---
 @app.command()
 def predict(

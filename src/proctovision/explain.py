@@ -1,0 +1,111 @@
+"""Class activation maps through pytorch-grad-cam, laid out as original | heatmap | overlay.
+
+Images stream through a DataLoader in batches and each figure is written as soon as it is
+made, so memory stays flat however many images are explained.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch.utils.data import DataLoader
+
+from proctovision import fileio
+from proctovision.data.datasets import ManifestDataset
+from proctovision.data.transforms import eval_transform
+from proctovision.errors import UserError
+from proctovision.models.module import ClassifierModule
+from proctovision.models.registry import cam_target_layer
+from proctovision.runs import RunInfo
+
+CAM_METHODS = {
+    "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "eigencam": EigenCAM,
+    "layercam": LayerCAM, "scorecam": ScoreCAM,
+}
+
+
+class ExplainError(UserError, ValueError):
+    """An explain request that cannot be met: unknown method or class."""
+
+
+def vit_reshape(prefix_tokens: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Tokens ``[B, N, C]`` → feature map ``[B, C, h, w]``, dropping class/register tokens."""
+
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        patches = tokens[:, prefix_tokens:, :]
+        side = int(math.isqrt(patches.shape[1]))
+        return patches.reshape(patches.shape[0], side, patches.shape[1] // side, patches.shape[2]).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+def build_cam(module: ClassifierModule, method: str) -> object:
+    if method not in CAM_METHODS:
+        raise ExplainError(f"unknown CAM method {method!r}: use one of {', '.join(CAM_METHODS)}")
+    layer = cam_target_layer(module.spec, module.backbone)
+    reshape = vit_reshape(int(getattr(module.backbone, "num_prefix_tokens", 1))) if module.spec.is_transformer else None
+    return CAM_METHODS[method](model=module, target_layers=[layer], reshape_transform=reshape)
+
+
+def target_indices(probabilities: np.ndarray, target: str, classes: tuple[str, ...]) -> list[int]:
+    if target == "predicted":
+        return probabilities.argmax(axis=1).tolist()
+    if target not in classes:
+        raise ExplainError(f"unknown target class {target!r}: use predicted or one of {', '.join(classes)}")
+    return [classes.index(target)] * len(probabilities)
+
+
+def layout(original: np.ndarray, cam: np.ndarray) -> Image.Image:
+    """One strip: the model's input view | the heatmap | the heatmap over the image (the study's Fig. 5)."""
+    heat = show_cam_on_image(np.zeros_like(original), cam, use_rgb=True, image_weight=0.0)
+    overlay = show_cam_on_image(original, cam, use_rgb=True, image_weight=0.55)
+    strip = np.concatenate([(original * 255).astype(np.uint8), heat, overlay], axis=1)
+    return Image.fromarray(strip)
+
+
+def explain_frame(
+    module: ClassifierModule, run: RunInfo, frame: pd.DataFrame, out: Path, method: str = "gradcam",
+    target: str = "predicted", batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Write one PNG per image and ``cams.csv``; returns the table (path, predicted, target, probabilities, png)."""
+    out.mkdir(parents=True, exist_ok=True)
+    module.eval()
+    cam = build_cam(module, method)
+    size = run.preprocessing.input_size
+    dataset = ManifestDataset(frame, run.task.classes, eval_transform(run.preprocessing), run.resolved.get("window"))
+    mean, std = np.array(run.preprocessing.mean), np.array(run.preprocessing.std)
+    rows, done = [], 0
+    for images, _, indices in DataLoader(dataset, batch_size=batch_size):
+        with torch.no_grad():
+            probabilities = torch.softmax(module(images), dim=1).numpy()
+        chosen = target_indices(probabilities, target, run.task.classes)
+        maps = cam(input_tensor=images, targets=[ClassifierOutputTarget(index) for index in chosen])
+        for image, heat, index, probs, wanted in zip(images, maps, indices.tolist(), probabilities, chosen):
+            original = np.clip(image.permute(1, 2, 0).numpy() * std + mean, 0, 1).astype(np.float32)
+            name = f"{index:05d}_{Path(frame['path'].iloc[index]).stem}.png"
+            strip = layout(original, heat)
+            fileio.write_with(out / name, lambda path, strip=strip: strip.save(path, format="PNG"))
+            rows.append({
+                "path": frame["path"].iloc[index], "predicted": run.task.classes[int(probs.argmax())],
+                "target": run.task.classes[wanted], "png": name, "peak_row": int(np.unravel_index(heat.argmax(), heat.shape)[0]),
+                "peak_col": int(np.unravel_index(heat.argmax(), heat.shape)[1]), "size": size,
+                **{f"prob_{c}": round(float(p), 6) for c, p in zip(run.task.classes, probs)},
+            })
+        done += len(images)
+        if progress:
+            progress(done, len(dataset))
+    table = pd.DataFrame(rows)
+    fileio.write_csv(out / "cams.csv", table)
+    return table
+
+
+def frame_from_paths(paths: Iterable[Path]) -> pd.DataFrame:
+    return pd.DataFrame({"path": [str(Path(path).resolve()) for path in paths]})
