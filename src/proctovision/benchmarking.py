@@ -82,11 +82,10 @@ def eager_rate(model: torch.nn.Module, size: int, batch: int) -> float:
 def onnx_rate(model: torch.nn.Module, size: int, batch: int, folder: Path) -> float:
     import onnxruntime
 
+    from proctovision.serving.export import to_onnx
+
     path = folder / "model.onnx"
-    torch.onnx.export(
-        model, (torch.zeros(1, 3, size, size),), str(path), input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
-    )
+    to_onnx(model, size, path)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
