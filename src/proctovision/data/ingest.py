@@ -223,7 +223,8 @@ def quality_report(result: IngestResult, task: Task, source: Path) -> dict:
     per_patient = frame.groupby("patient_id").size() if not frame.empty else pd.Series(dtype=int)
     reasons: dict[str, int] = {}
     for item in result.excluded:
-        reasons[item.reason.split(" (")[0]] = reasons.get(item.reason.split(" (")[0], 0) + 1
+        kind = item.reason.split(" (")[0]
+        reasons[kind] = reasons.get(kind, 0) + 1
     return {
         "source": str(source),
         "source_kind": result.source_kind,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from proctovision.models.heads import build_head
@@ -87,6 +86,3 @@ class ClassifierModule(L.LightningModule):
             return torch.optim.AdamW(params, **options)
         return torch.optim.SGD(params, momentum=0.9, **options)
 
-
-def trainable_modules(module: ClassifierModule) -> list[nn.Module]:
-    return [module.head] if module.mode == "frozen" else [module.backbone, module.head]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import timm
-import torch
 from torch import nn
 
 from proctovision.errors import UserError
@@ -158,13 +157,3 @@ def cam_target_layer(spec: BackboneSpec, backbone: nn.Module) -> nn.Module:
 def feature_dim(backbone: nn.Module) -> int:
     return int(getattr(backbone, "num_features"))
 
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-@torch.no_grad()
-def output_dim(backbone: nn.Module, image_size: int) -> int:
-    """Feature width measured with a dummy input, for backbones that do not say."""
-    backbone.eval()
-    return int(backbone(torch.zeros(1, 3, image_size, image_size)).shape[-1])
