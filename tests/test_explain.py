@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_run_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -11,8 +12,6 @@ from proctovision.cli import app
 from proctovision.explain import build_cam, vit_reshape
 from proctovision.models.module import ClassifierModule
 from proctovision.training import train
-
-from conftest import tiny_run_config
 
 runner = CliRunner()
 

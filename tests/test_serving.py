@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import solid_image, tiny_run_config
 from typer.testing import CliRunner
 

@@ -68,3 +68,51 @@ def test_split_file_round_trip_keeps_paths(split_file: Path):
     frame = read_manifest(split_file)
     assert {"split", "path", "label", "patient_id"} <= set(frame.columns)
     assert all(Path(path).is_file() for path in frame["path"])
+
+
+def test_near_and_exact_duplicates_across_splits_are_leaks_and_strict_refuses(tmp_path: Path):
+    import numpy as np
+    from PIL import Image, ImageEnhance
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+    from proctovision.data.ingest import ingest, write_outputs
+    from proctovision.tasks import load_task
+
+    rng = np.random.default_rng(0)
+    lines = ["path,label,patient_id"]
+    for label in ("normal", "hemorrhoid"):
+        for patient in range(6):
+            pixels = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+            image = Image.fromarray(pixels).resize((64, 64), Image.NEAREST)
+            image.save(tmp_path / f"{label}{patient}.png")
+            lines.append(f"{label}{patient}.png,{label},{label}-{patient}")
+    original = Image.open(tmp_path / "normal0.png")
+    ImageEnhance.Brightness(original).enhance(1.08).save(tmp_path / "normal0_brighter.jpg", quality=95)
+    (tmp_path / "normal0_copy.png").write_bytes((tmp_path / "normal0.png").read_bytes())
+    lines += ["normal0_brighter.jpg,normal,other-a", "normal0_copy.png,normal,other-b"]
+    (tmp_path / "src.csv").write_text("\n".join(lines) + "\n")
+    task = load_task("hemorrhoid")
+    report = write_outputs(ingest(tmp_path / "src.csv", task), task, tmp_path / "src.csv", tmp_path / "m" / "m.csv")
+    near = [sorted(Path(p).name for p in item["paths"]) for item in report["near_duplicates"]]
+    assert ["normal0.png", "normal0_brighter.jpg"] in near or ["normal0_brighter.jpg", "normal0_copy.png"] in near
+    assert any(len(group) == 2 for group in report["exact_duplicates"])
+    frame = read_manifest(tmp_path / "m" / "m.csv")
+    frame["split"] = ["train"] * len(frame)
+    frame.loc[frame["path"].str.endswith("normal0_copy.png"), "split"] = "test"
+    frame.loc[frame["path"].str.endswith("normal0_brighter.jpg"), "split"] = "val"
+    from proctovision.data.split import duplicate_leaks
+
+    kinds = {leak["kind"].split(" ")[0] for leak in duplicate_leaks(frame)}
+    assert kinds == {"exact", "near"}
+    runner = CliRunner()
+    refused = None
+    for seed in range(10):
+        out = tmp_path / f"s{seed}.csv"
+        result = runner.invoke(app, ["split", str(tmp_path / "m" / "m.csv"), "--val", "0.25", "--test", "0.25",
+                                     "--seed", str(seed), "--strict", "--out", str(out)])
+        if result.exit_code != 0:
+            refused = (result, out)
+            break
+    assert refused is not None, "some seed must place a copy on another side"
+    assert not refused[1].exists(), "a refused split writes nothing"

@@ -108,3 +108,35 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(split_file: Path, tm
     one, two = _weights(straight.last), _weights(resumed.last)
     assert all(torch.equal(one[key], two[key]) for key in one)
     assert pd.read_csv(straight.history)["val_loss"].tolist() == pd.read_csv(resumed.history)["val_loss"].tolist()
+
+
+def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(split_file: Path, tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    straight = train(tiny_run_config(split_file, tmp_path / "straight", epochs=4), progress=False)
+    out = tmp_path / "killed"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[3])\n"
+        "from pathlib import Path\nfrom conftest import tiny_run_config\nfrom proctovision.training import train\n"
+        "train(tiny_run_config(Path(sys.argv[1]), Path(sys.argv[2]), epochs=400), progress=False)\n"
+    )
+    tests_dir = str(Path(__file__).parent)
+    process = subprocess.Popen([sys.executable, "-c", script, str(split_file), str(out), tests_dir])
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert process.poll() is None, "training must still be running when it is killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torch.load(last, weights_only=False)["epoch"] >= 0, "the checkpoint on disk is whole"
+    config = tiny_run_config(split_file, out, epochs=4)
+    assert torch.load(last, weights_only=False)["epoch"] < 3, "killed before the uninterrupted run's last epoch"
+    resumed = train(config, resume=True, progress=False)
+    assert not list(out.rglob("*.tmp")), "stale temporaries are cleared on resume"
+    one, two = _weights(straight.last), _weights(resumed.last)
+    assert all(torch.equal(one[key], two[key]) for key in one)

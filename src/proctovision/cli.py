@@ -88,6 +88,7 @@ def split(
     folds: Annotated[Optional[int], typer.Option(help="k-fold instead of hold-out")] = None,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="split CSV to write")] = Path("split.csv"),
+    strict: Annotated[bool, typer.Option(help="refuse a split where a duplicate image sits on two sides")] = False,
 ) -> None:
     """Split by patient, stratified by label: no patient is ever on two sides.
 
@@ -101,7 +102,15 @@ def split(
         fail(f"{manifest}: the manifest has no rows")
     result = split_lib.kfold_split(frame, folds, seed) if folds else split_lib.holdout_split(frame, val, test, seed)
     column = "fold" if folds else "split"
-    assert not split_lib.leaking_patients(result, column)
+    if split_lib.leaking_patients(result, column):
+        fail("internal error: a patient landed on two sides; nothing was written")
+    leaks = split_lib.duplicate_leaks(result, column)
+    for leak in leaks[:10]:
+        error_console.print(f"[yellow]duplicate across {' / '.join(leak['sides'])}[/] ({leak['kind']}): "
+                            f"{' = '.join(leak['paths'])}", soft_wrap=True)
+    if leaks and strict:
+        fail(f"{len(leaks)} duplicate image pair(s) would sit on two sides (a leak); give each copy the same "
+             f"patient_id or remove the copies, then split again; nothing was written")
     write_manifest(result, out)
     summary = split_lib.split_summary(result, column, tuple(sorted(frame["label"].unique())))
     table = Table(title=f"split by patient ({column})")

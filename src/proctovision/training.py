@@ -213,6 +213,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
     """Train one run; with ``resume`` continue from checkpoints/last.ckpt when present."""
     paths = RunPaths(Path(config.out))
     ensure_writable(paths.root)
+    fileio.remove_stale_temporaries(paths.root)
     if not resume and paths.last.exists():
         raise RunError(f"{paths.root} already holds a trained run; pass --resume to continue it or choose another --out")
     task = load_task(config.task)

@@ -38,9 +38,14 @@ def looks_like_dicom(path: Path) -> bool:
         return False
 
 
+def is_hidden(path: Path) -> bool:
+    """Dot-files (.DS_Store, editor swap files) are never data."""
+    return path.name.startswith(".")
+
+
 def is_candidate_file(path: Path) -> bool:
-    """Files ingest should look at: known image suffixes, DICOM, or extension-less files."""
-    if path.name.startswith("."):
+    """Files ingest should look at: known image suffixes, DICOM, or extension-less files (DICOM archives)."""
+    if is_hidden(path):
         return False
     suffix = path.suffix.lower()
     return suffix in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES or suffix == ""
@@ -91,6 +96,8 @@ def read_raster(path: Path) -> Image.Image:
 def read_image(path: str | Path, frame: int | None = None, window: object | None = None) -> Image.Image:
     """Read an image or DICOM file into RGB; ``frame``/``window`` apply to DICOM only."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ImageReadError(path, "broken or looping symbolic link")
     if not path.exists():
         raise ImageReadError(path, "file not found")
     if path.is_file() and path.stat().st_size == 0:

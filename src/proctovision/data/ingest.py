@@ -6,11 +6,14 @@ Bad rows never stop the batch: each is left out and listed, by file and reason, 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import imagehash
+import numpy as np
 import pandas as pd
 
 from proctovision import fileio
@@ -90,12 +93,17 @@ def rows_from_class_folders(root: Path, task: Task, result: IngestResult) -> lis
         raise IngestError(f"{root}: no class sub-folders found (expected one of: {', '.join(task.classes)})")
     for folder in subfolders:
         label = _match_class(folder.name, task)
-        files = [path for path in walk_files(folder) if images.is_candidate_file(path)]
+        files = []
+        for path in walk_files(folder):
+            if images.is_candidate_file(path):
+                files.append(path)
+            elif not images.is_hidden(path):
+                result.excluded.append(Exclusion(str(path), f"unsupported file type ({path.suffix or 'no suffix'})"))
         if label is None:
             for path in files:
                 result.excluded.append(Exclusion(str(path), f"unknown label {folder.name!r} (folder name)"))
             continue
-        rows.extend({"path": str(path.resolve()), "label": label, "patient_id": ""} for path in files)
+        rows.extend({"path": str(path.absolute()), "label": label, "patient_id": ""} for path in files)
     return rows
 
 
@@ -123,7 +131,7 @@ def rows_from_csv(csv_path: Path, task: Task, result: IngestResult) -> list[dict
         if not raw_path:
             result.excluded.append(Exclusion(f"{csv_path}:{number}", "empty path"))
             continue
-        path = (root / raw_path).resolve()
+        path = Path(os.path.abspath(root / raw_path))
         label = by_lower.get(str(record["label"]).strip().lower())
         if label is None:
             result.excluded.append(Exclusion(str(path), f"unknown label {record['label']!r} (line {number})"))
@@ -149,6 +157,7 @@ def inspect_rows(rows: list[dict], result: IngestResult, progress: Progress | No
             picture = images.read_image(path, frame=frame_index)
             row["width"], row["height"] = picture.width, picture.height
             row["sha256"] = file_sha256(path)
+            row["phash"] = str(imagehash.phash(picture))
         except images.ImageReadError as error:
             result.excluded.append(Exclusion(str(path), error.reason))
         except OSError as error:
@@ -217,6 +226,33 @@ def duplicate_groups(frame: pd.DataFrame) -> list[list[str]]:
     return [sorted(paths) for paths in groups if len(set(paths)) > 1]
 
 
+def near_duplicate_pairs(frame: pd.DataFrame, max_distance: int = 4) -> list[tuple[int, int, int]]:
+    """Row pairs whose perceptual hashes differ by at most ``max_distance`` bits (exact copies excluded).
+
+    Pigeonhole banding: two 64-bit hashes within 4 bits agree on at least one of 5 bands, so
+    only rows sharing a band value are compared, which keeps this near-linear in rows.
+    """
+    if frame.empty or "phash" not in frame.columns:
+        return []
+    bits = np.array([[int(bit) for bit in f"{int(value, 16):064b}"] for value in frame["phash"]], dtype=np.uint8)
+    sha = frame["sha256"].to_numpy() if "sha256" in frame.columns else np.arange(len(frame)).astype(str)
+    bands = np.array_split(np.arange(64), max_distance + 1)
+    found: dict[tuple[int, int], int] = {}
+    for band in bands:
+        buckets: dict[bytes, list[int]] = {}
+        for row, key in enumerate(np.packbits(bits[:, band], axis=1)):
+            buckets.setdefault(key.tobytes(), []).append(row)
+        for members in buckets.values():
+            for position, first in enumerate(members):
+                for second in members[position + 1 :]:
+                    if (first, second) in found or sha[first] == sha[second]:
+                        continue
+                    distance = int(np.count_nonzero(bits[first] != bits[second]))
+                    if distance <= max_distance:
+                        found[(first, second)] = distance
+    return sorted((first, second, distance) for (first, second), distance in found.items())
+
+
 def quality_report(result: IngestResult, task: Task, source: Path) -> dict:
     frame = result.manifest
     sizes = frame[["width", "height"]].astype(int) if not frame.empty else pd.DataFrame(columns=["width", "height"])
@@ -253,6 +289,10 @@ def quality_report(result: IngestResult, task: Task, source: Path) -> dict:
             "max_height": int(sizes["height"].max()) if len(sizes) else 0,
         },
         "exact_duplicates": duplicate_groups(frame),
+        "near_duplicates": [
+            {"paths": [frame["path"].iloc[first], frame["path"].iloc[second]], "hash_distance": distance}
+            for first, second, distance in near_duplicate_pairs(frame)
+        ],
         "excluded": [{"path": item.path, "reason": item.reason} for item in result.excluded],
         "excluded_by_reason": reasons,
         "notes": list(result.notes),
@@ -284,6 +324,9 @@ def render_quality_markdown(report: dict) -> str:
     if report["exact_duplicates"]:
         lines += ["", f"## Exact duplicates ({len(report['exact_duplicates'])} group(s))"]
         lines += [f"- {' = '.join(group)}" for group in report["exact_duplicates"]]
+    if report["near_duplicates"]:
+        lines += ["", f"## Near duplicates ({len(report['near_duplicates'])} pair(s), perceptual hash)"]
+        lines += [f"- {' ~ '.join(item['paths'])} (distance {item['hash_distance']})" for item in report["near_duplicates"]]
     if report["notes"]:
         lines += ["", "## Notes"] + [f"- {note}" for note in report["notes"]]
     if report["excluded"]:

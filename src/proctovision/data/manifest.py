@@ -36,7 +36,7 @@ def read_manifest(path: str | Path, required: tuple[str, ...] = REQUIRED_COLUMNS
             f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
         )
     root = path.resolve().parent
-    frame["path"] = [str((root / entry).resolve()) if entry else "" for entry in frame["path"]]
+    frame["path"] = [os.path.abspath(root / entry) if entry else "" for entry in frame["path"]]
     for column in ("frame", "width", "height"):
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")

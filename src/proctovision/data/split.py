@@ -94,6 +94,25 @@ def leaking_patients(frame: pd.DataFrame, column: str = "split") -> list[str]:
     return sorted(str(patient) for patient, count in sides.items() if count > 1)
 
 
+def duplicate_leaks(frame: pd.DataFrame, column: str = "split", max_distance: int = 4) -> list[dict]:
+    """Exact or near-duplicate image pairs that sit on two different sides: the same picture seen twice."""
+    from proctovision.data.ingest import near_duplicate_pairs
+
+    frame = frame.reset_index(drop=True)
+    leaks = []
+    if "sha256" in frame.columns:
+        for _, group in frame[frame["sha256"] != ""].groupby("sha256"):
+            if group[column].nunique() > 1:
+                leaks.append({"paths": sorted(group["path"]), "sides": sorted(map(str, set(group[column]))),
+                              "kind": "exact"})
+    for first, second, distance in near_duplicate_pairs(frame, max_distance):
+        if frame[column].iloc[first] != frame[column].iloc[second]:
+            leaks.append({"paths": [frame["path"].iloc[first], frame["path"].iloc[second]],
+                          "sides": sorted({str(frame[column].iloc[first]), str(frame[column].iloc[second])}),
+                          "kind": f"near (hash distance {distance})"})
+    return leaks
+
+
 def split_summary(frame: pd.DataFrame, column: str, classes: tuple[str, ...]) -> pd.DataFrame:
     """Images and patients per side and class, for the screen and the report."""
     table = frame.groupby([column, "label"]).agg(images=("path", "size"), patients=("patient_id", "nunique"))
