@@ -73,13 +73,8 @@ def flops_per_image(model: torch.nn.Module, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def eager_rate(model: torch.nn.Module, size: int, batch: int) -> float:
-    inputs = torch.randn(batch, 3, size, size)
-    with torch.inference_mode():
-        return best_rate(lambda: model(inputs), batch)
-
-
-def onnx_rate(model: torch.nn.Module, size: int, batch: int, folder: Path) -> float:
+def onnx_session(model: torch.nn.Module, size: int, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Export to ONNX and return a function running a float32 batch through ONNX Runtime."""
     import onnxruntime
 
     from proctovision.serving.export import to_onnx
@@ -89,12 +84,25 @@ def onnx_rate(model: torch.nn.Module, size: int, batch: int, folder: Path) -> fl
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda batch: session.run(None, {"input": batch})[0]
+
+
+def eager_runner(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+
+    return run
+
+
+def model_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int) -> float:
     inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-    return best_rate(lambda: session.run(None, {"input": inputs}), batch)
+    return best_rate(lambda: runner(inputs), batch)
 
 
-def end_to_end_rate(model: torch.nn.Module, size: int, batch: int, folder: Path, images: int = 64) -> float:
-    """Files on disk → decoded, resized, normalised → probabilities, with DataLoader workers decoding ahead."""
+def end_to_end_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int, folder: Path,
+                    images: int = 96) -> float:
+    """Files on disk → decoded, resized, normalised → probabilities, with a DataLoader worker decoding ahead."""
     from torch.utils.data import DataLoader
 
     from proctovision.data.datasets import ManifestDataset
@@ -105,28 +113,33 @@ def end_to_end_rate(model: torch.nn.Module, size: int, batch: int, folder: Path,
 
     sources = generate_endoscopy(folder / "data", patients=max(images // 4, 1), images_per_patient=4)
     frame = read_manifest(sources["hemorrhoid"])
-    dataset = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(Preprocessing(size, (0.5,) * 3, (0.5,) * 3)))
-    workers = 1 if (os.cpu_count() or 1) <= 2 else 2
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, prefetch_factor=4)
+    pre = Preprocessing(size, (0.5,) * 3, (0.5,) * 3)
+    dataset = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(pre))
+    loader = DataLoader(dataset, batch_size=batch, num_workers=1 if (os.cpu_count() or 1) <= 2 else 2,
+                        prefetch_factor=4, persistent_workers=True)
 
     def read_all() -> None:
-        with torch.inference_mode():
-            for pixels, _, _ in loader:
-                torch.softmax(model(pixels), dim=1)
+        for pixels, _, _ in loader:
+            runner(pixels.numpy())
 
-    return best_rate(read_all, len(dataset), repeats=1)
+    return best_rate(read_all, len(dataset), repeats=2)
 
 
 def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end: bool, size: int | None) -> BenchResult:
+    """Eager and ONNX Runtime model-only rates; the end-to-end rate uses the faster of the two runtimes."""
     spec = get_backbone(name)
     size = size or spec.preprocessing.input_size
     model = ClassifierModule(spec.name, 2, mode="frozen", head="linear", image_size=size).eval()
     with tempfile.TemporaryDirectory() as folder:
+        eager = eager_runner(model)
+        eager_speed = model_rate(eager, size, batch)
+        onnx_runner = onnx_session(model, size, Path(folder)) if onnx else None
+        onnx_speed = model_rate(onnx_runner, size, batch) if onnx_runner else None
+        fastest = onnx_runner if onnx_speed and onnx_speed > eager_speed else eager
         return BenchResult(
             backbone=spec.name, input_size=size, gflops_per_image=flops_per_image(model, size),
-            eager_images_per_s=eager_rate(model, size, batch),
-            onnx_images_per_s=onnx_rate(model, size, batch, Path(folder)) if onnx else None,
-            end_to_end_images_per_s=end_to_end_rate(model, size, batch, Path(folder)) if end_to_end else None,
+            eager_images_per_s=eager_speed, onnx_images_per_s=onnx_speed,
+            end_to_end_images_per_s=end_to_end_rate(fastest, size, batch, Path(folder)) if end_to_end else None,
             matmul_gflops=gflops,
         )
 
@@ -139,11 +152,11 @@ def allocator_gain(name: str, batch: int, size: int | None) -> tuple[float, floa
 
     script = (
         "import json,sys;from proctovision.perf import tune_allocator;tune_allocator();"
-        "from proctovision.benchmarking import eager_rate;from proctovision.models.module import ClassifierModule;"
+        "from proctovision.benchmarking import eager_runner,model_rate;from proctovision.models.module import ClassifierModule;"
         "from proctovision.models.registry import get_backbone;s=get_backbone(sys.argv[1]);"
         "z=int(sys.argv[3]) or s.preprocessing.input_size;"
         "m=ClassifierModule(s.name,2,mode='frozen',head='linear',image_size=z).eval();"
-        "print(json.dumps(eager_rate(m,z,int(sys.argv[2]))))"
+        "print(json.dumps(model_rate(eager_runner(m),z,int(sys.argv[2]))))"
     )
     rates = []
     for disabled in ("1", "0"):
