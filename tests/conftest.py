@@ -75,3 +75,25 @@ def tiny_run_config(split: Path, out: Path, **changes):
         section, field = key.split("__")
         setattr(getattr(config, section), field, value)
     return config
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("served")
+    lines = ["path,label,patient_id"]
+    for label, colour in (("normal", (90, 170, 90)), ("hemorrhoid", (130, 50, 120))):
+        for patient in range(5):
+            solid_image(root / f"{label}{patient}.png", colour, noise_seed=patient)
+            lines.append(f"{label}{patient}.png,{label},{label}{patient}")
+    from proctovision.data.ingest import ingest, write_outputs
+    from proctovision.data.manifest import read_manifest, write_manifest
+    from proctovision.data.split import holdout_split
+    from proctovision.tasks import load_task
+
+    (root / "src.csv").write_text("\n".join(lines) + "\n")
+    task = load_task("hemorrhoid")
+    write_outputs(ingest(root / "src.csv", task), task, root / "src.csv", root / "m.csv")
+    write_manifest(holdout_split(read_manifest(root / "m.csv"), 0.2, 0.2, 0), root / "s.csv")
+    from proctovision.training import train
+
+    return train(tiny_run_config(root / "s.csv", root / "run", epochs=1), progress=False).root

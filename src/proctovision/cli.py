@@ -288,6 +288,7 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="image or DICOM files, or folders")],
     out: Annotated[Path, typer.Option(help="predictions .csv or .json")] = Path("predictions.csv"),
     batch_size: int = 16,
+    heatmaps: Annotated[Optional[Path], typer.Option(help="also write a Grad-CAM overlay PNG per image here")] = None,
 ) -> None:
     """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
 
@@ -314,10 +315,26 @@ def predict(
                                            + [f"prob_{name}" for name in predictor.classes]))
     for path, reason in batch.errors:
         error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
+    if heatmaps is not None:
+        write_heatmaps(predictor, batch.predictions, heatmaps)
     console.print(f"{len(rows)} image(s) predicted at {batch.images_per_s:.1f} images/s; "
                   f"{len(batch.errors)} skipped\npredictions: {out}")
     if not rows:
         fail("no image could be predicted")
+
+
+def write_heatmaps(predictor: object, predictions: list, folder: Path) -> None:
+    from proctovision import fileio
+    from proctovision.data.images import read_image
+
+    window = (predictor.card.get("preprocessing") or {}).get("window")
+    for number, item in enumerate(predictions):
+        png = predictor.heatmap_png(read_image(item.path, window=window), predictor.classes.index(item.predicted))
+        if png is None:
+            error_console.print("[yellow]heatmaps need a run folder (PyTorch); an ONNX export has none[/]")
+            return
+        fileio.write_bytes(folder / f"{number:05d}_{Path(item.path).stem}.png", png)
+    console.print(f"heatmaps: {folder}")
 
 
 @app.command()
@@ -337,6 +354,33 @@ def export(
     check = export_run(run, out)
     console.print(f"ONNX parity: max |Δp| = {check['max_abs_diff']:.2e} on {check['n_inputs']} inputs (limit 1e-4)")
     console.print(f"model: {out / 'model.onnx'}\ncard: {out / 'MODEL_CARD.md'}")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL", help="run folder, or folder from `export`")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: Annotated[
+        Optional[str], typer.Option(envvar="PROCTOVISION_API_TOKEN", help="required when not bound to loopback")
+    ] = None,
+    max_upload_mb: int = 20,
+) -> None:
+    """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
+
+    Example: proctovision serve deploy/r18 --port 8000   (then open http://127.0.0.1:8000/)
+    """
+    import uvicorn
+
+    from proctovision.serving.app import create_app, is_loopback
+
+    if not is_loopback(host) and not token:
+        fail(f"binding to {host} exposes the service beyond this machine: give --token (or PROCTOVISION_API_TOKEN)")
+    if not Path(model).exists():
+        fail(f"{model}: no such run or model folder")
+    console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(model, token=token, max_upload_bytes=max_upload_mb * 1024 * 1024), host=host, port=port,
+                log_level="warning")
 
 
 # --- performance commands ---

@@ -63,6 +63,10 @@ class Predictor:
             return self.classes[1] if probabilities[1] >= self.threshold else self.classes[0]
         return self.classes[int(np.argmax(probabilities))]
 
+    def heatmap_png(self, image: Image.Image, class_index: int) -> bytes | None:
+        """A Grad-CAM overlay as PNG bytes; only a run folder (PyTorch) can make one."""
+        return None
+
     def predict_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.probabilities(np.stack([self.prepare(image) for image in images]))
 
@@ -124,6 +128,25 @@ class TorchPredictor(Predictor):
 
         with torch.inference_mode():
             return torch.softmax(self.module(torch.from_numpy(batch)), dim=1).numpy()
+
+    def heatmap_png(self, image: Image.Image, class_index: int) -> bytes | None:
+        import io
+
+        import torch
+        from pytorch_grad_cam.utils.image import show_cam_on_image
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        from proctovision.explain import build_cam
+
+        pixels = self.prepare(image)
+        cam = build_cam(self.module, "gradcam")
+        heat = cam(input_tensor=torch.from_numpy(pixels[None]), targets=[ClassifierOutputTarget(class_index)])[0]
+        pre = self.card["preprocessing"]
+        original = np.clip(pixels.transpose(1, 2, 0) * np.array(pre["std"]) + np.array(pre["mean"]), 0, 1)
+        overlay = show_cam_on_image(original.astype(np.float32), heat, use_rgb=True, image_weight=0.55)
+        buffer = io.BytesIO()
+        Image.fromarray(overlay).save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 def load_predictor(source: str | Path) -> Predictor:

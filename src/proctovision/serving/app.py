@@ -1,0 +1,149 @@
+"""The REST service: POST /predict, GET /health, GET /model, and a page where a clinician drops an image.
+
+Responses carry the class, the probabilities, the threshold and a heatmap, never the file
+name or any DICOM header field, so nothing identifying is echoed back.
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from proctovision.data.images import ImageReadError, read_image
+from proctovision.serving.predictor import Predictor, load_predictor
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+CHUNK = 1 << 16
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ModelHolder:
+    """Loads the model in the background so the server answers (503) while it loads."""
+
+    def __init__(self, source: str | Path) -> None:
+        self.source = source
+        self.predictor: Predictor | None = None
+        self.error: str | None = None
+        self.ready = threading.Event()
+        self.model_lock = threading.Lock()  # CAM hooks live on the shared model: one request at a time inside it
+
+    def load(self) -> None:
+        try:
+            self.predictor = load_predictor(self.source)
+        except Exception as error:  # noqa: BLE001 - reported through /health and 503s
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.ready.set()
+
+    def get(self) -> Predictor:
+        if self.predictor is not None:
+            return self.predictor
+        if self.error:
+            raise HTTPException(503, f"model failed to load: {self.error}")
+        raise HTTPException(503, "model is loading; try again in a few seconds")
+
+
+def create_app(
+    source: str | Path, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    load_in_background: bool = True,
+) -> FastAPI:
+    holder = ModelHolder(source)
+    if load_in_background:
+        threading.Thread(target=holder.load, daemon=True).start()
+    else:
+        holder.load()
+    app = FastAPI(title="ProctoVision", version="1", description="Anorectal image classification service.")
+    app.state.holder = holder
+
+    def check_token(
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_token: Annotated[str | None, Header()] = None,
+    ) -> None:
+        if token is None:
+            return
+        given = x_api_token or (authorization or "").removeprefix("Bearer ").strip()
+        if not given or not secrets.compare_digest(given, token):
+            raise HTTPException(401, "missing or wrong API token (send it as 'Authorization: Bearer <token>')")
+
+    @app.middleware("http")
+    async def refuse_oversized(request: Request, call_next):  # noqa: ANN202 - starlette signature
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_upload_bytes + 64 * 1024:
+            return JSONResponse(
+                {"error": f"upload larger than the {max_upload_bytes // (1024 * 1024)} MB limit"}, status_code=413
+            )
+        return await call_next(request)
+
+    @app.exception_handler(HTTPException)
+    async def plain_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/health")
+    def health() -> dict:
+        state = "ok" if holder.predictor else ("error" if holder.error else "loading")
+        return {"status": state, "token_required": token is not None}
+
+    @app.get("/model", dependencies=[Depends(check_token)])
+    def model_card() -> dict:
+        return holder.get().card
+
+    @app.post("/predict", dependencies=[Depends(check_token)])
+    async def predict(file: Annotated[UploadFile, File(description="image or DICOM file")]) -> dict:
+        predictor = holder.get()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload"
+            size = 0
+            with open(path, "wb") as stream:
+                while chunk := await file.read(CHUNK):
+                    size += len(chunk)
+                    if size > max_upload_bytes:
+                        raise HTTPException(413, f"upload larger than the {max_upload_bytes // (1024 * 1024)} MB limit")
+                    stream.write(chunk)
+            if size == 0:
+                raise HTTPException(400, "the uploaded file is empty")
+            try:
+                image = await run_in_threadpool(
+                    read_image, path, window=(predictor.card.get("preprocessing") or {}).get("window")
+                )
+            except ImageReadError as error:
+                raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
+        return await run_in_threadpool(answer, predictor, image, holder.model_lock)
+
+    return app
+
+
+def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock) -> dict:
+    """Class, probabilities, threshold and heatmap for one image: blocking work, run off the event loop."""
+    with lock:
+        probabilities = predictor.predict_images([image])[0]
+        predicted = predictor.decide(probabilities)
+        heatmap = predictor.heatmap_png(image, predictor.classes.index(predicted))
+    return {
+        "predicted": predicted,
+        "probabilities": {name: round(float(p), 6) for name, p in zip(predictor.classes, probabilities)},
+        "threshold": predictor.threshold,
+        "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
+        "heatmap_note": None if heatmap else "heatmaps need the run folder (PyTorch); this is an ONNX-only model",
+    }

@@ -1,0 +1,152 @@
+"""The REST service through FastAPI's TestClient: every answer, including the refusals."""
+import base64
+import io
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+from conftest import solid_image
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from proctovision.serving.app import create_app, is_loopback
+
+CT = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+
+
+@pytest.fixture(scope="module")
+def client(run_dir: Path) -> TestClient:
+    return TestClient(create_app(run_dir, max_upload_bytes=200_000, load_in_background=False))
+
+
+def png_bytes(colour=(130, 50, 120)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_health_model_docs_and_page(client: TestClient):
+    assert client.get("/health").json() == {"status": "ok", "token_required": False}
+    card = client.get("/model").json()
+    assert card["classes"] == ["normal", "hemorrhoid"]
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/predict", "/health", "/model"}
+    page = client.get("/")
+    assert page.status_code == 200 and "Drop an endoscopic image" in page.text
+
+
+def test_predict_an_image_returns_probabilities_and_a_heatmap(client: TestClient):
+    response = client.post("/predict", files={"file": ("P123_smith.png", png_bytes(), "image/png")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["predicted"] in {"normal", "hemorrhoid"}
+    assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
+    assert body["threshold"] == 0.5
+    with Image.open(io.BytesIO(base64.b64decode(body["heatmap_png_base64"]))) as heatmap:
+        assert heatmap.size == (32, 32)
+    assert "smith" not in response.text and "P123" not in response.text
+
+
+def test_dicom_upload_never_echoes_identifiers(client: TestClient):
+    dataset = pydicom.dcmread(CT)
+    response = client.post("/predict", files={"file": ("scan.dcm", CT.read_bytes(), "application/dicom")})
+    assert response.status_code == 200, response.text
+    for value in (str(dataset.PatientName), str(dataset.PatientID), "CompressedSamples"):
+        assert value not in response.text
+
+
+@pytest.mark.parametrize(
+    "files, status, fragment",
+    [
+        ({"file": ("a.png", b"", "image/png")}, 400, "empty"),
+        ({"file": ("a.png", b"<html>502</html>", "image/png")}, 415, "not a readable image"),
+        ({"file": ("a.jpg", png_bytes()[:40], "image/jpeg")}, 415, "not a readable image"),
+        ({"wrong": ("a.png", png_bytes(), "image/png")}, 422, ""),
+    ],
+)
+def test_bad_uploads_get_a_4xx_with_a_message(client: TestClient, files, status: int, fragment: str):
+    response = client.post("/predict", files=files)
+    assert response.status_code == status, response.text
+    assert fragment in json.dumps(response.json())
+
+
+def test_oversized_upload_is_refused(client: TestClient):
+    response = client.post("/predict", files={"file": ("big.png", b"\x00" * 300_000, "image/png")})
+    assert response.status_code == 413 and "limit" in response.json()["error"]
+
+
+def test_wrong_content_type_and_malformed_multipart(client: TestClient):
+    assert client.post("/predict", content=b"hello", headers={"content-type": "text/plain"}).status_code == 422
+    broken = client.post("/predict", content=b"--xx\r\nnonsense", headers={"content-type": "multipart/form-data; boundary=xx"})
+    assert 400 <= broken.status_code < 500
+
+
+def test_token_is_required_when_set(run_dir: Path):
+    client = TestClient(create_app(run_dir, token="s3cret", load_in_background=False))
+    assert client.get("/health").json()["token_required"] is True
+    assert client.get("/model").status_code == 401
+    files = {"file": ("a.png", png_bytes(), "image/png")}
+    assert client.post("/predict", files=files).status_code == 401
+    assert client.post("/predict", files=files, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_requests_while_the_model_loads_get_503(tmp_path: Path):
+    app = create_app(tmp_path / "not-yet", load_in_background=False)
+    response = TestClient(app).post("/predict", files={"file": ("a.png", png_bytes(), "image/png")})
+    assert response.status_code == 503 and "failed to load" in response.json()["error"]
+    holder = create_app(tmp_path, load_in_background=True).state.holder
+    holder.ready.wait(5)
+    assert holder.error
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_a_model_still_loading_answers_503(tmp_path: Path):
+    from fastapi import HTTPException
+
+    from proctovision.serving.app import ModelHolder
+
+    with pytest.raises(HTTPException) as caught:
+        ModelHolder(tmp_path).get()
+    assert caught.value.status_code == 503 and "loading" in caught.value.detail
+
+
+def test_service_runs_from_an_onnx_export_without_torch(run_dir: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    from proctovision.serving.export import export_run
+
+    export_run(run_dir, tmp_path / "export")
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+        "import io, json\nfrom PIL import Image\nfrom fastapi.testclient import TestClient\n"
+        "from proctovision.serving.app import create_app\n"
+        "client = TestClient(create_app(sys.argv[1], load_in_background=False))\n"
+        "buffer = io.BytesIO(); Image.new('RGB', (40, 30), (130, 50, 120)).save(buffer, format='PNG')\n"
+        "response = client.post('/predict', files={'file': ('a.png', buffer.getvalue(), 'image/png')})\n"
+        "print(json.dumps({'status': response.status_code, **response.json()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert body["status"] == 200 and body["predicted"] in {"normal", "hemorrhoid"}
+    assert body["heatmap_png_base64"] is None and "ONNX" in body["heatmap_note"]
+
+
+def test_predict_command_writes_heatmaps(run_dir: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+
+    image = solid_image(tmp_path / "in" / "x.png", (130, 50, 120))
+    result = CliRunner().invoke(app, ["predict", str(run_dir), str(image), "--out", str(tmp_path / "p.csv"),
+                                      "--heatmaps", str(tmp_path / "maps")])
+    assert result.exit_code == 0, result.output
+    [png] = list((tmp_path / "maps").glob("*.png"))
+    with Image.open(png) as overlay:
+        assert overlay.size == (32, 32)
