@@ -150,3 +150,26 @@ def test_predict_command_writes_heatmaps(run_dir: Path, tmp_path: Path):
     [png] = list((tmp_path / "maps").glob("*.png"))
     with Image.open(png) as overlay:
         assert overlay.size == (32, 32)
+
+
+def test_a_slow_client_does_not_stall_other_requests(run_dir: Path):
+    import socket
+    import time
+
+    import httpx
+
+    from proctovision.serving.background import running_server
+
+    with running_server(create_app(run_dir, load_in_background=False)) as url:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 100000\r\n\r\n--b\r\n")
+        try:
+            started = time.perf_counter()
+            response = httpx.post(url + "predict", files={"file": ("a.png", png_bytes(), "image/png")}, timeout=30)
+            assert response.status_code == 200
+            assert time.perf_counter() - started < 10
+            assert httpx.get(url + "health", timeout=5).json()["status"] == "ok"
+        finally:
+            slow.close()

@@ -140,3 +140,19 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(split_fil
     assert not list(out.rglob("*.tmp")), "stale temporaries are cleared on resume"
     one, two = _weights(straight.last), _weights(resumed.last)
     assert all(torch.equal(one[key], two[key]) for key in one)
+
+
+def test_unwritable_or_full_output_is_reported_before_any_work(split_file: Path, tmp_path: Path, monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    started = []
+    monkeypatch.setattr("proctovision.training.load_split_frame", lambda *a: started.append(1))
+    with pytest.raises(RunError, match="not writable"):
+        train(tiny_run_config(split_file, blocker / "run"), progress=False)
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=10, f_frsize=4096))
+    with pytest.raises(RunError, match="free on the output disk"):
+        train(tiny_run_config(split_file, tmp_path / "full"), progress=False)
+    assert not started, "no work may start before the output location is checked"
