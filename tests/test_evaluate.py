@@ -40,3 +40,24 @@ def test_evaluating_two_splits_keeps_both(trained_run: Path):
     evaluate_run(trained_run, "test", n_resamples=10)
     assert set(json.loads((trained_run / "metrics.json").read_text())) == {"val", "test"}
     assert set(pd.read_csv(trained_run / "predictions.csv")["split"]) == {"val", "test"}
+
+
+def test_threshold_is_chosen_on_validation_and_applied_to_test(trained_run: Path):
+    import numpy as np
+
+    from proctovision.evaluation.calibration import choose_threshold
+
+    entry = evaluate_run(trained_run, "test", n_resamples=10, threshold="sensitivity:0.9", temperature_scaling=True)
+    assert entry["threshold"]["chosen_on"] == "val" and entry["calibration"]["fitted_on"] == "val"
+    val = evaluate_run(trained_run, "val", n_resamples=10, threshold="0.5", temperature_scaling=True)
+    predictions = pd.read_csv(trained_run / "predictions.csv")
+    val_rows = predictions[predictions["split"] == "val"]
+    y = (val_rows["label"] == "hemorrhoid").to_numpy().astype(int)
+    expected = choose_threshold(y, val_rows["prob_hemorrhoid"].to_numpy(), "sensitivity:0.9")
+    assert entry["threshold"]["value"] == pytest.approx(expected, abs=1e-4)
+    test_rows = predictions[predictions["split"] == "test"]
+    called = np.where(test_rows["prob_hemorrhoid"] >= entry["threshold"]["value"], "hemorrhoid", "normal")
+    assert (called == test_rows["predicted"]).all()
+    assert val["threshold"] == {"value": 0.5, "rule": "0.5", "chosen_on": "fixed"}
+    for name in ("sensitivity", "specificity", "ppv", "npv", "average_precision", "brier", "ece"):
+        assert name in entry["metrics"]

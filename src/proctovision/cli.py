@@ -192,6 +192,10 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="patient bootstrap resamples for the 95% CIs")] = 1000,
     seed: int = 0,
     batch_size: int = 32,
+    threshold: Annotated[
+        str, typer.Option(help="binary tasks: youden | sensitivity:0.9 | specificity:0.95 | a number; fitted on val")
+    ] = "youden",
+    temperature_scaling: Annotated[bool, typer.Option(help="calibrate with a temperature fitted on val")] = False,
 ) -> None:
     """Predict a split and write metrics.json and predictions.csv (metrics with 95% CIs).
 
@@ -200,7 +204,8 @@ def evaluate(
     from proctovision.evaluation.evaluate import evaluate_run
 
     with progress_bar(f"Reading {split} split") as update:
-        entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update)
+        entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update,
+                             threshold=threshold, temperature_scaling=temperature_scaling)
     print_metrics(entry)
     console.print(f"metrics: {run / 'metrics.json'}\npredictions: {run / 'predictions.csv'}")
 
@@ -216,6 +221,9 @@ def print_metrics(entry: dict) -> None:
         interval = "n/a" if low is None else f"{low:.3f}-{high:.3f}"
         table.add_row(name, value, interval)
     console.print(table)
+    if entry.get("threshold"):
+        console.print(f"threshold {entry['threshold']['value']:.3f} ({entry['threshold']['rule']}, "
+                      f"chosen on {entry['threshold']['chosen_on']})")
     console.print(
         f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
         f"({entry['images_per_s']:.1f} images/s)"

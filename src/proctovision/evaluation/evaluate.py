@@ -17,6 +17,7 @@ from proctovision.data.datasets import ManifestDataset
 from proctovision.data.manifest import read_manifest
 from proctovision.data.split import fold_to_split
 from proctovision.data.transforms import eval_transform
+from proctovision.evaluation.calibration import apply_threshold, choose_threshold, fit_temperature, reliability, scale
 from proctovision.evaluation.metrics import compute_metrics, confusion
 from proctovision.models.module import ClassifierModule
 from proctovision.runs import RunError, RunInfo, read_run
@@ -70,7 +71,9 @@ def split_rows(run: RunInfo, split: str) -> pd.DataFrame:
     return rows
 
 
-def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str) -> pd.DataFrame:
+def predictions_table(
+    rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str, predicted: np.ndarray
+) -> pd.DataFrame:
     classes = run.task.classes
     table = pd.DataFrame(
         {
@@ -79,11 +82,11 @@ def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInf
             "patient_id": rows["patient_id"],
             "split": split,
             "label": rows["label"],
-            "predicted": [classes[index] for index in probabilities.argmax(axis=1)],
+            "predicted": [classes[index] for index in predicted],
         }
     )
     for index, name in enumerate(classes):
-        table[f"prob_{name}"] = probabilities[:, index].round(6)
+        table[f"prob_{name}"] = probabilities[:, index]
     return table
 
 
@@ -96,20 +99,48 @@ def merge_predictions(existing: Path, fresh: pd.DataFrame, split: str) -> pd.Dat
     return pd.concat([old, fresh.astype(str)], ignore_index=True)
 
 
+def validation_probabilities(run: RunInfo, module: ClassifierModule, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities of the validation split: where thresholds and temperatures are fitted."""
+    rows = split_rows(run, "val")
+    predictions = predict_frame(module, rows, run, batch_size=batch_size)
+    return np.array([run.task.index_of(label) for label in rows["label"]]), predictions.probabilities
+
+
 def evaluate_run(
     run_dir: str | Path, split: str = "test", n_resamples: int = 1000, seed: int = 0, batch_size: int = 32,
-    progress: Progress | None = None,
+    progress: Progress | None = None, threshold: str = "youden", temperature_scaling: bool = False,
 ) -> dict:
-    """Predict one split of a run's data, then write predictions.csv and metrics.json in the run folder."""
+    """Predict one split of a run's data, then write predictions.csv and metrics.json in the run folder.
+
+    Binary tasks: the operating threshold is chosen on the validation split by ``threshold`` and applied
+    unchanged here. ``temperature_scaling`` fits a temperature on validation and rescales these probabilities.
+    """
     run = read_run(run_dir)
     rows = split_rows(run, split)
     module = load_module(run)
     predictions = predict_frame(module, rows, run, batch_size=batch_size, progress=progress)
     y_true = np.array([run.task.index_of(label) for label in rows["label"]])
     probabilities = predictions.probabilities
+    needs_validation = temperature_scaling or (run.task.is_binary and not _is_number(threshold))
+    val_true, val_probabilities = (
+        (y_true, probabilities) if split == "val" else validation_probabilities(run, module, batch_size)
+    ) if needs_validation else (None, None)
+    temperature = None
+    if temperature_scaling:
+        temperature = fit_temperature(val_true, val_probabilities)
+        probabilities = scale(probabilities, temperature)
+        val_probabilities = scale(val_probabilities, temperature)
+    operating = None
+    predicted = probabilities.argmax(axis=1)
+    if run.task.is_binary:
+        chosen = choose_threshold(val_true, val_probabilities[:, 1], threshold) if needs_validation and not _is_number(
+            threshold) else float(threshold)
+        predicted = apply_threshold(probabilities, chosen)
+        operating = {"value": chosen, "rule": threshold,
+                     "chosen_on": "val" if not _is_number(threshold) else "fixed"}
     metrics = compute_metrics(
         y_true, probabilities, rows["patient_id"].to_numpy(), run.task.num_classes, run.task.ordinal,
-        n_resamples=n_resamples, seed=seed,
+        n_resamples=n_resamples, seed=seed, y_pred=predicted, class_names=run.task.classes,
     )
     entry = {
         "split": split,
@@ -117,15 +148,26 @@ def evaluate_run(
         "n_patients": int(rows["patient_id"].nunique()),
         "classes": list(run.task.classes),
         "positive_class": run.task.classes[1] if run.task.is_binary else None,
+        "threshold": operating,
         "metrics": metrics,
-        "confusion_matrix": confusion(y_true, probabilities.argmax(axis=1), run.task.num_classes),
+        "confusion_matrix": confusion(y_true, predicted, run.task.num_classes),
+        "calibration": {"temperature": temperature, "fitted_on": "val" if temperature else None,
+                        "reliability": reliability(y_true, probabilities)},
         "bootstrap": {"resamples": n_resamples, "seed": seed, "unit": "patient"},
         "reading_time_s": round(predictions.seconds, 4),
         "images_per_s": round(predictions.images_per_s, 2),
     }
-    table = predictions_table(rows, probabilities, run, split)
+    table = predictions_table(rows, probabilities, run, split, predicted)
     fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, table, split))
     all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
     all_metrics[split] = entry
     fileio.write_json(run.paths.metrics, all_metrics)
     return entry
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

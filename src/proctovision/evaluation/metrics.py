@@ -12,6 +12,8 @@ import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
+    brier_score_loss,
     cohen_kappa_score,
     confusion_matrix,
     f1_score,
@@ -44,7 +46,51 @@ def roc_auc(y_true: np.ndarray, probabilities: np.ndarray, n_classes: int) -> fl
     return float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=list(range(n_classes))))
 
 
-def metric_functions(n_classes: int, ordinal: bool) -> dict[str, MetricFn]:
+def negative_predictive_value(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    called_negative = y_pred == 0
+    return float((y_true[called_negative] == 0).mean()) if called_negative.any() else float("nan")
+
+
+def brier(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean squared distance of the probability vector to the one-hot truth (binary: sklearn's Brier score)."""
+    if probabilities.shape[1] == 2:
+        return float(brier_score_loss(y_true, probabilities[:, 1]))
+    onehot = np.eye(probabilities.shape[1])[y_true]
+    return float(((probabilities - onehot) ** 2).sum(axis=1).mean())
+
+
+def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins, weighted by count."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for index in range(bins):
+        members = which == index
+        if members.any():
+            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def per_class_functions(n_classes: int, class_names: tuple[str, ...]) -> dict[str, MetricFn]:
+    """One-vs-rest precision, recall, F1 and AUC for every class of a multi-class task."""
+    functions: dict[str, MetricFn] = {}
+    for index, name in enumerate(class_names):
+        def pick(values: np.ndarray, index: int = index) -> float:
+            return float(values[index])
+
+        options = {"labels": list(range(n_classes)), "average": None, "zero_division": 0}
+        functions[f"precision_{name}"] = lambda t, p, _, k=index: pick(precision_score(t, p, **options), k)
+        functions[f"recall_{name}"] = lambda t, p, _, k=index: pick(recall_score(t, p, **options), k)
+        functions[f"f1_{name}"] = lambda t, p, _, k=index: pick(f1_score(t, p, **options), k)
+        functions[f"roc_auc_{name}"] = lambda t, _, q, k=index: (
+            float(roc_auc_score(t == k, q[:, k])) if 0 < (t == k).sum() < len(t) else float("nan")
+        )
+    return functions
+
+
+def metric_functions(n_classes: int, ordinal: bool, class_names: tuple[str, ...] = ()) -> dict[str, MetricFn]:
     """Name → f(y_true, y_pred, probabilities); binary metrics take the second class as positive."""
     labels = list(range(n_classes))
     average = "binary" if n_classes == 2 else "macro"
@@ -60,8 +106,19 @@ def metric_functions(n_classes: int, ordinal: bool) -> dict[str, MetricFn]:
         "f1": lambda t, p, _: float(f1_score(t, p, **options)),
         "roc_auc": lambda t, _, q: roc_auc(t, q, n_classes),
     }
+    if n_classes == 2:
+        functions["sensitivity"] = functions["recall"]
+        functions["ppv"] = functions["precision"]
+        functions["npv"] = lambda t, p, _: negative_predictive_value(t, p)
+        functions["average_precision"] = lambda t, _, q: (
+            float(average_precision_score(t, q[:, 1])) if 0 < t.sum() < len(t) else float("nan")
+        )
+    elif class_names:
+        functions.update(per_class_functions(n_classes, class_names))
     if ordinal:
         functions["quadratic_kappa"] = lambda t, p, _: float(cohen_kappa_score(t, p, weights="quadratic", labels=labels))
+    functions["brier"] = lambda t, _, q: brier(t, q)
+    functions["ece"] = lambda t, _, q: expected_calibration_error(t, q)
     return functions
 
 
@@ -83,12 +140,16 @@ def compute_metrics(
     n_resamples: int = 1000,
     seed: int = 0,
     y_pred: np.ndarray | None = None,
+    class_names: tuple[str, ...] = (),
+    include: set[str] | None = None,
 ) -> dict[str, dict]:
     """Each metric as ``{"value", "ci95", "unit"}``; CIs are percentile intervals over patient resamples."""
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities)
     y_pred = probabilities.argmax(axis=1) if y_pred is None else np.asarray(y_pred)
-    functions = metric_functions(n_classes, ordinal)
+    functions = metric_functions(n_classes, ordinal, class_names)
+    if include is not None:
+        functions = {name: function for name, function in functions.items() if name in include}
     resamples = patient_bootstrap_indices(np.asarray(patients), n_resamples, seed) if n_resamples else []
     results: dict[str, dict] = {}
     with warnings.catch_warnings():
