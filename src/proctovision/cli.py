@@ -231,6 +231,32 @@ def print_metrics(entry: dict) -> None:
 
 
 @app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="evaluated run folders")],
+    readers: Annotated[Optional[Path], typer.Option(help="CSV: path, reader, label[, reading_time_s]")] = None,
+    split: str = "test",
+    out: Annotated[Path, typer.Option(help="folder for the table, the tests and the figures")] = Path("comparison"),
+    resamples: int = 1000,
+    seed: int = 0,
+) -> None:
+    """Models and human readers side by side: metrics with CIs, DeLong, McNemar and bootstrap differences.
+
+    Example: proctovision compare runs/convmixer runs/effnet --readers readers.csv --out comparison/
+    """
+    from proctovision.evaluation.compare import compare as compare_lib
+
+    result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed)
+    table = Table(title=f"{split}: {result['n_images']} images, {result['n_patients']} patients")
+    for column in ("participant", "kind", "accuracy", "recall", "precision", "f1", "reading time (s)"):
+        table.add_column(column)
+    for row in result["table"]:
+        table.add_row(row["participant"], row["kind"], *(f"{row[name]:.3f}" for name in ("accuracy", "recall",
+                      "precision", "f1")), f"{row['reading_time_s']:.1f}" if row["reading_time_s"] else "-")
+    console.print(table)
+    console.print(f"table: {out / 'comparison.md'}\ntests: {out / 'tests.csv'}\nfigures: {out / 'figures'}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the demo's data and runs")] = Path("demo_output"),
     task: Annotated[str, typer.Option(help="hemorrhoid | ldrf")] = "hemorrhoid",

@@ -12,7 +12,9 @@ from proctovision.data import ingest as ingest_lib
 from proctovision.data.demo import SYNTHETIC_NOTE, generate_endoscopy
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
+from proctovision.evaluation.compare import compare
 from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.evaluation.readers import simulate_readers
 from proctovision.runs import RunError
 from proctovision.tasks import load_task
 from proctovision.training import train
@@ -61,9 +63,13 @@ def run_demo(
         out=run_dir,
     )
     train(config)
-    console.print("5/5 evaluate on validation and test")
+    console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
     test_entry = evaluate_run(run_dir, "test")
+    console.print("6/6 compare with two simulated readers (senior and junior)")
+    test_rows = read_manifest(split_path).query("split == 'test'")
+    readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)
+    compare([run_dir], out / "comparison", readers=readers_path, split="test")
     elapsed = time.perf_counter() - started
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
@@ -72,6 +78,7 @@ def run_demo(
         "paths": {
             "data": out / "data", "manifest": manifest_path, "quality report": out / "data" / "qc.md",
             "split": split_path, "run": run_dir, "metrics": run_dir / "metrics.json",
-            "predictions": run_dir / "predictions.csv",
+            "predictions": run_dir / "predictions.csv", "readers": readers_path,
+            "comparison": out / "comparison" / "comparison.md",
         },
     }

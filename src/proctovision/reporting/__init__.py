@@ -1,0 +1,1 @@
+"""Figures and reports built from the plain files a run leaves behind."""

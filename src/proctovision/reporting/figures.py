@@ -1,0 +1,99 @@
+"""Matplotlib figures in the shape of the hemorrhoid study's Fig. 2-4, plus ROC and reliability plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from proctovision import fileio  # noqa: E402
+
+MODEL_COLOUR, READER_COLOUR = "#3c78c3", "#d9822b"
+
+
+def save(figure: plt.Figure, path: Path) -> Path:
+    figure.tight_layout()
+    fileio.write_with(path, lambda target: figure.savefig(target, format="png", dpi=130))
+    plt.close(figure)
+    return path
+
+
+def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: str = "") -> Path:
+    """One panel per metric: a bar per model (blue) and reader (orange), with its 95% CI."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    names = [row["participant"] for row in table]
+    colours = [MODEL_COLOUR if row["kind"] == "model" else READER_COLOUR for row in table]
+    for axis, metric in zip(axes, metrics):
+        values = [row.get(metric) or 0.0 for row in table]
+        lows = [value - (row.get(f"{metric}_ci_low") or value) for value, row in zip(values, table)]
+        highs = [(row.get(f"{metric}_ci_high") or value) - value for value, row in zip(values, table)]
+        axis.bar(range(len(names)), values, color=colours, yerr=[lows, highs], capsize=3)
+        for position, value in enumerate(values):
+            axis.text(position, value / 2, f"{value:.3f}", ha="center", va="center", rotation=90, color="white",
+                      fontsize=8)
+        axis.set_title(metric)
+        axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        axis.set_ylim(0, 1.05)
+    if title:
+        figure.suptitle(title)
+    return save(figure, path)
+
+
+def reading_time_bars(table: list[dict], path: Path) -> Path:
+    """Total seconds to read the set, models against readers; a log axis when they differ by orders."""
+    rows = [row for row in table if row.get("reading_time_s")]
+    figure, axis = plt.subplots(figsize=(max(4, 0.9 * len(rows) + 2), 3.6))
+    values = [row["reading_time_s"] for row in rows]
+    axis.bar([row["participant"] for row in rows], values,
+             color=[MODEL_COLOUR if row["kind"] == "model" else READER_COLOUR for row in rows])
+    if values and max(values) / max(min(values), 1e-9) > 30:
+        axis.set_yscale("log")
+    for position, value in enumerate(values):
+        axis.text(position, value, f"{value:.1f} s", ha="center", va="bottom", fontsize=8)
+    axis.set_ylabel("reading time (s)")
+    axis.tick_params(axis="x", rotation=45)
+    return save(figure, path)
+
+
+def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC") -> Path:
+    """Several ROC curves on one figure: name → (fpr, tpr, auc)."""
+    figure, axis = plt.subplots(figsize=(4.6, 4.4))
+    for name, (fpr, tpr, auc) in curves.items():
+        axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_title(title)
+    axis.legend(fontsize=7, loc="lower right")
+    return save(figure, path)
+
+
+def reliability_diagram(table: dict, path: Path, title: str = "Calibration") -> Path:
+    figure, axis = plt.subplots(figsize=(4.4, 4.2))
+    points = [(c, a) for c, a in zip(table["confidence"], table["accuracy"]) if c is not None]
+    if points:
+        confidence, accuracy = zip(*points)
+        axis.plot(confidence, accuracy, marker="o")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.set_xlabel("confidence")
+    axis.set_ylabel("accuracy")
+    axis.set_title(title)
+    return save(figure, path)
+
+
+def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(3.8, 3.4))
+    values = np.array(matrix)
+    axis.imshow(values, cmap="Blues")
+    for (row, column), count in np.ndenumerate(values):
+        axis.text(column, row, str(count), ha="center", va="center",
+                  color="white" if count > values.max() / 2 else "black")
+    axis.set_xticks(range(len(classes)), classes)
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    return save(figure, path)
