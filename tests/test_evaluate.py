@@ -61,3 +61,14 @@ def test_threshold_is_chosen_on_validation_and_applied_to_test(trained_run: Path
     assert val["threshold"] == {"value": 0.5, "rule": "0.5", "chosen_on": "fixed"}
     for name in ("sensitivity", "specificity", "ppv", "npv", "average_precision", "brier", "ece"):
         assert name in entry["metrics"]
+
+
+def test_confusion_matrix_and_figures_match_the_predictions(trained_run: Path):
+    from sklearn.metrics import confusion_matrix
+
+    entry = evaluate_run(trained_run, "test", n_resamples=10)
+    rows = pd.read_csv(trained_run / "predictions.csv")
+    expected = confusion_matrix(rows["label"], rows["predicted"], labels=["normal", "hemorrhoid"]).tolist()
+    assert entry["confusion_matrix"] == expected
+    for name in ("roc_test.png", "confusion_test.png", "reliability_test.png"):
+        assert (trained_run / "figures" / name).stat().st_size > 1000

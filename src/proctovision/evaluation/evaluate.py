@@ -157,12 +157,36 @@ def evaluate_run(
         "reading_time_s": round(predictions.seconds, 4),
         "images_per_s": round(predictions.images_per_s, 2),
     }
+    write_split_figures(run, split, y_true, probabilities, entry)
     table = predictions_table(rows, probabilities, run, split, predicted)
     fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, table, split))
     all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
     all_metrics[split] = entry
     fileio.write_json(run.paths.metrics, all_metrics)
     return entry
+
+
+def write_split_figures(run: RunInfo, split: str, y_true: np.ndarray, probabilities: np.ndarray, entry: dict) -> None:
+    """ROC (one-vs-rest for several classes), confusion matrix and reliability diagram under figures/."""
+    from sklearn.metrics import roc_curve
+
+    from proctovision.reporting import figures
+
+    curves = {}
+    for index, name in enumerate(run.task.classes):
+        if run.task.is_binary and index == 0:
+            continue
+        positive = y_true == index
+        if 0 < positive.sum() < len(positive):
+            fpr, tpr, _ = roc_curve(positive, probabilities[:, index])
+            key = "roc_auc" if run.task.is_binary else f"roc_auc_{name}"
+            curves[name] = (fpr, tpr, entry["metrics"].get(key, {}).get("value") or float("nan"))
+    if curves:
+        figures.roc_curves(curves, run.paths.figures / f"roc_{split}.png", f"ROC, {split} split")
+    figures.confusion_matrix_figure(entry["confusion_matrix"], list(run.task.classes),
+                                    run.paths.figures / f"confusion_{split}.png")
+    figures.reliability_diagram(entry["calibration"]["reliability"], run.paths.figures / f"reliability_{split}.png",
+                                f"Calibration, {split} split")
 
 
 def _is_number(text: str) -> bool:
