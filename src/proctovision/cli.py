@@ -283,36 +283,57 @@ def demo(
 @app.command()
 def explain(
     run: Annotated[Path, typer.Argument(help="run folder from `train`")],
-    paths: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="images, DICOM files or folders")],
+    paths: Annotated[
+        Optional[list[Path]], typer.Argument(metavar="[IMAGE_OR_DIR]...", help="images, DICOM files or folders")
+    ] = None,
+    split: Annotated[Optional[str], typer.Option(help="explain a split of the run's data instead (val, test)")] = None,
     method: Annotated[str, typer.Option(help="gradcam | gradcam++ | hirescam | eigencam | layercam | scorecam")] = "gradcam",
     target: Annotated[str, typer.Option(help="predicted, or a class name")] = "predicted",
-    out: Annotated[Path, typer.Option(help="folder for one PNG per image and cams.csv")] = Path("cams"),
+    out: Annotated[Path, typer.Option(help="folder for one PNG per image, cams.csv and grid.png")] = Path("cams"),
+    faithfulness: Annotated[bool, typer.Option(help="score each map with ROAD (slower)")] = False,
     batch_size: int = 8,
 ) -> None:
     """Grad-CAM (and variants) per image, laid out as original | heatmap | overlay.
 
     Example: proctovision explain runs/r18 images/ --method gradcam++ --out cams/
+             proctovision explain runs/r18 --split test --faithfulness --out cams/   (adds a right/wrong grid)
     """
-    from proctovision.data.images import ImageReadError, read_image
-    from proctovision.evaluation.evaluate import load_module
-    from proctovision.explain import explain_frame, frame_from_paths
+    from proctovision.evaluation.evaluate import load_module, split_rows
+    from proctovision.explain import cases_grid, explain_frame
     from proctovision.runs import read_run
-    from proctovision.serving.predictor import expand_paths
 
     info = read_run(run)
+    if split:
+        frame = split_rows(info, split)
+    elif paths:
+        frame = readable_frame(paths, info.resolved.get("window"))
+    else:
+        fail("give images or folders to explain, or --split val|test")
+    with progress_bar(f"{method} maps") as update:
+        table = explain_frame(load_module(info), info, frame, out, method, target, batch_size, update, faithfulness)
+    grid = cases_grid(table, out, info.task.classes, out / "grid.png")
+    console.print(f"{len(table)} map(s) written to {out} (index: {out / 'cams.csv'})")
+    if grid:
+        console.print(f"right and wrong cases per class: {grid}")
+    if faithfulness:
+        console.print(f"ROAD faithfulness ({method}): mean {table['road'].mean():.4f} (higher is more faithful)")
+
+
+def readable_frame(paths: list[Path], window: object) -> "pd.DataFrame":  # noqa: F821
+    from proctovision.data.images import ImageReadError, read_image
+    from proctovision.explain import frame_from_paths
+    from proctovision.serving.predictor import expand_paths
+
     readable = []
     for path in expand_paths(paths):
         try:
-            read_image(path, window=info.resolved.get("window"))
+            read_image(path, window=window)
             readable.append(path)
         except ImageReadError as error:
             error_console.print(f"[yellow]skipped[/] {path}: {error.reason}", soft_wrap=True)
     if not readable:
         fail("no readable image to explain")
-    with progress_bar(f"{method} maps") as update:
-        table = explain_frame(load_module(info), info, frame_from_paths(readable), out, method, target, batch_size,
-                              update)
-    console.print(f"{len(table)} map(s) written to {out} (index: {out / 'cams.csv'})")
+    return frame_from_paths(readable)
 
 
 # --- deployment commands ---

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from PIL import Image
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
+from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch.utils.data import DataLoader
@@ -71,11 +72,21 @@ def layout(original: np.ndarray, cam: np.ndarray) -> Image.Image:
     return Image.fromarray(strip)
 
 
+def faithfulness(module: ClassifierModule, images: torch.Tensor, maps: np.ndarray, chosen: list[int]) -> np.ndarray:
+    """ROAD (Rong et al., 2022) per image: confidence kept when the least relevant pixels are removed minus that
+    kept when the most relevant are removed. Higher means the map points at what the model uses."""
+    metric = ROADCombined(percentiles=[20, 40, 60, 80])
+    with torch.no_grad():
+        scores = metric(images, maps, [ClassifierOutputTarget(index) for index in chosen], module)
+    return np.asarray(scores, dtype=float).reshape(-1)
+
+
 def explain_frame(
     module: ClassifierModule, run: RunInfo, frame: pd.DataFrame, out: Path, method: str = "gradcam",
     target: str = "predicted", batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+    score_faithfulness: bool = False,
 ) -> pd.DataFrame:
-    """Write one PNG per image and ``cams.csv``; returns the table (path, predicted, target, probabilities, png)."""
+    """Write one PNG per image and ``cams.csv``; returns the table (path, label, predicted, target, png, ...)."""
     out.mkdir(parents=True, exist_ok=True)
     module.eval()
     cam = build_cam(module, method)
@@ -88,13 +99,17 @@ def explain_frame(
             probabilities = torch.softmax(module(images), dim=1).numpy()
         chosen = target_indices(probabilities, target, run.task.classes)
         maps = cam(input_tensor=images, targets=[ClassifierOutputTarget(index) for index in chosen])
-        for image, heat, index, probs, wanted in zip(images, maps, indices.tolist(), probabilities, chosen):
+        road = faithfulness(module, images, maps, chosen) if score_faithfulness else [None] * len(images)
+        for image, heat, index, probs, wanted, road_score in zip(
+            images, maps, indices.tolist(), probabilities, chosen, road
+        ):
             original = np.clip(image.permute(1, 2, 0).numpy() * std + mean, 0, 1).astype(np.float32)
             name = f"{index:05d}_{Path(frame['path'].iloc[index]).stem}.png"
             strip = layout(original, heat)
             fileio.write_with(out / name, lambda path, strip=strip: strip.save(path, format="PNG"))
             rows.append({
-                "path": frame["path"].iloc[index], "predicted": run.task.classes[int(probs.argmax())],
+                "path": frame["path"].iloc[index], "label": frame["label"].iloc[index] if "label" in frame else "",
+                "predicted": run.task.classes[int(probs.argmax())], "road": road_score,
                 "target": run.task.classes[wanted], "png": name, "peak_row": int(np.unravel_index(heat.argmax(), heat.shape)[0]),
                 "peak_col": int(np.unravel_index(heat.argmax(), heat.shape)[1]), "size": size,
                 **{f"prob_{c}": round(float(p), 6) for c, p in zip(run.task.classes, probs)},
@@ -109,3 +124,32 @@ def explain_frame(
 
 def frame_from_paths(paths: Iterable[Path]) -> pd.DataFrame:
     return pd.DataFrame({"path": [str(Path(path).resolve()) for path in paths]})
+
+
+def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4) -> Path | None:
+    """Rows: true class × (right, wrong); up to ``per_cell`` overlays each: where the model looks when it errs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if table.empty or "label" not in table or not table["label"].astype(bool).any():
+        return None
+    cells = [(name, outcome) for name in classes for outcome in ("right", "wrong")]
+    figure, axes = plt.subplots(len(cells), per_cell, figsize=(2.0 * per_cell, 1.9 * len(cells)), squeeze=False)
+    for row, (name, outcome) in enumerate(cells):
+        wanted = table[(table["label"] == name) & ((table["label"] == table["predicted"]) == (outcome == "right"))]
+        for column in range(per_cell):
+            axis = axes[row, column]
+            axis.axis("off")
+            if column < len(wanted):
+                with Image.open(folder / wanted["png"].iloc[column]) as strip:
+                    width = strip.width // 3
+                    axis.imshow(strip.crop((2 * width, 0, 3 * width, strip.height)))
+                axis.set_title(f"→ {wanted['predicted'].iloc[column]}", fontsize=7)
+        axes[row, 0].text(-0.1, 0.5, f"{name}\n{outcome}", transform=axes[row, 0].transAxes, ha="right",
+                          va="center", fontsize=8)
+    figure.tight_layout()
+    fileio.write_with(out, lambda target: figure.savefig(target, format="png", dpi=110))
+    plt.close(figure)
+    return out
