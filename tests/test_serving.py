@@ -84,3 +84,53 @@ def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
     reasons = {Path(item["path"]).name: item["reason"] for item in payload["errors"]}
     assert reasons == {"bad.jpg": "empty file (0 bytes)", "nope.png": "file not found"}
     assert abs(sum(v for k, v in payload["predictions"][0].items() if k.startswith("prob_")) - 1) < 1e-4
+
+
+def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path: Path):
+    """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
+    from proctovision.evaluation.evaluate import evaluate_run
+    from proctovision.serving.export import export_run
+    from proctovision.serving.predictor import load_predictor
+
+    evaluate_run(trained_run, "test", n_resamples=10, threshold="0.5", temperature_scaling=True)
+    scaled = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")["prob_hemorrhoid"].to_numpy()
+    cuts = (np.sort(scaled)[1:] + np.sort(scaled)[:-1]) / 2
+    moved = [cut for cut in cuts if 0 < (scaled >= cut).sum() != (scaled >= 0.5).sum()]
+    assert moved, "the test split needs spread-out probabilities"
+    entry = evaluate_run(trained_run, "test", n_resamples=10, threshold=f"{moved[0]:.8f}", temperature_scaling=True)
+    reference = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'").set_index("path")
+    export_run(trained_run, tmp_path / "export")
+    card = json.loads((tmp_path / "export" / "model_card.json").read_text())
+    assert card["threshold"]["value"] == pytest.approx(entry["threshold"]["value"])
+    assert card["temperature"] == pytest.approx(entry["calibration"]["temperature"])
+    assert "Decision: hemorrhoid when its probability is at least" in (tmp_path / "export" / "MODEL_CARD.md").read_text()
+    for source in (trained_run, tmp_path / "export"):
+        batch = load_predictor(source).predict_files([Path(path) for path in reference.index])
+        got = pd.DataFrame([{"path": p.path, "predicted": p.predicted, **p.probabilities} for p in batch.predictions])
+        got = got.set_index("path").loc[reference.index]
+        assert np.abs(got["hemorrhoid"] - reference["prob_hemorrhoid"]).max() < 1e-4
+        assert (got["predicted"] == reference["predicted"]).all()
+        assert [item.threshold for item in batch.predictions] == pytest.approx([entry["threshold"]["value"]] * len(got))
+
+
+def test_temperature_in_the_card_rescales_probabilities():
+    from proctovision.evaluation.calibration import scale
+    from proctovision.serving.predictor import Predictor
+
+    class Fixed(Predictor):
+        classes = ("normal", "hemorrhoid")
+
+        def __init__(self, card: dict) -> None:
+            self.card = card
+
+        def prepare(self, image: object) -> np.ndarray:
+            return np.zeros(1)
+
+        def probabilities(self, batch: np.ndarray) -> np.ndarray:
+            return np.tile([0.2, 0.8], (len(batch), 1))
+
+    raw = Fixed({"classes": ["normal", "hemorrhoid"]})
+    warm = Fixed({"classes": ["normal", "hemorrhoid"], "temperature": 2.0, "threshold": {"value": 0.7}})
+    assert raw.predict_images([None])[0] == pytest.approx([0.2, 0.8]) and raw.threshold == 0.5
+    assert warm.predict_images([None])[0] == pytest.approx(scale(np.array([[0.2, 0.8]]), 2.0)[0])
+    assert warm.threshold == 0.7 and warm.decide(warm.predict_images([None])[0]) == "normal"

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from proctovision.data.images import ImageReadError, is_candidate_file, read_image
-from proctovision.serving.card import read_card
+from proctovision.serving.card import read_card, threshold_value
 from proctovision.serving.preprocess import to_input_array
 
 
@@ -50,9 +50,7 @@ class Predictor:
     @property
     def threshold(self) -> float | None:
         """Binary tasks: probability of the second class at or above which it is called."""
-        if len(self.classes) != 2:
-            return None
-        return float(self.card.get("threshold") or 0.5)
+        return threshold_value(self.card)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         pre = self.card["preprocessing"]
@@ -68,7 +66,14 @@ class Predictor:
         return None
 
     def predict_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.probabilities(np.stack([self.prepare(image) for image in images]))
+        """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
+        probabilities = self.probabilities(np.stack([self.prepare(image) for image in images]))
+        temperature = self.card.get("temperature")
+        if not temperature:
+            return probabilities
+        from proctovision.evaluation.calibration import scale
+
+        return scale(probabilities, float(temperature))
 
     def predict_files(self, paths: Iterable[Path], batch_size: int = 16) -> PredictionBatch:
         """Unreadable files are reported with the reason; the rest are predicted."""
