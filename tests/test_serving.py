@@ -90,7 +90,6 @@ def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path
     """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
     from proctovision.evaluation.evaluate import evaluate_run
     from proctovision.serving.export import export_run
-    from proctovision.serving.predictor import load_predictor
 
     evaluate_run(trained_run, "test", n_resamples=10, threshold="0.5", temperature_scaling=True)
     scaled = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")["prob_hemorrhoid"].to_numpy()
@@ -103,14 +102,24 @@ def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path
     card = json.loads((tmp_path / "export" / "model_card.json").read_text())
     assert card["threshold"]["value"] == pytest.approx(entry["threshold"]["value"])
     assert card["temperature"] == pytest.approx(entry["calibration"]["temperature"])
+    assert abs(card["temperature"] - 1) > 0.05, "a temperature of 1 would leave the scaling untested"
     assert "Decision: hemorrhoid when its probability is at least" in (tmp_path / "export" / "MODEL_CARD.md").read_text()
-    for source in (trained_run, tmp_path / "export"):
-        batch = load_predictor(source).predict_files([Path(path) for path in reference.index])
-        got = pd.DataFrame([{"path": p.path, "predicted": p.predicted, **p.probabilities} for p in batch.predictions])
-        got = got.set_index("path").loc[reference.index]
-        assert np.abs(got["hemorrhoid"] - reference["prob_hemorrhoid"]).max() < 1e-4
+    by_torch, by_onnx = tmp_path / "t.csv", tmp_path / "o.csv"
+    paths = [str(path) for path in reference.index]
+    result = runner.invoke(app, ["predict", str(trained_run), *paths, "--out", str(by_torch)])
+    assert result.exit_code == 0, result.output
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+        "from proctovision.cli import main; sys.argv = ['proctovision', 'predict', *sys.argv[1:]]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export"), *paths, "--out", str(by_onnx)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for written in (by_torch, by_onnx):
+        got = pd.read_csv(written).set_index("path").loc[reference.index]
+        assert np.abs(got["prob_hemorrhoid"] - reference["prob_hemorrhoid"]).max() < 1e-4
         assert (got["predicted"] == reference["predicted"]).all()
-        assert [item.threshold for item in batch.predictions] == pytest.approx([entry["threshold"]["value"]] * len(got))
+        assert np.allclose(got["threshold"], entry["threshold"]["value"])
 
 
 def test_temperature_in_the_card_rescales_probabilities():

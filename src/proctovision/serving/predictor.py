@@ -38,6 +38,14 @@ class PredictionBatch:
         return len(self.predictions) / self.seconds if self.seconds > 0 else 0.0
 
 
+def rescale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling as evaluation/calibration.scale does it, in numpy alone (no scipy on the ONNX path)."""
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 class Predictor:
     """Shared logic: preprocessing from the card, decision rule, batching over files."""
 
@@ -69,11 +77,7 @@ class Predictor:
         """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
         probabilities = self.probabilities(np.stack([self.prepare(image) for image in images]))
         temperature = self.card.get("temperature")
-        if not temperature:
-            return probabilities
-        from proctovision.evaluation.calibration import scale
-
-        return scale(probabilities, float(temperature))
+        return rescale(probabilities, float(temperature)) if temperature else probabilities
 
     def predict_files(self, paths: Iterable[Path], batch_size: int = 16) -> PredictionBatch:
         """Unreadable files are reported with the reason; the rest are predicted."""
