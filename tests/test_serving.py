@@ -143,3 +143,17 @@ def test_temperature_in_the_card_rescales_probabilities():
     assert raw.predict_images([None])[0] == pytest.approx([0.2, 0.8]) and raw.threshold == 0.5
     assert warm.predict_images([None])[0] == pytest.approx(scale(np.array([[0.2, 0.8]]), 2.0)[0])
     assert warm.threshold == 0.7 and warm.decide(warm.predict_images([None])[0]) == "normal"
+
+
+def test_card_records_the_dicom_window_of_the_run(trained_run: Path, tmp_path: Path):
+    import yaml
+
+    from proctovision.runs import read_run
+    from proctovision.serving.card import build_card, write_card
+
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    config["resolved"]["window"] = [40, 400]
+    (trained_run / "config.yaml").write_text(yaml.safe_dump(config))
+    write_card(tmp_path, build_card(read_run(trained_run)))
+    assert json.loads((tmp_path / "model_card.json").read_text())["preprocessing"]["window"] == [40, 400]
+    assert "training window [40, 400]" in (tmp_path / "MODEL_CARD.md").read_text()

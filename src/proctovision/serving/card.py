@@ -85,6 +85,9 @@ def card_markdown(card: dict) -> str:
 
 def operating_lines(card: dict) -> list[str]:
     lines = []
+    window = card["preprocessing"].get("window")
+    if window:
+        lines.append(f"DICOM input: the training window {window} is applied before conversion to 8-bit.")
     threshold = card.get("threshold")
     if isinstance(threshold, dict):
         where = f", chosen on the {threshold['chosen_on']} split" if threshold.get("chosen_on") else ""
