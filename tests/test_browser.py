@@ -33,6 +33,7 @@ def test_upload_through_the_page_shows_class_probabilities_and_overlay(run_dir: 
                       for cell in page.query_selector_all("td.probability")}
             assert predicted in {"normal", "hemorrhoid"}
             assert set(values) == {"normal", "hemorrhoid"} and abs(sum(values.values()) - 1) < 0.01
+            assert page.inner_text("#threshold") == "hemorrhoid when its probability is at least 0.500."
             assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
             assert page.is_visible("#overlay")
             page.screenshot(path=str(tmp_path / "page.png"))

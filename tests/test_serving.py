@@ -84,3 +84,76 @@ def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
     reasons = {Path(item["path"]).name: item["reason"] for item in payload["errors"]}
     assert reasons == {"bad.jpg": "empty file (0 bytes)", "nope.png": "file not found"}
     assert abs(sum(v for k, v in payload["predictions"][0].items() if k.startswith("prob_")) - 1) < 1e-4
+
+
+def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path: Path):
+    """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
+    from proctovision.evaluation.evaluate import evaluate_run
+    from proctovision.serving.export import export_run
+
+    evaluate_run(trained_run, "test", n_resamples=10, threshold="0.5", temperature_scaling=True)
+    scaled = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")["prob_hemorrhoid"].to_numpy()
+    cuts = (np.sort(scaled)[1:] + np.sort(scaled)[:-1]) / 2
+    moved = [cut for cut in cuts if 0 < (scaled >= cut).sum() != (scaled >= 0.5).sum()]
+    assert moved, "the test split needs spread-out probabilities"
+    entry = evaluate_run(trained_run, "test", n_resamples=10, threshold=f"{moved[0]:.8f}", temperature_scaling=True)
+    reference = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'").set_index("path")
+    export_run(trained_run, tmp_path / "export")
+    card = json.loads((tmp_path / "export" / "model_card.json").read_text())
+    assert card["threshold"]["value"] == pytest.approx(entry["threshold"]["value"])
+    assert card["temperature"] == pytest.approx(entry["calibration"]["temperature"])
+    assert abs(card["temperature"] - 1) > 0.05, "a temperature of 1 would leave the scaling untested"
+    assert "Decision: hemorrhoid when its probability is at least" in (tmp_path / "export" / "MODEL_CARD.md").read_text()
+    by_torch, by_onnx = tmp_path / "t.csv", tmp_path / "o.csv"
+    paths = [str(path) for path in reference.index]
+    result = runner.invoke(app, ["predict", str(trained_run), *paths, "--out", str(by_torch)])
+    assert result.exit_code == 0, result.output
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+        "from proctovision.cli import main; sys.argv = ['proctovision', 'predict', *sys.argv[1:]]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export"), *paths, "--out", str(by_onnx)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for written in (by_torch, by_onnx):
+        got = pd.read_csv(written).set_index("path").loc[reference.index]
+        assert np.abs(got["prob_hemorrhoid"] - reference["prob_hemorrhoid"]).max() < 1e-4
+        assert (got["predicted"] == reference["predicted"]).all()
+        assert np.allclose(got["threshold"], entry["threshold"]["value"])
+
+
+def test_temperature_in_the_card_rescales_probabilities():
+    from proctovision.evaluation.calibration import scale
+    from proctovision.serving.predictor import Predictor
+
+    class Fixed(Predictor):
+        classes = ("normal", "hemorrhoid")
+
+        def __init__(self, card: dict) -> None:
+            self.card = card
+
+        def prepare(self, image: object) -> np.ndarray:
+            return np.zeros(1)
+
+        def probabilities(self, batch: np.ndarray) -> np.ndarray:
+            return np.tile([0.2, 0.8], (len(batch), 1))
+
+    raw = Fixed({"classes": ["normal", "hemorrhoid"]})
+    warm = Fixed({"classes": ["normal", "hemorrhoid"], "temperature": 2.0, "threshold": {"value": 0.7}})
+    assert raw.predict_images([None])[0] == pytest.approx([0.2, 0.8]) and raw.threshold == 0.5
+    assert warm.predict_images([None])[0] == pytest.approx(scale(np.array([[0.2, 0.8]]), 2.0)[0])
+    assert warm.threshold == 0.7 and warm.decide(warm.predict_images([None])[0]) == "normal"
+
+
+def test_card_records_the_dicom_window_of_the_run(trained_run: Path, tmp_path: Path):
+    import yaml
+
+    from proctovision.runs import read_run
+    from proctovision.serving.card import build_card, write_card
+
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    config["resolved"]["window"] = [40, 400]
+    (trained_run / "config.yaml").write_text(yaml.safe_dump(config))
+    write_card(tmp_path, build_card(read_run(trained_run)))
+    assert json.loads((tmp_path / "model_card.json").read_text())["preprocessing"]["window"] == [40, 400]
+    assert "training window [40, 400]" in (tmp_path / "MODEL_CARD.md").read_text()

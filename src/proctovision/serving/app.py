@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proctovision.data.images import ImageReadError, read_image
 from proctovision.serving.predictor import Predictor, load_predictor
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
 CHUNK = 1 << 16
 
 
@@ -33,6 +38,37 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class BodyLimit:
+    """413 for a body over the limit: at once when Content-Length says so, else as soon as the bytes pass it.
+
+    Counting as the bytes arrive also bounds chunked uploads, which the multipart parser would otherwise
+    spool to disk whole before the endpoint sees them.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse({"error": self.message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, self.message)  # the endpoint's exception handler answers it
+            return message
+
+        await self.app(scope, counted, send)
 
 
 class ModelHolder:
@@ -71,6 +107,8 @@ def create_app(
     else:
         holder.load()
     app = FastAPI(title="ProctoVision", version="1", description="Anorectal image classification service.")
+    too_large = f"upload larger than the {max_upload_bytes / (1024 * 1024):.3g} MB limit"
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
     app.state.holder = holder
 
     def check_token(
@@ -83,18 +121,20 @@ def create_app(
         if not given or not secrets.compare_digest(given, token):
             raise HTTPException(401, "missing or wrong API token (send it as 'Authorization: Bearer <token>')")
 
-    @app.middleware("http")
-    async def refuse_oversized(request: Request, call_next):  # noqa: ANN202 - starlette signature
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_upload_bytes + 64 * 1024:
-            return JSONResponse(
-                {"error": f"upload larger than the {max_upload_bytes // (1024 * 1024)} MB limit"}, status_code=413
-            )
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = too_large if error.status_code == 413 else error.detail
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
-    @app.exception_handler(HTTPException)
-    async def plain_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+        )
+        return JSONResponse(
+            {"error": f"malformed request: send the image as multipart/form-data in a field named 'file' ({problems})"},
+            status_code=422,
+        )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -119,7 +159,7 @@ def create_app(
                 while chunk := await file.read(CHUNK):
                     size += len(chunk)
                     if size > max_upload_bytes:
-                        raise HTTPException(413, f"upload larger than the {max_upload_bytes // (1024 * 1024)} MB limit")
+                        raise HTTPException(413, too_large)
                     stream.write(chunk)
             if size == 0:
                 raise HTTPException(400, "the uploaded file is empty")

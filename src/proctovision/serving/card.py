@@ -27,10 +27,35 @@ def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F82
         },
         "metrics": {split: {"n_images": entry.get("n_images"), "n_patients": entry.get("n_patients"),
                             "metrics": entry.get("metrics")} for split, entry in metrics.items()},
+        **operating_point(metrics, run.task.is_binary),
         "versions": run.resolved.get("versions", {}),
         "onnx_parity": parity,
         "intended_use": "Research decision support; not a medical device. A clinician reads every image.",
     }
+
+
+def operating_point(metrics: dict, is_binary: bool) -> dict:
+    """The threshold and temperature evaluation applied, so predict and serve decide as the reported metrics did.
+
+    Both are fitted on the validation split, so every evaluated split carries the same ones; the test
+    entry is read first. A run never evaluated keeps the argmax rule (0.5 for two classes), said so plainly.
+    """
+    entry = next((metrics[split] for split in ("test", "val", *metrics) if split in metrics), {})
+    chosen = entry.get("threshold")
+    threshold = None
+    if is_binary:
+        threshold = dict(chosen) if chosen else {"value": 0.5, "rule": "default (run not evaluated)", "chosen_on": None}
+    temperature = (entry.get("calibration") or {}).get("temperature")
+    return {"threshold": threshold, "temperature": temperature}
+
+
+def threshold_value(card: dict) -> float | None:
+    """The positive-class cut of a binary card; older cards held a bare number or nothing."""
+    if len(card.get("classes", ())) != 2:
+        return None
+    threshold = card.get("threshold")
+    value = threshold.get("value") if isinstance(threshold, dict) else threshold
+    return 0.5 if value is None else float(value)
 
 
 def card_markdown(card: dict) -> str:
@@ -43,6 +68,7 @@ def card_markdown(card: dict) -> str:
         f"Weights at the start of training: {card['weights_source']}.",
         f"Training data: {card['training_data']['n_train_images']} training and "
         f"{card['training_data']['n_val_images']} validation images.",
+        *operating_lines(card),
         "",
         card["intended_use"],
     ]
@@ -55,6 +81,21 @@ def card_markdown(card: dict) -> str:
         lines += ["", f"ONNX parity: largest absolute probability difference {card['onnx_parity']['max_abs_diff']:.2e} "
                       f"on {card['onnx_parity']['n_inputs']} inputs."]
     return "\n".join(lines) + "\n"
+
+
+def operating_lines(card: dict) -> list[str]:
+    lines = []
+    window = card["preprocessing"].get("window")
+    if window:
+        lines.append(f"DICOM input: the training window {window} is applied before conversion to 8-bit.")
+    threshold = card.get("threshold")
+    if isinstance(threshold, dict):
+        where = f", chosen on the {threshold['chosen_on']} split" if threshold.get("chosen_on") else ""
+        lines.append(f"Decision: {card['classes'][1]} when its probability is at least {threshold['value']:.4f} "
+                     f"({threshold['rule']}{where}).")
+    if card.get("temperature"):
+        lines.append(f"Probabilities are temperature-scaled (T = {card['temperature']:.4f}, fitted on validation).")
+    return lines
 
 
 def write_card(folder: Path, card: dict) -> None:

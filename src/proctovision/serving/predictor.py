@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from proctovision.data.images import ImageReadError, is_candidate_file, read_image
-from proctovision.serving.card import read_card
+from proctovision.serving.card import read_card, threshold_value
 from proctovision.serving.preprocess import to_input_array
 
 
@@ -38,6 +38,14 @@ class PredictionBatch:
         return len(self.predictions) / self.seconds if self.seconds > 0 else 0.0
 
 
+def rescale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling as evaluation/calibration.scale does it, in numpy alone (no scipy on the ONNX path)."""
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 class Predictor:
     """Shared logic: preprocessing from the card, decision rule, batching over files."""
 
@@ -50,9 +58,7 @@ class Predictor:
     @property
     def threshold(self) -> float | None:
         """Binary tasks: probability of the second class at or above which it is called."""
-        if len(self.classes) != 2:
-            return None
-        return float(self.card.get("threshold") or 0.5)
+        return threshold_value(self.card)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         pre = self.card["preprocessing"]
@@ -68,7 +74,10 @@ class Predictor:
         return None
 
     def predict_images(self, images: list[Image.Image]) -> np.ndarray:
-        return self.probabilities(np.stack([self.prepare(image) for image in images]))
+        """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
+        probabilities = self.probabilities(np.stack([self.prepare(image) for image in images]))
+        temperature = self.card.get("temperature")
+        return rescale(probabilities, float(temperature)) if temperature else probabilities
 
     def predict_files(self, paths: Iterable[Path], batch_size: int = 16) -> PredictionBatch:
         """Unreadable files are reported with the reason; the rest are predicted."""
