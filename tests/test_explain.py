@@ -105,3 +105,16 @@ def test_explain_command_writes_three_panel_figures_grid_and_faithfulness(split_
     scored = pd.read_csv(tmp_path / "t" / "cams.csv")
     assert scored["road"].notna().all() and "ROAD faithfulness" in result.output
     assert (tmp_path / "t" / "grid.png").stat().st_size > 2000
+
+
+def test_cams_work_for_a_frozen_backbone(split_file: Path, tmp_path: Path):
+    import timm
+
+    weights = tmp_path / "w.pth"
+    torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), weights)
+    config = tiny_run_config(split_file, tmp_path / "frozen", mode="frozen", epochs=1)
+    config.model.weights = str(weights)
+    run = train(config, progress=False).root
+    result = runner.invoke(app, ["explain", str(run), "--split", "test", "--out", str(tmp_path / "cams")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "cams" / "cams.csv")) > 0

@@ -156,3 +156,12 @@ def test_unwritable_or_full_output_is_reported_before_any_work(split_file: Path,
     with pytest.raises(RunError, match="free on the output disk"):
         train(tiny_run_config(split_file, tmp_path / "full"), progress=False)
     assert not started, "no work may start before the output location is checked"
+
+
+def test_atomic_writes_leave_ordinary_permissions(tmp_path: Path):
+    import stat
+
+    from proctovision import fileio
+
+    path = fileio.write_text(tmp_path / "report.md", "hello")
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, "others can read what the tool writes"

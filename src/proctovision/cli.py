@@ -336,6 +336,24 @@ def readable_frame(paths: list[Path], window: object) -> "pd.DataFrame":  # noqa
     return frame_from_paths(readable)
 
 
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders")],
+    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+    comparison: Annotated[Optional[Path], typer.Option(help="a folder written by `compare`, to include")] = None,
+    cams: Annotated[bool, typer.Option(help="compute a Grad-CAM gallery of right and wrong cases")] = True,
+) -> None:
+    """One self-contained HTML report: data, QC, config, curves, metrics with CIs, Grad-CAM, CLAIM checklist.
+
+    Example: proctovision report runs/convmixer runs/effnet --comparison comparison/ --out report.html
+    """
+    from proctovision.reporting.report import build_report
+
+    with console.status("Writing the report"):
+        path = build_report(list(runs), out, comparison=comparison, cams=cams)
+    console.print(f"report: {path}")
+
+
 # --- deployment commands ---
 @app.command()
 def predict(

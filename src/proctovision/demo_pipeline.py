@@ -15,6 +15,7 @@ from proctovision.data.split import holdout_split
 from proctovision.evaluation.compare import compare
 from proctovision.evaluation.evaluate import evaluate_run
 from proctovision.evaluation.readers import simulate_readers
+from proctovision.reporting.report import build_report
 from proctovision.runs import RunError
 from proctovision.tasks import load_task
 from proctovision.training import train
@@ -70,6 +71,8 @@ def run_demo(
     test_rows = read_manifest(split_path).query("split == 'test'")
     readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)
     compare([run_dir], out / "comparison", readers=readers_path, split="test")
+    console.print("writing the report (Grad-CAM gallery included)")
+    report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
     elapsed = time.perf_counter() - started
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
@@ -79,6 +82,6 @@ def run_demo(
             "data": out / "data", "manifest": manifest_path, "quality report": out / "data" / "qc.md",
             "split": split_path, "run": run_dir, "metrics": run_dir / "metrics.json",
             "predictions": run_dir / "predictions.csv", "readers": readers_path,
-            "comparison": out / "comparison" / "comparison.md",
+            "comparison": out / "comparison" / "comparison.md", "report": report,
         },
     }

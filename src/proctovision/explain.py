@@ -53,7 +53,9 @@ def build_cam(module: ClassifierModule, method: str) -> object:
         raise ExplainError(f"unknown CAM method {method!r}: use one of {', '.join(CAM_METHODS)}")
     layer = cam_target_layer(module.spec, module.backbone)
     reshape = vit_reshape(int(getattr(module.backbone, "num_prefix_tokens", 1))) if module.spec.is_transformer else None
-    return CAM_METHODS[method](model=module, target_layers=[layer], reshape_transform=reshape)
+    cam = CAM_METHODS[method](model=module, target_layers=[layer], reshape_transform=reshape)
+    cam.compute_input_gradient = True  # frozen backbones have no trainable weights upstream of the target layer
+    return cam
 
 
 def target_indices(probabilities: np.ndarray, target: str, classes: tuple[str, ...]) -> list[int]:
@@ -84,9 +86,14 @@ def faithfulness(module: ClassifierModule, images: torch.Tensor, maps: np.ndarra
 def explain_frame(
     module: ClassifierModule, run: RunInfo, frame: pd.DataFrame, out: Path, method: str = "gradcam",
     target: str = "predicted", batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
-    score_faithfulness: bool = False,
+    score_faithfulness: bool | int = False,
 ) -> pd.DataFrame:
-    """Write one PNG per image and ``cams.csv``; returns the table (path, label, predicted, target, png, ...)."""
+    """Write one PNG per image and ``cams.csv``; returns the table (path, label, predicted, target, png, ...).
+
+    ``score_faithfulness``: True scores every map with ROAD; a number scores only the first that many (ROAD
+    re-imputes each image several times, so a report samples it).
+    """
+    road_budget = len(frame) if score_faithfulness is True else int(score_faithfulness or 0)
     out.mkdir(parents=True, exist_ok=True)
     module.eval()
     cam = build_cam(module, method)
@@ -99,7 +106,9 @@ def explain_frame(
             probabilities = torch.softmax(module(images), dim=1).numpy()
         chosen = target_indices(probabilities, target, run.task.classes)
         maps = cam(input_tensor=images, targets=[ClassifierOutputTarget(index) for index in chosen])
-        road = faithfulness(module, images, maps, chosen) if score_faithfulness else [None] * len(images)
+        scored = max(0, min(len(images), road_budget - done))
+        road = list(faithfulness(module, images[:scored], maps[:scored], chosen[:scored])) if scored else []
+        road += [None] * (len(images) - scored)
         for image, heat, index, probs, wanted, road_score in zip(
             images, maps, indices.tolist(), probabilities, chosen, road
         ):

@@ -1,0 +1,72 @@
+"""The report: one self-contained HTML file, opened in Debian's headless Chromium and checked section by section."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_run_config
+from PIL import Image
+
+from proctovision.evaluation.compare import compare
+from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.reporting.report import build_report
+from proctovision.training import train
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SECTIONS = ("data", "qc", "config", "metrics", "figures", "gradcam", "claim", "comparison")
+
+
+@pytest.fixture
+def report(split_file: Path, tmp_path: Path) -> Path:
+    run = train(tiny_run_config(split_file, tmp_path / "run", epochs=2), progress=False).root
+    evaluate_run(run, "val", n_resamples=20)
+    evaluate_run(run, "test", n_resamples=20)
+    compare([run], tmp_path / "cmp", n_resamples=20)
+    return build_report([run], tmp_path / "report.html", comparison=tmp_path / "cmp")
+
+
+def test_report_is_self_contained_and_has_every_section(report: Path):
+    html = report.read_text()
+    for section in SECTIONS:
+        assert f'id="{section}"' in html, section
+    assert "src=\"http" not in html and "href=\"http" not in html, "nothing is fetched from the network"
+    assert html.count("data:image/png;base64,") >= 6
+    for heading in ("Training curves", "ROC (test)", "Confusion matrix (test)", "Calibration (test)",
+                    "Precision-recall (test)", "Grad-CAM: right and wrong cases", "CLAIM checklist"):
+        assert heading in html, heading
+    assert 'id="synthetic"' not in html, "only demo data are called synthetic"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium")
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    outside = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda request: outside.append(request.url)
+                    if not request.url.startswith(("file:", "data:")) else None)
+            page.goto(report.as_uri())
+            for section in SECTIONS:
+                assert page.locator(f"#{section}").count() >= 1, section
+            assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == []
+    with Image.open(tmp_path / "report.png") as shot:
+        pixels = np.asarray(shot.convert("L"), dtype=float)
+    assert shot.height > 2000 and pixels.std() > 20, "the page is not blank"
+
+
+def test_demo_data_are_called_synthetic(tmp_path: Path):
+    from proctovision.demo_pipeline import run_demo
+
+    summary = run_demo(tmp_path / "demo", epochs=2, patients=16, images_per_patient=2)
+    html = Path(summary["paths"]["report"]).read_text()
+    assert 'id="synthetic"' in html and "SYNTHETIC demo data" in html
+    assert 'id="comparison"' in html and "senior" in html
