@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
@@ -142,8 +143,12 @@ def compute_metrics(
     y_pred: np.ndarray | None = None,
     class_names: tuple[str, ...] = (),
     include: set[str] | None = None,
+    unit: str = "image",
 ) -> dict[str, dict]:
-    """Each metric as ``{"value", "ci95", "unit"}``; CIs are percentile intervals over patient resamples."""
+    """Each metric as ``{"value", "ci95", "unit"}``; CIs are percentile intervals over patient resamples.
+
+    ``unit`` names what one row is (``image``, or ``patient`` for rows made by :func:`patient_level`).
+    """
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities)
     y_pred = probabilities.argmax(axis=1) if y_pred is None else np.asarray(y_pred)
@@ -163,10 +168,27 @@ def compute_metrics(
             results[name] = {
                 "value": _clean(value),
                 "ci95": [_clean(low), _clean(high)],
-                "unit": "image",
+                "unit": unit,
                 "ci_method": "patient bootstrap (percentile)" if n_resamples else "none",
             }
     return results
+
+
+def patient_level(
+    y_true: np.ndarray, probabilities: np.ndarray, patients: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One row per patient: their label and the mean of their images' probabilities.
+
+    A clinician decides per patient, so patient-level figures are reported beside the image-level ones.
+    None when some patient carries two labels (then no single patient-level truth exists).
+    """
+    frame = pd.DataFrame(np.asarray(probabilities), columns=range(probabilities.shape[1]))
+    frame["label"], frame["patient"] = np.asarray(y_true), np.asarray(patients).astype(str)
+    if (frame.groupby("patient")["label"].nunique() > 1).any():
+        return None
+    grouped = frame.groupby("patient", sort=True)
+    mean = grouped[list(range(probabilities.shape[1]))].mean()
+    return grouped["label"].first().to_numpy(), mean.to_numpy(), mean.index.to_numpy()
 
 
 def _clean(value: float) -> float | None:
