@@ -63,3 +63,13 @@ def test_specificity_multiclass_is_macro():
     y = np.array([0, 0, 1, 1, 2, 2])
     p = np.array([0, 1, 1, 1, 2, 0])
     assert specificity(y, p, 3) == pytest.approx(np.mean([3 / 4, 3 / 4, 1.0]))
+
+
+def test_patient_level_rows_average_probabilities_and_refuse_mixed_labels():
+    from proctovision.evaluation.metrics import patient_level
+
+    probabilities = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6]])
+    labels, mean, ids = patient_level(np.array([0, 0, 1, 1]), probabilities, np.array(["b", "b", "a", "a"]))
+    assert list(ids) == ["a", "b"] and list(labels) == [1, 0]
+    assert mean == pytest.approx(np.array([[0.3, 0.7], [0.7, 0.3]]))
+    assert patient_level(np.array([0, 1]), probabilities[:2], np.array(["x", "x"])) is None
