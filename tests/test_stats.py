@@ -4,8 +4,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 
+from proctovision.evaluation.metrics import auc_by_ranks
 from proctovision.evaluation.stats import (
-    auc_by_ranks,
     bootstrap_difference,
     delong_covariance,
     delong_test,

@@ -12,9 +12,9 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from proctovision import fileio
 from proctovision.errors import UserError
-from proctovision.evaluation.metrics import compute_metrics
+from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.evaluation.readers import read_readers
-from proctovision.evaluation.stats import auc_by_ranks, bootstrap_difference, delong_test, mcnemar_test
+from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
 from proctovision.runs import read_run
 
@@ -178,11 +178,9 @@ def _rate(hits: np.ndarray) -> float:
 
 
 def _f1(y_true: np.ndarray, predicted: np.ndarray, _: object, n_classes: int) -> float:
-    """F1 of the positive class (binary) or the macro mean over classes, as scikit-learn's zero_division=0."""
-    counts = np.bincount(y_true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    denominator = counts.sum(axis=0) + counts.sum(axis=1)
-    scores = np.divide(2 * np.diag(counts), denominator, out=np.zeros(n_classes), where=denominator > 0)
-    return float(scores[1]) if n_classes == 2 else float(scores.mean())
+    """F1 of the positive class (binary) or the macro mean over classes, as in metrics.json."""
+    values = metric_values(y_true, predicted, np.zeros((len(y_true), n_classes)), n_classes)
+    return values["f1"]
 
 
 def _auc(y_true: np.ndarray, _: np.ndarray, probabilities: np.ndarray, __: int) -> float:

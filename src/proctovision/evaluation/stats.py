@@ -22,11 +22,6 @@ def _placements(scores: np.ndarray, positive: np.ndarray) -> tuple[float, np.nda
     return auc, v10, v01
 
 
-def auc_by_ranks(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count one half): fast enough for a bootstrap loop."""
-    return _placements(np.asarray(scores, dtype=float), np.asarray(positive, bool))[0]
-
-
 def delong_covariance(y_true: np.ndarray, scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """AUCs of several scores on the same cases and their DeLong (1988) covariance matrix."""
     positive = np.asarray(y_true).astype(bool)
