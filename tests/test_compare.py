@@ -115,7 +115,8 @@ def test_three_classes_get_macro_f1_difference_and_one_vs_rest_delong():
     assert first["differences"]["f1"]["difference"] == pytest.approx(macro(a.predicted) - macro(b.predicted))
     assert first["delong"] is None and set(first["delong_per_class"]) == set(classes)
     for index, name in enumerate(classes):
-        assert first["delong_per_class"][name]["auc_a"] == pytest.approx(roc_auc_score(y == index, a.probabilities[:, index]))
+        expected = roc_auc_score(y == index, a.probabilities[:, index])
+        assert first["delong_per_class"][name]["auc_a"] == pytest.approx(expected)
 
 
 def test_images_a_reader_skipped_are_reported(split_file: Path, tmp_path: Path):

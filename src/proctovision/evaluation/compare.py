@@ -256,7 +256,9 @@ def test_row(test: dict) -> dict:
     return row
 
 
-def markdown(table: list[dict], tests: list[dict], split: str, n_images: int, missing: dict[str, int] | None = None) -> str:
+def markdown(
+    table: list[dict], tests: list[dict], split: str, n_images: int, missing: dict[str, int] | None = None
+) -> str:
     metrics = [name for name in ("accuracy", "sensitivity", "recall", "specificity", "precision", "npv", "f1",
                                  "roc_auc", "quadratic_kappa") if any(name in row for row in table)]
     lines = [f"# Models and readers on the {split} split ({n_images} images)", "",
@@ -273,8 +275,9 @@ def markdown(table: list[dict], tests: list[dict], split: str, n_images: int, mi
               "| a | b | accuracy a-b (95% CI) | McNemar p | DeLong p |", "|---|---|---|---|---|"]
     for test in tests:
         delong = "-" if test["delong_p"] is None else f"{test['delong_p']:.4f}"
-        lines.append(f"| {test['a']} | {test['b']} | "
-                     f"{_with_interval(test['accuracy_difference'], test['difference_ci_low'], test['difference_ci_high'], '+.3f')} | "
+        accuracy = _with_interval(test["accuracy_difference"], test["difference_ci_low"], test["difference_ci_high"],
+                                  "+.3f")
+        lines.append(f"| {test['a']} | {test['b']} | {accuracy} | "
                      f"{test['mcnemar_p']:.4f}{' (exact)' if test['mcnemar_exact'] else ''} | {delong} |")
     others = [name for name in ("sensitivity", "specificity", "f1", "roc_auc")
               if any(f"{name}_difference" in test for test in tests)]

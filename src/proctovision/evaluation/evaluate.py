@@ -182,7 +182,9 @@ def patient_metrics(
     if grouped is None:
         return None
     labels, mean_probabilities, ids = grouped
-    predicted = apply_threshold(mean_probabilities, threshold) if threshold is not None else mean_probabilities.argmax(1)
+    predicted = (
+        apply_threshold(mean_probabilities, threshold) if threshold is not None else mean_probabilities.argmax(1)
+    )
     return compute_metrics(
         labels, mean_probabilities, ids, run.task.num_classes, run.task.ordinal, n_resamples=n_resamples, seed=seed,
         y_pred=predicted, class_names=run.task.classes, unit="patient",
@@ -211,7 +213,8 @@ def write_split_figures(run: RunInfo, split: str, y_true: np.ndarray, probabilit
         precision, recall, _ = precision_recall_curve(positive, probabilities[:, 1])
         average_precision = entry["metrics"].get("average_precision", {}).get("value") or float("nan")
         figures.pr_curves({run.task.classes[1]: (recall, precision, average_precision)},
-                          run.paths.figures / f"pr_{split}.png", float(positive.mean()), f"Precision-recall, {split} split")
+                          run.paths.figures / f"pr_{split}.png", float(positive.mean()),
+                          f"Precision-recall, {split} split")
     figures.confusion_matrix_figure(entry["confusion_matrix"], list(run.task.classes),
                                     run.paths.figures / f"confusion_{split}.png")
     figures.reliability_diagram(entry["calibration"]["reliability"], run.paths.figures / f"reliability_{split}.png",
