@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 from conftest import tiny_run_config
 from PIL import Image
+from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
 from typer.testing import CliRunner
 
 from proctovision.cli import app
 from proctovision.data.manifest import read_manifest
+from proctovision.evaluation.compare import Participant, compare, pairwise_tests
 from proctovision.evaluation.evaluate import evaluate_run
 from proctovision.evaluation.readers import ReadersError, read_readers, simulate_readers
 from proctovision.training import train
@@ -46,7 +48,10 @@ def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, spl
     assert delong["auc_a"] == pytest.approx(table.set_index("participant").loc[model_pair["a"], "roc_auc"], abs=1e-6)
     reader_pair = next(test for test in payload["tests"] if {test["a"], test["b"]} == {"junior", "senior"})
     assert reader_pair["delong"] is None and 0 <= reader_pair["mcnemar"]["p_value"] <= 1
-    for name in ("metrics.png", "reading_time.png", "roc.png"):
+    tests_csv = pd.read_csv(out / "tests.csv")
+    assert {"sensitivity_difference", "specificity_difference", "f1_difference"} <= set(tests_csv.columns)
+    assert "Paired tests" in (out / "comparison.md").read_text()
+    for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):
         with Image.open(out / "figures" / name) as figure:
             assert np.asarray(figure).std() > 5, name
     truth = test_rows.set_index("path")["label"]
@@ -64,3 +69,65 @@ def test_bad_readers_file_and_unevaluated_run_are_explained(two_runs, tmp_path: 
     fresh = train(tiny_run_config(split_file, tmp_path / "fresh", epochs=1), progress=False).root
     result = CliRunner().invoke(app, ["compare", str(fresh), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
+
+
+def _participants(n_classes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, 120)
+    models = []
+    for name, strength in (("a", 2.0), ("b", 1.0)):
+        logits = np.eye(n_classes)[y] * strength + rng.normal(0, 1, (120, n_classes))
+        probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        models.append(Participant(name, "model", probabilities.argmax(1), probabilities, None))
+    reader = np.where(rng.random(120) < 0.85, y, (y + 1) % n_classes)
+    return y, models + [Participant("reader", "reader", reader, None, 400.0)], np.repeat(np.arange(30), 4)
+
+
+def test_paired_differences_equal_scikit_learn_differences_binary():
+    y, participants, patients = _participants(2)
+    tests = pairwise_tests(participants, y, patients, True, 50, 0, ("normal", "hemorrhoid"))
+    a, b, reader = participants
+    first = tests[0]
+    assert (first["a"], first["b"]) == ("a", "b")
+    expected = {
+        "accuracy": accuracy_score(y, a.predicted) - accuracy_score(y, b.predicted),
+        "sensitivity": recall_score(y, a.predicted) - recall_score(y, b.predicted),
+        "specificity": recall_score(y, a.predicted, pos_label=0) - recall_score(y, b.predicted, pos_label=0),
+        "f1": f1_score(y, a.predicted) - f1_score(y, b.predicted),
+        "roc_auc": roc_auc_score(y, a.probabilities[:, 1]) - roc_auc_score(y, b.probabilities[:, 1]),
+    }
+    for metric, value in expected.items():
+        assert first["differences"][metric]["difference"] == pytest.approx(value), metric
+        low, high = first["differences"][metric]["ci95"]
+        assert low <= value <= high, metric
+    assert first["delong"]["difference"] == pytest.approx(expected["roc_auc"])
+    with_reader = tests[1]
+    assert with_reader["b"] == "reader" and "roc_auc" not in with_reader["differences"]
+    assert with_reader["delong"] is None
+
+
+def test_three_classes_get_macro_f1_difference_and_one_vs_rest_delong():
+    y, participants, patients = _participants(3, seed=2)
+    classes = ("Rf0", "Rf1", "Rf2")
+    first = pairwise_tests(participants, y, patients, False, 50, 0, classes)[0]
+    a, b, _ = participants
+    macro = lambda p: f1_score(y, p, average="macro", labels=[0, 1, 2], zero_division=0)  # noqa: E731
+    assert first["differences"]["f1"]["difference"] == pytest.approx(macro(a.predicted) - macro(b.predicted))
+    assert first["delong"] is None and set(first["delong_per_class"]) == set(classes)
+    for index, name in enumerate(classes):
+        expected = roc_auc_score(y == index, a.probabilities[:, index])
+        assert first["delong_per_class"][name]["auc_a"] == pytest.approx(expected)
+
+
+def test_images_a_reader_skipped_are_reported(split_file: Path, tmp_path: Path):
+    run = train(tiny_run_config(split_file, tmp_path / "model", epochs=1), progress=False).root
+    evaluate_run(run, "test", n_resamples=10)
+    test_rows = read_manifest(split_file).query("split == 'test'")
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=1)
+    frame = pd.read_csv(readers)
+    skipped = frame[frame["reader"] == "junior"].index[:2]
+    frame.drop(index=skipped).to_csv(readers, index=False)
+    result = compare([run], tmp_path / "cmp", readers=readers, n_resamples=10)
+    assert result["missing"] == {"junior": 2}
+    assert result["n_images"] == len(test_rows) - 2
+    assert "junior 2" in (tmp_path / "cmp" / "comparison.md").read_text()

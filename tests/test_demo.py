@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from proctovision.data.demo import generate_endoscopy
@@ -24,6 +25,14 @@ def test_demo_end_to_end_learns_its_data(tmp_path: Path):
     metrics = json.loads(Path(summary["paths"]["metrics"]).read_text())
     assert metrics["test"]["metrics"]["accuracy"]["value"] >= 0.85
     assert (tmp_path / "demo" / "data" / "qc.md").is_file()
+    comparison = tmp_path / "demo" / "comparison"
+    table = pd.read_csv(comparison / "comparison.csv")
+    assert sorted(table["kind"]) == ["model", "reader", "reader"]
+    assert set(table.loc[table["kind"] == "reader", "participant"]) == {"senior", "junior"}
+    assert table[["accuracy_ci_low", "accuracy_ci_high"]].notna().all().all()
+    assert len(pd.read_csv(comparison / "tests.csv")) == 3
+    for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):
+        assert (comparison / "figures" / name).stat().st_size > 1000, name
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):

@@ -70,5 +70,20 @@ def test_confusion_matrix_and_figures_match_the_predictions(trained_run: Path):
     rows = pd.read_csv(trained_run / "predictions.csv")
     expected = confusion_matrix(rows["label"], rows["predicted"], labels=["normal", "hemorrhoid"]).tolist()
     assert entry["confusion_matrix"] == expected
-    for name in ("roc_test.png", "confusion_test.png", "reliability_test.png"):
+    for name in ("roc_test.png", "pr_test.png", "confusion_test.png", "reliability_test.png"):
         assert (trained_run / "figures" / name).stat().st_size > 1000
+
+
+def test_patient_metrics_use_each_patients_mean_probability(trained_run: Path):
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    entry = evaluate_run(trained_run, "test", n_resamples=20, threshold="0.5")
+    rows = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")
+    per_patient = rows.groupby("patient_id").agg(label=("label", "first"), score=("prob_hemorrhoid", "mean"))
+    truth = (per_patient["label"] == "hemorrhoid").astype(int)
+    patient = entry["patient_metrics"]
+    assert {item["unit"] for item in patient.values()} == {"patient"}
+    assert {item["unit"] for item in entry["metrics"].values()} == {"image"}
+    assert patient["accuracy"]["value"] == pytest.approx(accuracy_score(truth, per_patient["score"] >= 0.5), abs=1e-5)
+    assert truth.nunique() == 2, "the fixture's test split holds patients of both classes"
+    assert patient["roc_auc"]["value"] == pytest.approx(roc_auc_score(truth, per_patient["score"]), abs=1e-4)

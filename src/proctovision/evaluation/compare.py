@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from proctovision import fileio
 from proctovision.errors import UserError
-from proctovision.evaluation.metrics import compute_metrics
+from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.evaluation.readers import read_readers
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
@@ -74,6 +74,7 @@ def compare(
         for _, rows in reader_frame.groupby("reader"):
             common &= set(rows["path"])
     paths = sorted(common)
+    missing = _missing_images(truth_rows.index, names, frames, reader_frame)
     if not paths:
         raise CompareError("the runs and readers share no image of the split; were they evaluated on the same data?")
     participants = []
@@ -105,88 +106,200 @@ def compare(
         for metric, item in metrics.items():
             row[metric], (row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]) = item["value"], item["ci95"]
         table.append(row)
-    tests = pairwise_tests(participants, y_true, patients, task.is_binary, n_resamples, seed)
+    tests = pairwise_tests(participants, y_true, patients, task.is_binary, n_resamples, seed, task.classes)
     out.mkdir(parents=True, exist_ok=True)
-    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths))
+    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing)
     return {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-            "tests": tests, "files": written}
+            "tests": tests, "missing": missing, "files": written}
+
+
+def _missing_images(
+    split_paths: pd.Index, names: list[str], frames: list[pd.DataFrame], reader_frame: pd.DataFrame | None
+) -> dict[str, int]:
+    """Images of the first run's split that each participant lacks: they leave the paired comparison."""
+    wanted = set(split_paths)
+    missing = {name: len(wanted - set(frame.index)) for name, frame in zip(names, frames)}
+    if reader_frame is not None:
+        for reader, rows in reader_frame.groupby("reader"):
+            missing[str(reader)] = len(wanted - set(rows["path"]))
+    return {name: count for name, count in missing.items() if count}
 
 
 def pairwise_tests(
     participants: list[Participant], y_true: np.ndarray, patients: np.ndarray, binary: bool, n_resamples: int,
-    seed: int,
+    seed: int, class_names: tuple[str, ...] = (),
 ) -> list[dict]:
+    """Every two participants: McNemar on correctness, DeLong on AUC (models), paired bootstrap differences."""
     tests = []
+    n_classes = len(class_names) if class_names else int(max(y_true.max(), 1)) + 1
     for first, second in itertools.combinations(participants, 2):
         right_a, right_b = first.predicted == y_true, second.predicted == y_true
+        both_scored = first.probabilities is not None and second.probabilities is not None
+        differences = {}
+        for metric, function in DIFFERENCE_METRICS[binary].items():
+            if metric == "roc_auc" and not both_scored:
+                continue
+            differences[metric] = bootstrap_difference(
+                _indexed(function, y_true, first, n_classes), _indexed(function, y_true, second, n_classes), patients,
+                n_resamples, seed,
+            )
         entry = {
             "a": first.name, "b": second.name,
             "mcnemar": mcnemar_test(right_a, right_b),
-            "accuracy_difference": bootstrap_difference(
-                lambda index: right_a[index].mean(), lambda index: right_b[index].mean(), patients, n_resamples, seed
-            ),
+            "accuracy_difference": differences["accuracy"],
+            "differences": differences,
             "delong": None,
+            "delong_per_class": None,
         }
-        if binary and first.probabilities is not None and second.probabilities is not None:
+        if binary and both_scored:
             entry["delong"] = delong_test(y_true, first.probabilities[:, 1], second.probabilities[:, 1])
+        elif both_scored:
+            entry["delong_per_class"] = {
+                name: delong_test(y_true == index, first.probabilities[:, index], second.probabilities[:, index])
+                for index, name in enumerate(class_names) if 0 < (y_true == index).sum() < len(y_true)
+            }
         tests.append(entry)
     return tests
 
 
+def _indexed(function, y_true: np.ndarray, participant: Participant, n_classes: int):
+    """``index -> metric`` on one resample of one participant, as bootstrap_difference wants."""
+    probabilities = participant.probabilities
+
+    def metric(index: np.ndarray) -> float:
+        scores = None if probabilities is None else probabilities[index]
+        return function(y_true[index], participant.predicted[index], scores, n_classes)
+
+    return metric
+
+
+def _rate(hits: np.ndarray) -> float:
+    return float(hits.mean()) if len(hits) else float("nan")
+
+
+def _f1(y_true: np.ndarray, predicted: np.ndarray, _: object, n_classes: int) -> float:
+    """F1 of the positive class (binary) or the macro mean over classes, as in metrics.json."""
+    values = metric_values(y_true, predicted, np.zeros((len(y_true), n_classes)), n_classes)
+    return values["f1"]
+
+
+def _auc(y_true: np.ndarray, _: np.ndarray, probabilities: np.ndarray, __: int) -> float:
+    positive = y_true == 1
+    if positive.all() or not positive.any():
+        return float("nan")
+    return auc_by_ranks(probabilities[:, 1], positive)
+
+
+# Fast numpy forms (a bootstrap evaluates them thousands of times); tests pin them to scikit-learn.
+DIFFERENCE_METRICS = {
+    True: {
+        "accuracy": lambda t, p, _, __: _rate(t == p),
+        "sensitivity": lambda t, p, _, __: _rate(p[t == 1] == 1),
+        "specificity": lambda t, p, _, __: _rate(p[t == 0] == 0),
+        "f1": _f1,
+        "roc_auc": _auc,
+    },
+    False: {
+        "accuracy": lambda t, p, _, __: _rate(t == p),
+        "f1": _f1,
+    },
+}
+
+
 def write_outputs(
     out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
-    task: object, split: str, n_images: int,
+    task: object, split: str, n_images: int, missing: dict[str, int] | None = None,
 ) -> dict[str, str]:
     frame = pd.DataFrame(table)
     fileio.write_csv(out / "comparison.csv", frame)
-    test_rows = [{
-        "a": test["a"], "b": test["b"], "accuracy_difference": test["accuracy_difference"]["difference"],
-        "difference_ci_low": test["accuracy_difference"]["ci95"][0],
-        "difference_ci_high": test["accuracy_difference"]["ci95"][1],
-        "mcnemar_p": test["mcnemar"]["p_value"], "mcnemar_exact": test["mcnemar"]["exact"],
-        "delong_auc_difference": test["delong"]["difference"] if test["delong"] else None,
-        "delong_p": test["delong"]["p_value"] if test["delong"] else None,
-    } for test in tests]
+    test_rows = [test_row(test) for test in tests]
     fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
-    fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests})
-    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images))
+    fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
+                                                "missing_images": missing or {}})
+    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {}))
     figure_dir = out / "figures"
     files = {
         "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
         "reading_time": str(figures.reading_time_bars(table, figure_dir / "reading_time.png")),
     }
     if task.is_binary:
-        curves = {}
+        curves, pr = {}, {}
         for participant in participants:
             if participant.probabilities is not None:
                 fpr, tpr, _ = roc_curve(y_true, participant.probabilities[:, 1])
+                precision, recall, _ = precision_recall_curve(y_true, participant.probabilities[:, 1])
                 row = next(item for item in table if item["participant"] == participant.name)
                 curves[participant.name] = (fpr, tpr, row.get("roc_auc") or float("nan"))
+                pr[participant.name] = (recall, precision, row.get("average_precision") or float("nan"))
         if curves:
             files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
+            files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
     return files
 
 
-def markdown(table: list[dict], tests: list[dict], split: str, n_images: int) -> str:
-    metrics = [name for name in ("accuracy", "sensitivity", "recall", "specificity", "precision", "f1", "roc_auc",
-                                 "quadratic_kappa") if any(name in row for row in table)]
+def test_row(test: dict) -> dict:
+    """One line of tests.csv: McNemar, DeLong and every bootstrap difference with its CI."""
+    row = {
+        "a": test["a"], "b": test["b"], "accuracy_difference": test["accuracy_difference"]["difference"],
+        "difference_ci_low": test["accuracy_difference"]["ci95"][0],
+        "difference_ci_high": test["accuracy_difference"]["ci95"][1],
+        "mcnemar_p": test["mcnemar"]["p_value"], "mcnemar_exact": test["mcnemar"]["exact"],
+        "delong_auc_difference": test["delong"]["difference"] if test["delong"] else None,
+        "delong_p": test["delong"]["p_value"] if test["delong"] else None,
+    }
+    for metric, item in test.get("differences", {}).items():
+        if metric != "accuracy":
+            row[f"{metric}_difference"] = item["difference"]
+            row[f"{metric}_difference_ci_low"], row[f"{metric}_difference_ci_high"] = item["ci95"]
+    for name, item in (test.get("delong_per_class") or {}).items():
+        row[f"delong_p_{name}"] = item["p_value"]
+    return row
+
+
+def markdown(
+    table: list[dict], tests: list[dict], split: str, n_images: int, missing: dict[str, int] | None = None
+) -> str:
+    metrics = [name for name in ("accuracy", "sensitivity", "recall", "specificity", "precision", "npv", "f1",
+                                 "roc_auc", "quadratic_kappa") if any(name in row for row in table)]
     lines = [f"# Models and readers on the {split} split ({n_images} images)", "",
+             "Each cell: value (95% CI, patient bootstrap); unit of analysis: image.", "",
              "| participant | kind | " + " | ".join(metrics) + " | reading time (s) |",
              "|---|---|" + "---|" * len(metrics) + "---|"]
     for row in table:
-        cells = []
-        for name in metrics:
-            value = row.get(name)
-            cells.append("-" if value is None else f"{value:.3f} ({row[f'{name}_ci_low']:.3f}-{row[f'{name}_ci_high']:.3f})")
+        cells = [_with_interval(row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"))
+                 for name in metrics]
         time = f"{row['reading_time_s']:.1f}" if row.get("reading_time_s") else "-"
         lines.append(f"| {row['participant']} | {row['kind']} | " + " | ".join(cells) + f" | {time} |")
-    lines += ["", "| a | b | accuracy a-b (95% CI) | McNemar p | DeLong p |", "|---|---|---|---|---|"]
+    lines += ["", "## Paired tests", "",
+              "McNemar and DeLong treat images as independent; the bootstrap differences resample patients.", "",
+              "| a | b | accuracy a-b (95% CI) | McNemar p | DeLong p |", "|---|---|---|---|---|"]
     for test in tests:
         delong = "-" if test["delong_p"] is None else f"{test['delong_p']:.4f}"
-        lines.append(f"| {test['a']} | {test['b']} | {test['accuracy_difference']:+.3f} "
-                     f"({test['difference_ci_low']:+.3f} to {test['difference_ci_high']:+.3f}) | "
+        accuracy = _with_interval(test["accuracy_difference"], test["difference_ci_low"], test["difference_ci_high"],
+                                  "+.3f")
+        lines.append(f"| {test['a']} | {test['b']} | {accuracy} | "
                      f"{test['mcnemar_p']:.4f}{' (exact)' if test['mcnemar_exact'] else ''} | {delong} |")
+    others = [name for name in ("sensitivity", "specificity", "f1", "roc_auc")
+              if any(f"{name}_difference" in test for test in tests)]
+    if others:
+        lines += ["", "| a | b | " + " | ".join(f"{name} a-b (95% CI)" for name in others) + " |",
+                  "|---|---|" + "---|" * len(others)]
+        for test in tests:
+            cells = [_with_interval(test.get(f"{name}_difference"), test.get(f"{name}_difference_ci_low"),
+                                    test.get(f"{name}_difference_ci_high"), "+.3f") for name in others]
+            lines.append(f"| {test['a']} | {test['b']} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", "Left out of the paired comparison (images of the split a participant lacks): "
+                  + ", ".join(f"{name} {count}" for name, count in missing.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _with_interval(value: float | None, low: float | None, high: float | None, style: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if low is None or high is None:
+        return f"{value:{style}}"
+    return f"{value:{style}} ({low:{style}} to {high:{style}})"
 
 
 def _unique(names: list[str]) -> list[str]:

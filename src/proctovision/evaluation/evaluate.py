@@ -18,7 +18,7 @@ from proctovision.data.manifest import read_manifest
 from proctovision.data.split import fold_to_split
 from proctovision.data.transforms import eval_transform
 from proctovision.evaluation.calibration import apply_threshold, choose_threshold, fit_temperature, reliability, scale
-from proctovision.evaluation.metrics import compute_metrics, confusion
+from proctovision.evaluation.metrics import compute_metrics, confusion, patient_level
 from proctovision.models.module import ClassifierModule
 from proctovision.runs import RunError, RunInfo, read_run
 
@@ -150,6 +150,10 @@ def evaluate_run(
         "positive_class": run.task.classes[1] if run.task.is_binary else None,
         "threshold": operating,
         "metrics": metrics,
+        "patient_metrics": patient_metrics(
+            y_true, probabilities, rows["patient_id"].to_numpy(), run, operating["value"] if operating else None,
+            n_resamples, seed,
+        ),
         "confusion_matrix": confusion(y_true, predicted, run.task.num_classes),
         "calibration": {"temperature": temperature, "fitted_on": "val" if temperature else None,
                         "reliability": reliability(y_true, probabilities)},
@@ -166,9 +170,30 @@ def evaluate_run(
     return entry
 
 
+def patient_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, patients: np.ndarray, run: RunInfo, threshold: float | None,
+    n_resamples: int, seed: int,
+) -> dict | None:
+    """Metrics with the patient as the unit: each patient's mean probability, cut at the same threshold.
+
+    None when a patient has images of two labels (no single truth per patient).
+    """
+    grouped = patient_level(y_true, probabilities, patients)
+    if grouped is None:
+        return None
+    labels, mean_probabilities, ids = grouped
+    predicted = (
+        apply_threshold(mean_probabilities, threshold) if threshold is not None else mean_probabilities.argmax(1)
+    )
+    return compute_metrics(
+        labels, mean_probabilities, ids, run.task.num_classes, run.task.ordinal, n_resamples=n_resamples, seed=seed,
+        y_pred=predicted, class_names=run.task.classes, unit="patient",
+    )
+
+
 def write_split_figures(run: RunInfo, split: str, y_true: np.ndarray, probabilities: np.ndarray, entry: dict) -> None:
-    """ROC (one-vs-rest for several classes), confusion matrix and reliability diagram under figures/."""
-    from sklearn.metrics import roc_curve
+    """ROC (one-vs-rest for several classes), PR (binary), confusion matrix and reliability diagram in figures/."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
 
     from proctovision.reporting import figures
 
@@ -183,6 +208,13 @@ def write_split_figures(run: RunInfo, split: str, y_true: np.ndarray, probabilit
             curves[name] = (fpr, tpr, entry["metrics"].get(key, {}).get("value") or float("nan"))
     if curves:
         figures.roc_curves(curves, run.paths.figures / f"roc_{split}.png", f"ROC, {split} split")
+    positive = y_true == 1
+    if run.task.is_binary and 0 < positive.sum() < len(positive):
+        precision, recall, _ = precision_recall_curve(positive, probabilities[:, 1])
+        average_precision = entry["metrics"].get("average_precision", {}).get("value") or float("nan")
+        figures.pr_curves({run.task.classes[1]: (recall, precision, average_precision)},
+                          run.paths.figures / f"pr_{split}.png", float(positive.mean()),
+                          f"Precision-recall, {split} split")
     figures.confusion_matrix_figure(entry["confusion_matrix"], list(run.task.classes),
                                     run.paths.figures / f"confusion_{split}.png")
     figures.reliability_diagram(entry["calibration"]["reliability"], run.paths.figures / f"reliability_{split}.png",

@@ -42,7 +42,7 @@ def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFra
 
 def simulate_readers(
     truth: pd.DataFrame, classes: tuple[str, ...], out: str | Path, seed: int = 0,
-    readers: tuple[tuple[str, float, float], ...] = (("senior", 0.95, 9.0), ("junior", 0.9, 12.0)),
+    readers: tuple[tuple[str, float, float], ...] = (("senior", 0.95, 12.0), ("junior", 0.9, 16.0)),
 ) -> Path:
     """Write a readers.csv for the demo: each reader errs on a share of images (to a neighbouring grade).
 

@@ -72,6 +72,28 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Pa
     return save(figure, path)
 
 
+def pr_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, prevalence: float | None = None,
+    title: str = "Precision-recall",
+) -> Path:
+    """Several precision-recall curves on one figure: name → (recall, precision, average precision).
+
+    ``prevalence`` draws the no-skill line: a PR curve only means something against the positive share.
+    """
+    figure, axis = plt.subplots(figsize=(4.6, 4.4))
+    for name, (recall, precision, average_precision) in curves.items():
+        axis.step(recall, precision, where="post", label=f"{name} (AP {average_precision:.3f})")
+    if prevalence is not None:
+        axis.axhline(prevalence, color="grey", linestyle=":", label=f"prevalence {prevalence:.2f}")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("recall (sensitivity)")
+    axis.set_ylabel("precision (PPV)")
+    axis.set_title(title)
+    axis.legend(fontsize=7, loc="lower left")
+    return save(figure, path)
+
+
 def reliability_diagram(table: dict, path: Path, title: str = "Calibration") -> Path:
     figure, axis = plt.subplots(figsize=(4.4, 4.2))
     points = [(c, a) for c, a in zip(table["confidence"], table["accuracy"]) if c is not None]
