@@ -83,7 +83,11 @@ def test_patient_level_rows_average_probabilities_and_refuse_mixed_labels():
 
 def test_every_binary_metric_equals_its_scikit_learn_reference_with_ties():
     from sklearn.metrics import (
-        accuracy_score, average_precision_score, brier_score_loss, precision_score, recall_score,
+        accuracy_score,
+        average_precision_score,
+        brier_score_loss,
+        precision_score,
+        recall_score,
     )
 
     rng = np.random.default_rng(7)

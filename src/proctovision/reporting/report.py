@@ -73,28 +73,6 @@ def history_figure(run: RunInfo, path: Path) -> Path | None:
     return figures.save(figure, path)
 
 
-def pr_figure(predictions: pd.DataFrame, classes: list[str], split: str, path: Path) -> Path | None:
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve
-
-    rows = predictions[predictions["split"] == split]
-    if rows.empty:
-        return None
-    figure, axis = plt.subplots(figsize=(4.6, 4.4))
-    for index, name in enumerate(classes):
-        if len(classes) == 2 and index == 0:
-            continue
-        truth = (rows["label"] == name).to_numpy()
-        if 0 < truth.sum() < len(truth):
-            precision, recall, _ = precision_recall_curve(truth, rows[f"prob_{name}"].astype(float))
-            axis.plot(recall, precision, label=name)
-    axis.set_xlabel("recall (sensitivity)")
-    axis.set_ylabel("precision (PPV)")
-    axis.set_title(f"Precision-recall, {split} split")
-    axis.legend(fontsize=7)
-    return figures.save(figure, path)
-
-
 def cam_gallery(
     run: RunInfo, split: str, folder: Path, limit: int = 24, road_sample: int = 6
 ) -> tuple[Path | None, str]:
@@ -163,16 +141,11 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
     history = history_figure(run, figure_dir / "history.png")
     if history:
         section.images["Training curves"] = embed(history)
-    predictions = pd.read_csv(run.paths.predictions, dtype={"path": str}) if run.paths.predictions.is_file() else None
     for split in metrics:
-        for label, name in (("ROC", f"roc_{split}.png"), ("Confusion matrix", f"confusion_{split}.png"),
-                            ("Calibration", f"reliability_{split}.png")):
+        for label, name in (("ROC", f"roc_{split}.png"), ("Precision-recall", f"pr_{split}.png"),
+                            ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png")):
             if (run.paths.figures / name).is_file():
                 section.images[f"{label} ({split})"] = embed(run.paths.figures / name)
-        if predictions is not None:
-            pr = pr_figure(predictions, section.classes, split, figure_dir / f"pr_{split}.png")
-            if pr:
-                section.images[f"Precision-recall ({split})"] = embed(pr)
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
         grid, section.cam_summary = cam_gallery(run, split, figure_dir / "cams")
