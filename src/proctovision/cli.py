@@ -354,6 +354,31 @@ def report(
     console.print(f"report: {path}")
 
 
+# --- reproduction commands ---
+@app.command()
+def reproduce(
+    study: Annotated[str, typer.Argument(help="hemorrhoid | fistula, or a grid YAML copied from configs/")],
+    data: Annotated[Path, typer.Option(help="folder holding the grid's sources (e.g. hemorrhoid.csv, ldrf.csv)")],
+    out: Annotated[Optional[Path], typer.Option(help="default: reproduce_<study>")] = None,
+    readers: Annotated[Optional[Path], typer.Option(help="readers.csv (optional `task` column)")] = None,
+    quick: Annotated[bool, typer.Option(help="tiny settings: checks the whole grid runs, in minutes")] = False,
+    resamples: int = 1000,
+) -> None:
+    """Run a study's whole experiment grid, resumably, and write its tables, figures and report.
+
+    Example: proctovision reproduce hemorrhoid --data data/ --readers readers.csv --out repro_hemorrhoid
+    """
+    from proctovision.experiments.grid import load_grid
+    from proctovision.experiments.runner import reproduce as run_grid
+
+    grid = load_grid(study)
+    target = out or Path(f"reproduce_{grid.name}")
+    result = run_grid(grid, data, target, quick=quick, readers=readers, resamples=resamples)
+    for task, files in result["tasks"].items():
+        console.print(f"{task}: table {files['table']}" + (f", ROC {files['roc']}" if files["roc"] else ""))
+    console.print(f"report: {result['report']}")
+
+
 # --- deployment commands ---
 @app.command()
 def predict(

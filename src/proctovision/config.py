@@ -27,6 +27,8 @@ class DataConfig(Strict):
     augmentation: Augmentation = "colour"
     cache_features: bool = Field(True, description="frozen mode: compute backbone features once, train the head")
     augmented_views: int = Field(1, ge=0, le=32, description="frozen + cache: augmented copies cached per image")
+    train_copies: int = Field(1, ge=1, le=32, description="augmented copies of each training image per epoch "
+                              "(the fistula study's colour jitter x4), training split only")
     pixel_cache: bool = Field(True, description="decode and resize each image once into a memory-mapped store")
     cache_dir: Path | None = Field(None, description="pixel cache folder; default: .pixel_cache beside the split")
 
@@ -37,6 +39,8 @@ class ModelConfig(Strict):
     weights: str = Field("imagenet", description="imagenet, none, or a path to a weights file")
     head: Literal["study", "linear"] = Field("study", description="study: dense 1024-512-256-64-n with ReLU")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    allow_random_weights: bool = Field(False, description="let frozen/finetune start from random weights "
+                                       "(only for plumbing checks such as `reproduce --quick` offline)")
 
 
 class OptimConfig(Strict):

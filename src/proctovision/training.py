@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import platform
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,7 +169,7 @@ def image_loaders(
     data = config.data
     train_set = ManifestDataset(
         train, task.classes, train_transform(preprocessing, data.augmentation),
-        pixel_cache=pixel_cache_for(train, preprocessing, config),
+        pixel_cache=pixel_cache_for(train, preprocessing, config), copies=data.train_copies,
     )
     val_set = ManifestDataset(
         val, task.classes, eval_transform(preprocessing), pixel_cache=pixel_cache_for(val, preprocessing, config)
@@ -195,7 +197,7 @@ def build_module(config: RunConfig, task: Task) -> tuple[ClassifierModule, Prepr
     """The model with its starting weights and the preprocessing those weights expect."""
     spec = get_backbone(config.model.backbone)
     weights = "none" if config.model.mode == "scratch" else config.model.weights
-    if config.model.mode in {"frozen", "finetune"} and weights.lower() == "none":
+    if config.model.mode in {"frozen", "finetune"} and weights.lower() == "none" and not config.model.allow_random_weights:
         raise RunError(f"mode {config.model.mode} needs pretrained weights; use --mode scratch for random init")
     loaded = resolve_weights(spec, weights)
     preprocessing = preprocessing_for(spec, loaded, config.data.image_size)
@@ -239,7 +241,18 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
     return paths
 
 
+def quiet_lightning() -> None:
+    """Keep the console for what the user asked about: no hardware banners or tips, no warnings about
+    modules left in eval mode on purpose (a frozen backbone)."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
 def build_trainer(config: RunConfig, paths: RunPaths, progress: bool) -> L.Trainer:
+    quiet_lightning()
     mode = "min" if config.trainer.monitor == "val_loss" else "max"
     callbacks: list[Callback] = [
         ModelCheckpoint(

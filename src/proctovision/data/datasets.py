@@ -16,7 +16,7 @@ class ManifestDataset(Dataset):
 
     def __init__(
         self, frame: pd.DataFrame, classes: tuple[str, ...], transform: Callable, window: object = None,
-        pixel_cache: PixelCache | None = None,
+        pixel_cache: PixelCache | None = None, copies: int = 1,
     ):
         self.paths = frame["path"].tolist()
         self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
@@ -28,6 +28,7 @@ class ManifestDataset(Dataset):
         self.pixel_cache = pixel_cache
         self.seed: int | None = None
         self.epoch = 0
+        self.copies = copies
 
     def seed_augmentation(self, seed: int) -> None:
         """Make item ``i`` of epoch ``e`` always get the same random augmentation: resume equals no interruption."""
@@ -41,12 +42,14 @@ class ManifestDataset(Dataset):
             return self.transform(image)
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.copies
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
+        """Item ``item`` is row ``item % rows``; with ``copies`` > 1 each copy gets its own augmentation."""
+        index = item % len(self.paths)
         if self.pixel_cache is not None:
-            return self._transform(self.pixel_cache.image(index), index), self.labels[index], index
+            return self._transform(self.pixel_cache.image(index), item), self.labels[index], index
         frame = self.frames[index]
         frame = None if frame is None or pd.isna(frame) else int(frame)
         image = read_image(self.paths[index], frame=frame, window=self.window)
-        return self._transform(image, index), self.labels[index], index
+        return self._transform(image, item), self.labels[index], index

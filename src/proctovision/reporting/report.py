@@ -167,22 +167,33 @@ def metric_rows(split: dict) -> list[dict]:
     return rows
 
 
-def build_report(runs: list[Path], out: Path, comparison: Path | None = None, cams: bool = True) -> Path:
-    """Render every run (and an optional `compare` folder) into one HTML file at ``out``."""
+def build_report(
+    runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
+    extras: list[tuple[str, str]] | None = None, title: str = "ProctoVision report",
+) -> Path:
+    """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``."""
     work = out.parent / f".{out.stem}_figures"
-    sections = [run_section(Path(run), work / Path(run).name, cams) for run in runs]
-    compare_block = None
-    if comparison and (comparison / "comparison.md").is_file():
-        compare_block = {
-            "markdown": (comparison / "comparison.md").read_text(encoding="utf-8"),
-            "images": {name.stem: embed(name) for name in sorted((comparison / "figures").glob("*.png"))},
+    sections = [run_section(Path(run), work / f"{index}_{Path(run).name}", cams) for index, run in enumerate(runs)]
+    folders = [comparison] if isinstance(comparison, Path) else list(comparison or [])
+    comparisons = [
+        {
+            "title": folder.parent.name if folder.parent != out.parent else "",
+            "markdown": (folder / "comparison.md").read_text(encoding="utf-8"),
+            "images": {name.stem: embed(name) for name in sorted((folder / "figures").glob("*.png"))},
         }
+        for folder in folders
+        if (folder / "comparison.md").is_file()
+    ]
+    for folder in folders:
+        overlay = folder.parent / "roc_all.png"
+        if overlay.is_file():
+            comparisons[-1]["images"]["ROC of every run"] = embed(overlay)
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("proctovision", "reporting/templates"), autoescape=True,
     )
     environment.filters["metric_rows"] = metric_rows
     html = environment.get_template("report.html.j2").render(
-        sections=sections, comparison=compare_block, version=__version__,
+        sections=sections, comparisons=comparisons, version=__version__, title=title, extras=extras or [],
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections),
     )

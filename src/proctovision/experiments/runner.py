@@ -1,0 +1,184 @@
+"""Run a study's grid end to end, resumably: ingest → split → train/evaluate each run → compare → report.
+
+A finished run (DONE marker and test metrics) is never redone; an interrupted one resumes from its
+last checkpoint. Progress says which run of how many is going and the time left.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from proctovision import fileio
+from proctovision.console import console
+from proctovision.data import ingest as ingest_lib
+from proctovision.data.manifest import read_manifest, write_manifest
+from proctovision.data.split import holdout_split
+from proctovision.errors import UserError
+from proctovision.evaluation.compare import compare
+from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.experiments.grid import GridConfig
+from proctovision.reporting import figures
+from proctovision.runs import RunPaths
+from proctovision.tasks import load_task
+from proctovision.training import train
+
+DONE = "DONE"
+
+
+@dataclass
+class GridProgress:
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+    durations: list[float] = field(default_factory=list)
+    position: int = 0
+
+    def announce(self, name: str, state: str) -> None:
+        self.position += 1
+        remaining = self.total - self.position + 1
+        eta = f", about {remaining * sum(self.durations) / len(self.durations) / 60:.1f} min left" if self.durations else ""
+        console.print(f"[bold]run {self.position}/{self.total}[/] {name}: {state}{eta}")
+
+
+def is_done(run_dir: Path) -> bool:
+    paths = RunPaths(run_dir)
+    if not (run_dir / DONE).is_file() or not paths.metrics.is_file():
+        return False
+    return "test" in json.loads(paths.metrics.read_text())
+
+
+def prepare_split(grid: GridConfig, task_name: str, source: Path, folder: Path) -> Path:
+    """Ingest and split once per task; later invocations reuse the split so runs stay comparable."""
+    split_path = folder / "split.csv"
+    if split_path.is_file():
+        return split_path
+    task = load_task(task_name)
+    if not source.exists():
+        raise UserError(f"{source}: the grid expects this data source (see the grid's tasks: source)")
+    result = ingest_lib.ingest(source, task)
+    ingest_lib.write_outputs(result, task, source, folder / "manifest.csv")
+    if result.manifest.empty:
+        raise UserError(f"{source}: no usable image; see {folder / 'qc.md'}")
+    split = holdout_split(read_manifest(folder / "manifest.csv"), grid.split.val, grid.split.test, grid.split.seed)
+    write_manifest(split, split_path)
+    return split_path
+
+
+def run_one(grid: GridConfig, run, task: str, split: Path, run_dir: Path, quick: bool, resamples: int) -> str:
+    if is_done(run_dir):
+        return "done before, skipped"
+    config = grid.run_config(run, task, split, run_dir, quick)
+    resume = RunPaths(run_dir).last.is_file()
+    train(config, resume=resume, progress=False)
+    evaluate_run(run_dir, "val", n_resamples=resamples)
+    evaluate_run(run_dir, "test", n_resamples=resamples)
+    fileio.write_text(run_dir / DONE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    return "resumed and finished" if resume else "trained and evaluated"
+
+
+def study_table(grid: GridConfig, task: str, table: list[dict]) -> pd.DataFrame:
+    """Measured (with CI) beside published, one row per model or reader."""
+    published = grid.published.get(task, {})
+    labels = {run.name: run.label or run.name for run in grid.runs}
+    rows = []
+    for row in table:
+        entry = {"participant": labels.get(row["participant"], row["participant"]), "kind": row["kind"]}
+        for metric in grid.table_metrics:
+            value, low, high = row.get(metric), row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+            entry[f"{metric} measured"] = (
+                "-" if value is None or pd.isna(value) else f"{value:.3f} ({low:.3f}-{high:.3f})"
+            )
+            paper = published.get(row["participant"], {}).get(metric)
+            entry[f"{metric} published"] = "-" if paper is None else f"{paper:.3f}"
+        entry["reading time (s)"] = "-" if not row.get("reading_time_s") else f"{row['reading_time_s']:.2f}"
+        rows.append(entry)
+    for name, values in published.items():
+        if name not in {row["participant"] for row in table}:
+            entry = {"participant": f"{name} (published only)", "kind": "paper"}
+            for metric in grid.table_metrics:
+                entry[f"{metric} measured"] = "-"
+                entry[f"{metric} published"] = "-" if metric not in values else f"{values[metric]:.3f}"
+            rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    return header + "\n".join("| " + " | ".join(str(value) for value in row) + " |" for row in frame.to_numpy())
+
+
+def roc_overlay(run_dirs: dict[str, Path], out: Path) -> Path | None:
+    """All runs' test ROC curves on one figure (the fistula study's Fig. 3)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    curves = {}
+    for label, run_dir in run_dirs.items():
+        rows = pd.read_csv(RunPaths(run_dir).predictions)
+        rows = rows[rows["split"] == "test"]
+        classes = [column.removeprefix("prob_") for column in rows.columns if column.startswith("prob_")]
+        if len(classes) != 2:
+            return None
+        truth = (rows["label"] == classes[1]).to_numpy()
+        if 0 < truth.sum() < len(truth):
+            fpr, tpr, _ = roc_curve(truth, rows[f"prob_{classes[1]}"])
+            curves[label] = (fpr, tpr, roc_auc_score(truth, rows[f"prob_{classes[1]}"]))
+    return figures.roc_curves(curves, out, "ROC, test split") if curves else None
+
+
+def reproduce(
+    grid: GridConfig, data: Path, out: Path, quick: bool = False, readers: Path | None = None,
+    resamples: int = 1000,
+) -> dict:
+    """Run every task × run of the grid; returns the paths of the tables, figures and report."""
+    from proctovision.reporting.report import build_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    resamples = min(resamples, 200) if quick else resamples
+    progress = GridProgress(total=len(grid.tasks) * len(grid.runs))
+    results: dict[str, dict] = {}
+    all_runs: list[Path] = []
+    extras: list[tuple[str, str]] = []
+    comparisons: list[Path] = []
+    for entry in grid.tasks:
+        folder = out / entry.task
+        split = prepare_split(grid, entry.task, data / entry.source, folder)
+        run_dirs = {}
+        for run in grid.runs:
+            run_dir = folder / "runs" / run.name
+            progress.announce(f"{entry.task}/{run.name}", "starting" if not is_done(run_dir) else "finished before")
+            begin = time.perf_counter()
+            state = run_one(grid, run, entry.task, split, run_dir, quick, resamples)
+            if state != "done before, skipped":
+                progress.durations.append(time.perf_counter() - begin)
+            console.print(f"    {state}")
+            run_dirs[run.label or run.name] = run_dir
+            all_runs.append(run_dir)
+        task_readers = readers_for_task(readers, entry.task, folder) if readers else None
+        comparison = compare(list(run_dirs.values()), folder / "comparison", readers=task_readers, n_resamples=resamples)
+        comparisons.append(folder / "comparison")
+        table = study_table(grid, entry.task, comparison["table"])
+        fileio.write_csv(folder / "study_table.csv", table)
+        text = markdown_table(table)
+        fileio.write_text(folder / "study_table.md", f"# {grid.study}: {entry.task}\n\n{text}\n")
+        extras.append((f"{entry.task}: measured (95% CI) beside published", text))
+        roc = roc_overlay(run_dirs, folder / "roc_all.png")
+        results[entry.task] = {"table": folder / "study_table.md", "roc": roc, "comparison": folder / "comparison"}
+    report = build_report(all_runs, out / "report.html", comparison=comparisons, cams=not quick, extras=extras,
+                          title=f"Reproduction: {grid.study}")
+    return {"tasks": results, "report": report}
+
+
+def readers_for_task(readers: Path, task: str, folder: Path) -> Path:
+    """Rows of readers.csv for one task (by its `task` column when present), rewritten beside the task's outputs."""
+    frame = pd.read_csv(readers, dtype=str, keep_default_na=False)
+    if "task" not in frame.columns:
+        return readers
+    rows = frame[frame["task"] == task].drop(columns="task")
+    root = readers.resolve().parent
+    rows["path"] = [str((root / path).resolve()) for path in rows["path"]]
+    target = folder / "readers.csv"
+    fileio.write_csv(target, rows)
+    return target
