@@ -1,47 +1,175 @@
-"""DICOM decoding on pydicom's own bundled files (globbed from the package: never a download)."""
+"""DICOM as scanners write it: pydicom's bundled files (globbed from the package, never downloaded) across
+transfer syntaxes and photometric interpretations, windowing, multi-frame, bad files, and patient privacy."""
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+from typer.testing import CliRunner
 
-from proctovision.data.images import ImageReadError, read_image
+from proctovision.cli import app
+from proctovision.data.dicom import WindowError, parse_window, pseudonym, to_uint8
+from proctovision.data.images import read_image
+from proctovision.data.ingest import DicomOptions, ingest
 
-TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-GREY_SYNTAXES = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm",
-                 "MR_small_implicit.dcm", "JPEG2000.dcm", "JPEGLSNearLossless_08.dcm"]
-
-
-@pytest.mark.parametrize("name", [n for n in GREY_SYNTAXES if (TEST_FILES / n).is_file()])
-def test_grey_dicom_matches_pydicom_after_the_modality_lut(name: str):
-    path = TEST_FILES / name
-    dataset = pydicom.dcmread(path)
-    values = apply_modality_lut(dataset.pixel_array, dataset).astype(float)
-    image = np.asarray(read_image(path))
-    assert image.shape[:2] == values.shape[:2] and image.shape[2] == 3
-    assert np.array_equal(image[..., 0], image[..., 1])
-    assert np.corrcoef(image[..., 0].ravel(), values.ravel())[0, 1] > 0.9 or "WindowCenter" in dataset
+FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+MR_LOSSLESS = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
+               "MR_small_implicit.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"]
 
 
-def test_rgb_jpeg_dicom_decodes_in_colour():
-    image = np.asarray(read_image(TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"))
-    assert image.shape == (100, 100, 3) and not np.array_equal(image[..., 0], image[..., 2])
+def pixels(name: str, **options) -> np.ndarray:
+    return np.asarray(read_image(FILES / name, **options)).astype(int)
 
 
-def test_explicit_window_is_applied(tmp_path: Path):
-    path = TEST_FILES / "CT_small.dcm"
-    narrow = np.asarray(read_image(path, window=(40, 80)))[..., 0]
-    wide = np.asarray(read_image(path, window=(40, 4000)))[..., 0]
-    assert (narrow == 0).mean() + (narrow == 255).mean() > (wide == 0).mean() + (wide == 255).mean()
+def test_lossless_transfer_syntaxes_decode_to_the_same_image():
+    reference = pixels("MR_small.dcm")
+    assert reference.std() > 10
+    for name in MR_LOSSLESS[1:]:
+        assert np.array_equal(pixels(name), reference), name
 
 
-def test_truncated_and_fake_dicom_are_named_with_a_reason(tmp_path: Path):
-    truncated = tmp_path / "cut.dcm"
-    truncated.write_bytes((TEST_FILES / "CT_small.dcm").read_bytes()[:1500])
-    fake = tmp_path / "fake.dcm"
-    fake.write_text("hello")
-    for path in (truncated, fake):
-        with pytest.raises(ImageReadError) as caught:
-            read_image(path)
-        assert caught.value.path == str(path) and caught.value.reason
+def test_grey_pipeline_matches_pydicom_after_the_modality_lut_and_window():
+    dataset = pydicom.dcmread(FILES / "CT_small.dcm")
+    assert dataset.PixelRepresentation == 1, "signed 16-bit data"
+    hounsfield = apply_modality_lut(dataset.pixel_array, dataset).astype(float)
+    expected = np.clip((hounsfield - (40 - 200)) / 400, 0, 1) * 255
+    got = pixels("CT_small.dcm", window="40,400")[..., 0]
+    assert np.abs(got - expected.round()).max() <= 1
+    mr = pydicom.dcmread(FILES / "MR_small.dcm")
+    values = apply_modality_lut(mr.pixel_array, mr).astype(float)
+    if "WindowCenter" in mr:
+        values = apply_voi_lut(values, mr).astype(float)
+    assert np.array_equal(pixels("MR_small.dcm", window="file")[..., 0], to_uint8(values))
+
+
+def test_monochrome1_is_inverted(tmp_path: Path):
+    dataset = pydicom.dcmread(FILES / "MR_small.dcm")
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.save_as(tmp_path / "inverted.dcm")
+    assert np.array_equal(np.asarray(read_image(tmp_path / "inverted.dcm")).astype(int), 255 - pixels("MR_small.dcm"))
+
+
+@pytest.mark.parametrize("name, tolerance", [("SC_rgb_jpeg_gdcm.dcm", 0), ("SC_rgb_gdcm_KY.dcm", 0),
+                                             ("SC_rgb_dcmtk_+eb+cy+n1.dcm", 4), ("SC_rgb_dcmtk_+eb+cy+np.dcm", 4),
+                                             ("SC_rgb_jls_lossy_line.dcm", 4)])
+def test_colour_syntaxes_and_ybr_match_the_lossless_rgb(name: str, tolerance: float):
+    reference = pixels("SC_rgb_rle.dcm")
+    assert np.abs(pixels(name) - reference).mean() <= tolerance
+
+
+def test_palette_colour_and_big_endian_rgb():
+    dataset = pydicom.dcmread(FILES / "examples_palette.dcm")
+    expected = to_uint8(apply_color_lut(dataset.pixel_array, dataset).astype(float))
+    assert np.array_equal(pixels("examples_palette.dcm"), expected.astype(int))
+    rgb = pixels("ExplVR_BigEnd.dcm")
+    assert rgb.shape[2] == 3 and not np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_multiframe_file_becomes_one_row_per_frame(tmp_path: Path):
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    shutil.copy(FILES / "SC_rgb_rle_2frame.dcm", folder / "cine")
+    from proctovision.tasks import load_task
+
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"))
+    assert sorted(result.manifest["frame"]) == ["0", "1"]
+    first, second = (np.asarray(read_image(folder / "cine", frame=index)) for index in (0, 1))
+    assert not np.array_equal(first, second)
+
+
+def test_window_specifications():
+    assert parse_window(None) == "file"
+    assert parse_window("pelvis") == "40,400"
+    assert parse_window((50, 350)) == "50,350"
+    assert parse_window("percentile:1,99") == "percentile:1,99"
+    for bad in ("40", "40,-5", "percentile:90,10", "liver-ish"):
+        with pytest.raises(WindowError):
+            parse_window(bad)
+    narrow, wide = pixels("CT_small.dcm", window="percentile:40,60"), pixels("CT_small.dcm", window="percentile:0,100")
+    assert ((narrow == 0) | (narrow == 255)).mean() > ((wide == 0) | (wide == 255)).mean()
+
+
+def test_bad_dicom_files_are_reported_by_file_and_reason(tmp_path: Path):
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    (folder / "text.dcm").write_text("not dicom at all")
+    (folder / "cut.dcm").write_bytes((FILES / "CT_small.dcm").read_bytes()[:3000])
+    no_pixels = pydicom.dcmread(FILES / "CT_small.dcm")
+    del no_pixels.PixelData
+    no_pixels.save_as(folder / "nopixels.dcm")
+    odd_syntax = pydicom.dcmread(FILES / "MR_small.dcm")
+    from pydicom.encaps import encapsulate
+
+    odd_syntax.PixelData = encapsulate([odd_syntax.PixelData])
+    odd_syntax["PixelData"].VR = "OB"
+    odd_syntax.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG-2: no decoder
+    odd_syntax.save_as(folder / "mpeg.dcm", enforce_file_format=False)
+    shutil.copy(FILES / "MR_small.dcm", folder / "good.dcm")
+    from proctovision.tasks import load_task
+
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"))
+    reasons = {Path(item.path).name: item.reason for item in result.excluded}
+    assert "not a DICOM file" in reasons["text.dcm"] or "unreadable" in reasons["text.dcm"]
+    assert "cut.dcm" in reasons
+    assert "no pixel data" in reasons["nopixels.dcm"]
+    assert "cannot decode pixel data" in reasons["mpeg.dcm"] and "1.2.840.10008.1.2.4.100" in reasons["mpeg.dcm"]
+    assert list(result.manifest["path"].map(lambda p: Path(p).name)) == ["good.dcm"]
+
+
+def test_pseudonyms_are_stable_salted_and_not_the_id():
+    assert pseudonym("12345", "a") == pseudonym("12345", "a") != pseudonym("12345", "b")
+    assert "12345" not in pseudonym("12345", "a")
+
+
+def test_dicom_folder_run_never_writes_or_prints_patient_identity(tmp_path: Path):
+    """Ingest (labels by SOPInstanceUID, PNG export) → train → evaluate → predict → export → report, then scan
+    every file written and everything printed for the names, ids and birth dates in the DICOM headers."""
+    from proctovision.data.demo_mri import generate_mri
+
+    generate_mri(tmp_path / "archive", patients=10, slices_per_patient=2, size=64)
+    secrets_ = ["SYNTHETIC^PATIENT", "SYN-00", "19700101"]
+    runner = CliRunner()
+    work = tmp_path / "work"
+    outputs = []
+
+    def call(*args: str) -> None:
+        result = runner.invoke(app, list(args))
+        outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+
+    call("ingest", str(tmp_path / "archive" / "mri"), "--task", "fistula", "--labels",
+         str(tmp_path / "archive" / "fistula_labels.csv"), "--window", "pelvis", "--export-png", str(work / "png"),
+         "--out", str(work / "manifest.csv"))
+    manifest = pd.read_csv(work / "manifest.csv", dtype=str)
+    assert set(manifest["window"]) == {"40,400"} and manifest["patient_id"].nunique() == 10
+    assert len(list((work / "png").rglob("*.png"))) == 20
+    call("split", str(work / "manifest.csv"), "--val", "0.2", "--test", "0.2", "--out", str(work / "split.csv"))
+    call("train", str(work / "split.csv"), "--task", "fistula", "--backbone", "test_efficientnet", "--mode", "scratch",
+         "--weights", "none", "--epochs", "1", "--image-size", "32", "--out", str(work / "run"))
+    call("evaluate", str(work / "run"), "--split", "test", "--resamples", "20")
+    call("predict", str(work / "run"), str(tmp_path / "archive" / "mri"), "--out", str(work / "predictions.json"))
+    call("export", str(work / "run"), "--out", str(work / "export"))
+    call("report", str(work / "run"), "--out", str(work / "report.html"), "--no-cams")
+    assert "40,400" in (work / "run" / "config.yaml").read_text(), "the window travels with the run"
+    assert '"window": "40,400"' in (work / "export" / "model_card.json").read_text()
+    written = [path for path in work.rglob("*") if path.is_file()]
+    assert len(written) > 30
+    for path in written:
+        content = path.read_bytes()
+        for secret in secrets_:
+            assert secret.encode() not in content, f"{secret} leaked into {path}"
+    for text in outputs:
+        for secret in secrets_:
+            assert secret not in text
+
+
+def test_fistula_demo_runs_end_to_end_on_dicom(tmp_path: Path):
+    from proctovision.demo_pipeline import run_demo
+
+    summary = run_demo(tmp_path / "demo", task="fistula", epochs=3, patients=12, images_per_patient=2)
+    manifest = pd.read_csv(summary["paths"]["manifest"], dtype=str)
+    assert set(manifest["modality"]) == {"MR"} and manifest["patient_id"].str.startswith("P").all()
+    assert summary["test"]["n_images"] > 0

@@ -42,19 +42,35 @@ def ingest(
         Optional[str], typer.Option(help="regex on file names giving the patient id (first group)")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing manifest")] = False,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="CSV labelling a DICOM folder: sop_instance_uid (or path) and label")
+    ] = None,
+    window: Annotated[
+        str, typer.Option(help="DICOM window: file | CENTER,WIDTH | percentile:1,99 | soft-tissue, pelvis, bone, ...")
+    ] = "file",
+    export_png: Annotated[Optional[Path], typer.Option(help="also write every windowed image as PNG here")] = None,
+    salt: Annotated[
+        Optional[str], typer.Option(envvar="PROCTOVISION_SALT", help="salt for patient pseudonyms (default: a "
+                                    "private .proctovision-salt file beside the manifest, made once)")
+    ] = None,
 ) -> None:
-    """Build a manifest and a quality report from a folder or CSV.
+    """Build a manifest and a quality report from class folders, a CSV, or a DICOM folder.
 
     Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
+             proctovision ingest archive/ --task fistula --labels labels.csv --window pelvis --out mri/manifest.csv
     """
     from proctovision.data import ingest as ingest_lib
+    from proctovision.data.dicom import parse_window, salt_for
     from proctovision.tasks import load_task
 
     task_def = load_task(task)
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it")
+    options = ingest_lib.DicomOptions(window=parse_window(window), salt=salt_for(out.parent, salt),
+                                      export_png=export_png)
     with progress_bar("Reading images") as update:
-        result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update)
+        result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update, labels=labels,
+                                   dicom_options=options)
     report = ingest_lib.write_outputs(result, task_def, source, out)
     print_ingest_summary(report, out)
     if report["n_images"] == 0:
@@ -259,7 +275,7 @@ def compare(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the demo's data and runs")] = Path("demo_output"),
-    task: Annotated[str, typer.Option(help="hemorrhoid | ldrf")] = "hemorrhoid",
+    task: Annotated[str, typer.Option(help="hemorrhoid | ldrf | fistula (MR DICOM)")] = "hemorrhoid",
     epochs: int = 30,
     patients: int = 60,
     images_per_patient: int = 4,

@@ -10,6 +10,8 @@ from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfi
 from proctovision.console import console, progress_bar
 from proctovision.data import ingest as ingest_lib
 from proctovision.data.demo import SYNTHETIC_NOTE, generate_endoscopy
+from proctovision.data.demo_mri import generate_mri
+from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
 from proctovision.evaluation.compare import compare
@@ -42,19 +44,26 @@ def run_demo(
     prepare_output(out)
     task_def = load_task(task)
     console.rule(f"[bold]ProctoVision demo: {task_def.name}[/] ({SYNTHETIC_NOTE})")
-    console.print("1/5 generating synthetic images")
-    sources = generate_endoscopy(out / "data", patients=patients, images_per_patient=images_per_patient, seed=seed)
-    if task_def.name not in sources:
-        raise RunError(f"the endoscopy demo covers tasks {', '.join(sources)}, not {task_def.name}")
-    console.print("2/5 ingest")
     manifest_path = out / "data" / f"manifest_{task_def.name}.csv"
+    if task_def.name == "fistula":
+        console.print("1/6 generating synthetic MR DICOM slices (16-bit, MR modality, synthetic patient tags)")
+        generate_mri(out / "data", patients=patients, slices_per_patient=images_per_patient, seed=seed)
+        source, labels = out / "data" / "mri", out / "data" / "fistula_labels.csv"
+    else:
+        console.print("1/6 generating synthetic endoscopy images")
+        sources = generate_endoscopy(out / "data", patients=patients, images_per_patient=images_per_patient, seed=seed)
+        if task_def.name not in sources:
+            raise RunError(f"the demo covers tasks hemorrhoid, ldrf and fistula, not {task_def.name}")
+        source, labels = sources[task_def.name], None
+    console.print("2/6 ingest" + (" (DICOM folder labelled by SOPInstanceUID; patients pseudonymised)" if labels else ""))
+    options = ingest_lib.DicomOptions(window="file", salt=salt_for(out / "data"))
     with progress_bar("Reading images") as update:
-        result = ingest_lib.ingest(sources[task_def.name], task_def, progress=update)
-    ingest_lib.write_outputs(result, task_def, sources[task_def.name], manifest_path)
-    console.print("3/5 split by patient (70/15/15)")
+        result = ingest_lib.ingest(source, task_def, progress=update, labels=labels, dicom_options=options)
+    ingest_lib.write_outputs(result, task_def, source, manifest_path)
+    console.print("3/6 split by patient (70/15/15)")
     split_path = out / "data" / f"split_{task_def.name}.csv"
     write_manifest(holdout_split(read_manifest(manifest_path), 0.15, 0.15, seed), split_path)
-    console.print(f"4/5 train {backbone} (frozen ImageNet backbone, study head) for {epochs} epochs")
+    console.print(f"4/6 train {backbone} (frozen ImageNet backbone, study head) for {epochs} epochs")
     run_dir = out / "runs" / f"{task_def.name}_{backbone}"
     config = RunConfig(
         task=task_def.name,
@@ -67,7 +76,7 @@ def run_demo(
     console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
     test_entry = evaluate_run(run_dir, "test")
-    console.print("6/6 compare with two simulated readers (senior and junior)")
+    console.print("6/6 compare with two simulated readers (senior and junior), then the report")
     test_rows = read_manifest(split_path).query("split == 'test'")
     readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)
     compare([run_dir], out / "comparison", readers=readers_path, split="test")

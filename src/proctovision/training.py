@@ -126,11 +126,21 @@ def compute_features(module: ClassifierModule, loader: DataLoader) -> tuple[torc
     return torch.cat(features), torch.cat(labels)
 
 
+def manifest_window(frame: pd.DataFrame) -> str | None:
+    """The DICOM window ingest applied; one per data set, so predict and serve can apply the very same."""
+    if "window" not in frame.columns:
+        return None
+    windows = sorted({str(value) for value in frame["window"] if str(value).strip() and str(value) != "nan"})
+    if len(windows) > 1:
+        raise RunError(f"the split mixes DICOM windows {windows}; ingest all files with one --window")
+    return windows[0] if windows else None
+
+
 def pixel_cache_for(frame: pd.DataFrame, preprocessing: Preprocessing, config: RunConfig) -> PixelCache | None:
     if not config.data.pixel_cache:
         return None
     folder = config.data.cache_dir or Path(config.data.split).parent / ".pixel_cache"
-    return PixelCache(folder, frame, preprocessing.input_size)
+    return PixelCache(folder, frame, preprocessing.input_size, manifest_window(frame))
 
 
 def feature_loaders(
@@ -140,11 +150,12 @@ def feature_loaders(
     """Frozen mode: one backbone pass per image (and per cached augmented view), then the head trains alone."""
     data = config.data
     cache = pixel_cache_for(train, preprocessing, config)
-    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), pixel_cache=cache)
+    window = manifest_window(train)
+    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), window, pixel_cache=cache)
     views = [compute_features(module, make_loader(plain, data.batch_size, False, data.num_workers))]
     if data.augmentation != "none":
         augmented = ManifestDataset(
-            train, task.classes, train_transform(preprocessing, data.augmentation), pixel_cache=cache
+            train, task.classes, train_transform(preprocessing, data.augmentation), window, pixel_cache=cache
         )
         augmented.seed_augmentation(config.trainer.seed)
         for view in range(data.augmented_views):
@@ -153,7 +164,7 @@ def feature_loaders(
     train_x = torch.cat([view[0] for view in views])
     train_y = torch.cat([view[1] for view in views])
     val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), pixel_cache=pixel_cache_for(val, preprocessing, config)
+        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config)
     )
     val_x, val_y = compute_features(module, make_loader(val_set, data.batch_size, False, data.num_workers))
     seed = config.trainer.seed
@@ -167,12 +178,13 @@ def image_loaders(
     train: pd.DataFrame, val: pd.DataFrame, task: Task, preprocessing: Preprocessing, config: RunConfig
 ) -> tuple[DataLoader, DataLoader]:
     data = config.data
+    window = manifest_window(train)
     train_set = ManifestDataset(
-        train, task.classes, train_transform(preprocessing, data.augmentation),
+        train, task.classes, train_transform(preprocessing, data.augmentation), window,
         pixel_cache=pixel_cache_for(train, preprocessing, config), copies=data.train_copies,
     )
     val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), pixel_cache=pixel_cache_for(val, preprocessing, config)
+        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config)
     )
     return (
         make_loader(train_set, data.batch_size, True, data.num_workers, config.trainer.seed),
@@ -229,6 +241,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
         "task": task.model_dump(mode="json"), "preprocessing": preprocessing.to_dict(), "weights_source": source,
         "timm_name": module.spec.timm_name, "versions": versions(),
         "n_train_images": int(len(train_frame)), "n_val_images": int(len(val_frame)),
+        "window": manifest_window(frame),
     }
     save_config(config, paths.config, {"resolved": resolved})
     if config.model.mode == "frozen" and config.data.cache_features:

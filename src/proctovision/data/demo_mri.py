@@ -1,4 +1,4 @@
-"""Synthetic MRI-like axial slices for the fistula task: 16-bit grey images, several slices per patient.
+"""Synthetic MRI-like axial slices for the fistula task: 16-bit MR DICOM files, several slices per patient.
 
 A pelvis-like body with the anal canal at its centre; slices with an internal orifice show an
 enhancing tract leaving the canal wall (T1 contrast-enhanced fistulas enhance). Nothing here
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from proctovision import fileio
 from proctovision.data.demo import SYNTHETIC_NOTE
@@ -38,22 +37,53 @@ def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) 
     return np.clip(image * gain, 0, 65535)
 
 
+def write_dicom(path: Path, pixels: np.ndarray, patient_number: int, slice_index: int, seed: int) -> str:
+    """An MR slice as a DICOM file with the tags a scanner writes (identifiers are synthetic); returns its UID."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import MRImageStorage, generate_uid
+
+    entropy = [str(seed), str(patient_number)]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[*entropy, str(slice_index)])
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID, dataset.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+    dataset.PatientName = f"SYNTHETIC^PATIENT{patient_number:04d}"
+    dataset.PatientID = f"SYN-{patient_number:04d}"
+    dataset.PatientBirthDate = "19700101"
+    dataset.StudyInstanceUID = generate_uid(entropy_srcs=[*entropy, "study"])
+    dataset.SeriesInstanceUID = generate_uid(entropy_srcs=[*entropy, "series"])
+    dataset.Modality, dataset.SeriesDescription = "MR", "SYNTHETIC T1 mDixon-W +C"
+    dataset.InstanceNumber, dataset.SliceThickness = slice_index + 1, "4"
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset.RescaleSlope, dataset.RescaleIntercept = 1, 0
+    dataset.WindowCenter, dataset.WindowWidth = 1300, 2600
+    dataset.PixelData = pixels.astype(np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(path, lambda target: dataset.save_as(target, enforce_file_format=True))
+    return str(dataset.SOPInstanceUID)
+
+
 def generate_mri(out: str | Path, patients: int = 40, slices_per_patient: int = 4, size: int = 160, seed: int = 0) -> Path:
-    """Write 16-bit PNG slices and ``fistula.csv`` (path,label,patient_id,synthetic)."""
+    """Write MR DICOM slices (mri/<class>/...), ``fistula.csv`` (path,label: patients come from the DICOM
+    PatientID, pseudonymised at ingest) and ``fistula_labels.csv`` keyed by SOPInstanceUID."""
     out = Path(out)
-    (out / "mri").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, labels = [], []
     for number in range(patients):
-        patient = f"SYNMR{number:04d}"
         has_fistula = number % 2 == 1
+        label = "internal_orifice" if has_fistula else "normal"
         gain = float(rng.uniform(0.8, 1.25))
         for index in range(slices_per_patient):
-            pixels = draw_slice(rng, size, has_fistula, gain).astype(np.uint16)
-            relative = Path("mri") / f"{patient}_slice{index:02d}.png"
-            fileio.write_with(out / relative, lambda path, pixels=pixels: Image.fromarray(pixels).save(path, format="PNG"))
-            label = "internal_orifice" if has_fistula else "normal"
-            rows.append({"path": str(relative), "label": label, "patient_id": patient, "synthetic": "yes"})
+            pixels = draw_slice(rng, size, has_fistula, gain)
+            relative = Path("mri") / label / f"IM{number:04d}{index:02d}.dcm"
+            uid = write_dicom(out / relative, pixels, number, index, seed)
+            rows.append({"path": str(relative), "label": label, "synthetic": "yes"})
+            labels.append({"sop_instance_uid": uid, "label": label})
     fileio.write_csv(out / "fistula.csv", pd.DataFrame(rows))
+    fileio.write_csv(out / "fistula_labels.csv", pd.DataFrame(labels))
     fileio.write_text(out / "README.txt", SYNTHETIC_NOTE + "\n")
     return out / "fistula.csv"

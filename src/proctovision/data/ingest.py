@@ -147,23 +147,112 @@ def rows_from_csv(csv_path: Path, task: Task, result: IngestResult) -> list[dict
     return rows
 
 
-def inspect_rows(rows: list[dict], result: IngestResult, progress: Progress | None = None) -> list[dict]:
-    """Open every image once: drop unreadable ones with the reason, record size and hash."""
+@dataclass
+class DicomOptions:
+    """How DICOM files are read at ingest: the window (recorded per row) and the salt for pseudonyms."""
+
+    window: str = "file"
+    salt: str = ""
+    export_png: Path | None = None
+    export_root: Path | None = None
+
+
+def expand_dicom(row: dict, options: DicomOptions) -> list[dict]:
+    """A DICOM row becomes one row per frame, with pseudonymised patient/study/series and no identifying tag."""
+    from proctovision.data import dicom
+
+    info = dicom.read_info(Path(row["path"]), options.salt)
+    base = {key: value for key, value in row.items() if key != "sop_instance_uid"}
+    base.update(
+        patient_id=row.get("patient_id") or info.patient, study_id=info.study, series_id=info.series,
+        modality=info.modality, window=options.window,
+    )
+    if info.frames == 1:
+        return [{**base, "frame": ""}]
+    return [{**base, "frame": str(index)} for index in range(info.frames)]
+
+
+def export_png(picture: object, row: dict, options: DicomOptions) -> None:
+    """The windowed image as PNG, for review: the manual JPEG export step of the fistula study, reproducible."""
+    source = Path(row["path"])
+    try:
+        relative = source.relative_to(options.export_root) if options.export_root else Path(source.name)
+    except ValueError:
+        relative = Path(source.name)
+    suffix = f"_frame{int(row['frame']):03d}" if str(row.get("frame", "")).strip() else ""
+    target = options.export_png / relative.parent / f"{relative.stem}{suffix}.png"
+    fileio.write_with(target, lambda path: picture.save(path, format="PNG"))
+
+
+def rows_from_labelled_folder(root: Path, labels_csv: Path, task: Task, result: IngestResult) -> list[dict]:
+    """Any folder of files (DICOM archives: nested, any names) labelled by a CSV keyed by SOPInstanceUID or path."""
+    from proctovision.data import dicom
+
+    try:
+        labels = pd.read_csv(labels_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, FileNotFoundError) as error:
+        raise IngestError(f"{labels_csv}: not a readable CSV ({error})") from error
+    labels.columns = [column.strip().lower() for column in labels.columns]
+    key = next((column for column in ("sop_instance_uid", "sopinstanceuid", "path") if column in labels.columns), None)
+    if key is None or "label" not in labels.columns:
+        raise IngestError(f"{labels_csv}: needs a label column and sop_instance_uid or path; found {list(labels.columns)}")
+    by_lower = {name.lower(): name for name in task.classes}
+    lookup = dict(zip(labels[key].str.strip(), labels["label"].str.strip()))
+    rows = []
+    for path in walk_files(root):
+        if images.is_hidden(path):
+            continue
+        if key == "path":
+            wanted = lookup.get(str(path.relative_to(root)))
+        else:
+            if not images.looks_like_dicom(path):
+                result.excluded.append(Exclusion(str(path), "not a DICOM file (labels are keyed by SOPInstanceUID)"))
+                continue
+            try:
+                wanted = lookup.get(dicom.read_info(path, "").sop_instance_uid)
+            except images.ImageReadError as error:
+                result.excluded.append(Exclusion(str(path), error.reason))
+                continue
+        if wanted is None:
+            result.excluded.append(Exclusion(str(path), f"no label in {labels_csv.name}"))
+            continue
+        label = by_lower.get(wanted.lower())
+        if label is None:
+            result.excluded.append(Exclusion(str(path), f"unknown label {wanted!r} ({labels_csv.name})"))
+            continue
+        rows.append({"path": str(path.absolute()), "label": label, "patient_id": ""})
+    return rows
+
+
+def inspect_rows(
+    rows: list[dict], result: IngestResult, progress: Progress | None = None, options: DicomOptions | None = None,
+) -> list[dict]:
+    """Open every image once: drop unreadable ones with the reason, record size and hash.
+
+    DICOM files are expanded to one row per frame first, and read with the ingest's window.
+    """
+    options = options or DicomOptions()
     kept: list[dict] = []
     for done, row in enumerate(rows, start=1):
         path = Path(row["path"])
         try:
-            frame_index = int(row["frame"]) if str(row.get("frame", "")).strip() else None
-            picture = images.read_image(path, frame=frame_index)
-            row["width"], row["height"] = picture.width, picture.height
-            row["sha256"] = file_sha256(path)
-            row["phash"] = str(imagehash.phash(picture))
+            expanded = expand_dicom(row, options) if path.is_file() and images.looks_like_dicom(path) else [row]
+            digest = file_sha256(path) if path.is_file() else ""
+            for item in expanded:
+                frame_index = int(item["frame"]) if str(item.get("frame", "")).strip() else None
+                window = item.get("window") if "window" in item else None
+                picture = images.read_image(path, frame=frame_index, window=window)
+                item["width"], item["height"] = picture.width, picture.height
+                item["sha256"] = digest if frame_index is None else f"{digest}:{frame_index}"
+                item["phash"] = str(imagehash.phash(picture))
+                if options.export_png is not None:
+                    export_png(picture, item, options)
         except images.ImageReadError as error:
             result.excluded.append(Exclusion(str(path), error.reason))
         except OSError as error:
             result.excluded.append(Exclusion(str(path), f"cannot read file: {error.strerror or error}"))
         else:
-            kept.append(row)
+            kept.extend(expanded)
         if progress:
             progress(done, len(rows))
     return kept
@@ -193,8 +282,10 @@ def ingest(
     task: Task,
     patient_regex: str | None = None,
     progress: Progress | None = None,
+    labels: Path | None = None,
+    dicom_options: DicomOptions | None = None,
 ) -> IngestResult:
-    """Build a manifest from class folders or a CSV manifest."""
+    """Build a manifest from class folders, a CSV manifest, or a folder labelled by ``labels`` (DICOM archives)."""
     source = Path(source)
     result = IngestResult(manifest=pd.DataFrame())
     if not source.exists():
@@ -202,12 +293,18 @@ def ingest(
     if source.is_file() and source.suffix.lower() == ".csv":
         result.source_kind = "csv"
         rows = rows_from_csv(source, task, result)
+    elif source.is_dir() and labels is not None:
+        result.source_kind = "labelled-folder"
+        rows = rows_from_labelled_folder(source, Path(labels), task, result)
     elif source.is_dir():
         result.source_kind = "class-folders"
         rows = rows_from_class_folders(source, task, result)
     else:
         raise IngestError(f"{source}: expected a folder with one sub-folder per class, or a .csv manifest")
-    rows = inspect_rows(rows, result, progress)
+    options = dicom_options or DicomOptions()
+    if options.export_png is not None and options.export_root is None:
+        options.export_root = source if source.is_dir() else source.parent
+    rows = inspect_rows(rows, result, progress, options)
     fill_patient_ids(rows, result, patient_regex)
     columns = ["path", "label", "patient_id"]
     frame = pd.DataFrame(rows)
