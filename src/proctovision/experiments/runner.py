@@ -15,6 +15,7 @@ import pandas as pd
 from proctovision import fileio
 from proctovision.console import console
 from proctovision.data import ingest as ingest_lib
+from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
 from proctovision.errors import UserError
@@ -58,7 +59,7 @@ def prepare_split(grid: GridConfig, task_name: str, source: Path, folder: Path) 
     task = load_task(task_name)
     if not source.exists():
         raise UserError(f"{source}: the grid expects this data source (see the grid's tasks: source)")
-    result = ingest_lib.ingest(source, task)
+    result = ingest_lib.ingest(source, task, dicom_options=ingest_lib.DicomOptions(salt=salt_for(folder)))
     ingest_lib.write_outputs(result, task, source, folder / "manifest.csv")
     if result.manifest.empty:
         raise UserError(f"{source}: no usable image; see {folder / 'qc.md'}")
