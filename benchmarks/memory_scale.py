@@ -29,7 +29,7 @@ elif stage == "split":
     from proctovision.data.manifest import read_manifest, write_manifest
     from proctovision.data.split import holdout_split
     write_manifest(holdout_split(read_manifest(folder / "manifest.csv"), 0.15, 0.15, 0), folder / "split.csv")
-elif stage == "epoch":
+elif stage in ("epoch", "epoch-cached"):
     from torch.utils.data import DataLoader
     from proctovision.data.datasets import ManifestDataset
     from proctovision.data.manifest import read_manifest
@@ -38,10 +38,13 @@ elif stage == "epoch":
     from proctovision.models.registry import Preprocessing
     frame = read_manifest(folder / "split.csv")
     pre = Preprocessing(32, (0.5,) * 3, (0.5,) * 3)
-    data = ManifestDataset(frame, task.classes, eval_transform(pre), pixel_cache=PixelCache(folder / "cache", frame, 32))
+    cache = PixelCache(folder / "cache", frame, 32) if stage == "epoch-cached" else None
+    data = ManifestDataset(frame, task.classes, eval_transform(pre), pixel_cache=cache)
     for _ in DataLoader(data, batch_size=64):
         pass
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+anon = [line for line in open("/proc/self/status") if line.startswith("RssAnon")]
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "anon_mb_at_end": int(anon[0].split()[1]) / 1024 if anon else None}))
 """
 
 
@@ -68,13 +71,15 @@ def main() -> None:
             folder = Path(name)
             make_source(folder, rows)
             figures = {}
-            for stage in ("ingest", "split", "epoch"):
+            for stage in ("ingest", "split", "epoch", "epoch-cached"):
                 done = subprocess.run([sys.executable, "-c", STAGE, stage, str(folder)], capture_output=True,
                                       text=True, env=env, check=True)
-                figures[stage] = json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+                figures[stage] = json.loads(done.stdout.strip().splitlines()[-1])
             manifest_mb = (folder / "manifest.csv").stat().st_size / 2**20
-            print(f"{rows:>7} rows: manifest {manifest_mb:6.1f} MB on disk; peak RSS  ingest {figures['ingest']:6.0f} MB"
-                  f"  split {figures['split']:6.0f} MB  one epoch {figures['epoch']:6.0f} MB")
+            print(f"{rows:>7} rows: manifest {manifest_mb:6.1f} MB on disk; peak RSS (MB): "
+                  + "  ".join(f"{stage} {value['peak_rss_mb']:.0f}" for stage, value in figures.items())
+                  + f"; anonymous memory after the cached epoch {figures['epoch-cached']['anon_mb_at_end']:.0f} MB "
+                  "(the rest of its RSS is the memory-mapped cache file, which the kernel can drop)")
 
 
 if __name__ == "__main__":

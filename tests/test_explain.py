@@ -100,6 +100,10 @@ def test_explain_command_writes_three_panel_figures_grid_and_faithfulness(split_
         assert strip.size == (3 * 32, 32)
     result = runner.invoke(app, ["explain", str(run), str(files[0]), "--target", "polyp", "--out", str(out)])
     assert result.exit_code != 0
+    result = runner.invoke(app, ["explain", str(run), str(files[0]), "--layer", "blocks.-2", "--out", str(tmp_path / "l")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["explain", str(run), str(files[0]), "--layer", "nope.3", "--out", str(tmp_path / "l")])
+    assert result.exit_code != 0
     result = runner.invoke(app, ["explain", str(run), "--split", "test", "--faithfulness", "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(tmp_path / "t" / "cams.csv")

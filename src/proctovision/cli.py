@@ -307,6 +307,8 @@ def explain(
     target: Annotated[str, typer.Option(help="predicted, or a class name")] = "predicted",
     out: Annotated[Path, typer.Option(help="folder for one PNG per image, cams.csv and grid.png")] = Path("cams"),
     faithfulness: Annotated[bool, typer.Option(help="score each map with ROAD (slower)")] = False,
+    layer: Annotated[Optional[str], typer.Option(help="backbone layer to read instead of the registry's, "
+                                                 "e.g. blocks.-2 for a finer map")] = None,
     batch_size: int = 8,
 ) -> None:
     """Grad-CAM (and variants) per image, laid out as original | heatmap | overlay.
@@ -326,7 +328,8 @@ def explain(
     else:
         fail("give images or folders to explain, or --split val|test")
     with progress_bar(f"{method} maps") as update:
-        table = explain_frame(load_module(info), info, frame, out, method, target, batch_size, update, faithfulness)
+        table = explain_frame(load_module(info), info, frame, out, method, target, batch_size, update, faithfulness,
+                              layer)
     grid = cases_grid(table, out, info.task.classes, out / "grid.png")
     console.print(f"{len(table)} map(s) written to {out} (index: {out / 'cams.csv'})")
     if grid:

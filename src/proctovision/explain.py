@@ -24,7 +24,7 @@ from proctovision.data.datasets import ManifestDataset
 from proctovision.data.transforms import eval_transform
 from proctovision.errors import UserError
 from proctovision.models.module import ClassifierModule
-from proctovision.models.registry import cam_target_layer
+from proctovision.models.registry import cam_target_layer, resolve_module
 from proctovision.runs import RunInfo
 
 CAM_METHODS = {
@@ -48,10 +48,18 @@ def vit_reshape(prefix_tokens: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return reshape
 
 
-def build_cam(module: ClassifierModule, method: str) -> object:
+def build_cam(module: ClassifierModule, method: str, layer_name: str | None = None) -> object:
+    """A pytorch-grad-cam object on the registry's target layer, or on ``layer_name`` (a dotted path in the
+    backbone, e.g. ``blocks.-2`` for a finer map one stage earlier)."""
     if method not in CAM_METHODS:
         raise ExplainError(f"unknown CAM method {method!r}: use one of {', '.join(CAM_METHODS)}")
-    layer = cam_target_layer(module.spec, module.backbone)
+    if layer_name:
+        try:
+            layer = resolve_module(module.backbone, layer_name)
+        except (AttributeError, IndexError, TypeError) as error:
+            raise ExplainError(f"no layer {layer_name!r} in {module.spec.timm_name}") from error
+    else:
+        layer = cam_target_layer(module.spec, module.backbone)
     reshape = vit_reshape(int(getattr(module.backbone, "num_prefix_tokens", 1))) if module.spec.is_transformer else None
     cam = CAM_METHODS[method](model=module, target_layers=[layer], reshape_transform=reshape)
     cam.compute_input_gradient = True  # frozen backbones have no trainable weights upstream of the target layer
@@ -86,7 +94,7 @@ def faithfulness(module: ClassifierModule, images: torch.Tensor, maps: np.ndarra
 def explain_frame(
     module: ClassifierModule, run: RunInfo, frame: pd.DataFrame, out: Path, method: str = "gradcam",
     target: str = "predicted", batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
-    score_faithfulness: bool | int = False,
+    score_faithfulness: bool | int = False, layer_name: str | None = None,
 ) -> pd.DataFrame:
     """Write one PNG per image and ``cams.csv``; returns the table (path, label, predicted, target, png, ...).
 
@@ -96,7 +104,7 @@ def explain_frame(
     road_budget = len(frame) if score_faithfulness is True else int(score_faithfulness or 0)
     out.mkdir(parents=True, exist_ok=True)
     module.eval()
-    cam = build_cam(module, method)
+    cam = build_cam(module, method, layer_name)
     size = run.preprocessing.input_size
     dataset = ManifestDataset(frame, run.task.classes, eval_transform(run.preprocessing), run.resolved.get("window"))
     mean, std = np.array(run.preprocessing.mean), np.array(run.preprocessing.std)
