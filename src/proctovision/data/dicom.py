@@ -95,11 +95,8 @@ class DicomInfo:
 
 
 def read_info(path: Path, salt: str) -> DicomInfo:
+    """The header only (a file without pixel data is refused later, when its pixels are read)."""
     dataset = _open(path, pixels=False)
-    if "PixelData" not in dataset and "FloatPixelData" not in dataset and "DoubleFloatPixelData" not in dataset:
-        # stop_before_pixels drops PixelData; check the tag is present from the raw header instead
-        if not _has_pixel_tag(path):
-            raise ImageReadError(path, "DICOM file has no pixel data")
     return DicomInfo(
         frames=int(getattr(dataset, "NumberOfFrames", 1) or 1),
         patient=pseudonym(str(getattr(dataset, "PatientID", "") or ""), salt),
@@ -111,19 +108,9 @@ def read_info(path: Path, salt: str) -> DicomInfo:
     )
 
 
-def _has_pixel_tag(path: Path) -> bool:
-    import pydicom
-
-    try:
-        dataset = pydicom.dcmread(path, specific_tags=["PixelData"])
-    except Exception:  # noqa: BLE001
-        return False
-    return "PixelData" in dataset
-
-
 def read_dicom_rgb(path: str | Path, frame: int | None = None, window: object | None = None) -> Image.Image:
     """One frame of a DICOM file as an 8-bit RGB picture, windowed as ``window`` says (see parse_window)."""
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     path = Path(path)
     dataset = _open(path)
@@ -147,14 +134,16 @@ def read_dicom_rgb(path: str | Path, frame: int | None = None, window: object | 
         # pydicom's pixel_array already converts YBR to RGB
         return Image.fromarray(to_uint8(pixels.astype(np.float64)))
     values = apply_modality_lut(pixels, dataset).astype(np.float64)
-    grey = window_values(values, dataset, parse_window(window), apply_voi_lut)
+    grey = window_values(values, dataset, parse_window(window))
     if photometric == "MONOCHROME1":
         grey = 255 - grey
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def window_values(values: np.ndarray, dataset: object, spec: str, apply_voi_lut: object) -> np.ndarray:
+def window_values(values: np.ndarray, dataset: object, spec: str) -> np.ndarray:
     """Modality values → 0..255 by the window spec."""
+    from pydicom.pixels import apply_voi_lut
+
     if spec == "file":
         if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
             return to_uint8(apply_voi_lut(values, dataset).astype(np.float64))
