@@ -124,7 +124,7 @@ def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path
 
 def test_temperature_in_the_card_rescales_probabilities():
     from proctovision.evaluation.calibration import scale
-    from proctovision.serving.predictor import Predictor
+    from proctovision.inference.predictor import Predictor
 
     class Fixed(Predictor):
         classes = ("normal", "hemorrhoid")

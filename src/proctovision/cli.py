@@ -341,7 +341,7 @@ def explain(
 def readable_frame(paths: list[Path], window: object) -> "pd.DataFrame":  # noqa: F821
     from proctovision.data.images import ImageReadError, read_image
     from proctovision.explain import frame_from_paths
-    from proctovision.serving.predictor import expand_paths
+    from proctovision.inference.predictor import expand_paths
 
     readable = []
     for path in expand_paths(paths):
@@ -414,7 +414,7 @@ def predict(
     import pandas as pd
 
     from proctovision import fileio
-    from proctovision.serving.predictor import expand_paths, load_predictor
+    from proctovision.inference.predictor import expand_paths, load_predictor
 
     predictor = load_predictor(model)
     with console.status("Predicting"):

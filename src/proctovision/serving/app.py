@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proctovision.data.images import ImageReadError, read_image
-from proctovision.serving.predictor import Predictor, load_predictor
+from proctovision.inference.predictor import Predictor, load_predictor
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
