@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from proctovision.cli import app
 from proctovision.data.manifest import read_manifest
 from proctovision.evaluation.compare import Participant, compare, pairwise_tests
-from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.inference.evaluate import evaluate_run
 from proctovision.evaluation.readers import ReadersError, read_readers, simulate_readers
 from proctovision.training import train
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_run_config
 
 from proctovision.data.manifest import read_manifest
-from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.inference.evaluate import evaluate_run
 from proctovision.training import train
 
 
@@ -29,7 +29,10 @@ def test_evaluate_writes_metrics_and_predictions_as_designed(trained_run: Path, 
     assert sum(map(sum, entry["confusion_matrix"])) == entry["n_images"]
     predictions = pd.read_csv(trained_run / "predictions.csv")
     assert {"path", "patient_id", "label", "predicted", "prob_normal", "prob_hemorrhoid"} <= set(predictions.columns)
+    assert set(predictions["split"]) == {"test", "val"}, "validation rows, where the threshold was fitted, are kept"
+    predictions = predictions[predictions["split"] == "test"]
     assert len(predictions) == entry["n_images"]
+    assert not predictions["path"].str.startswith("/").any(), "the manifest's relative paths, not absolute ones"
     assert predictions[["prob_normal", "prob_hemorrhoid"]].sum(axis=1).round(4).eq(1).all()
     accuracy = (predictions["label"] == predictions["predicted"]).mean()
     assert entry["metrics"]["accuracy"]["value"] == pytest.approx(accuracy, abs=1e-6)
@@ -67,7 +70,7 @@ def test_confusion_matrix_and_figures_match_the_predictions(trained_run: Path):
     from sklearn.metrics import confusion_matrix
 
     entry = evaluate_run(trained_run, "test", n_resamples=10)
-    rows = pd.read_csv(trained_run / "predictions.csv")
+    rows = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")
     expected = confusion_matrix(rows["label"], rows["predicted"], labels=["normal", "hemorrhoid"]).tolist()
     assert entry["confusion_matrix"] == expected
     for name in ("roc_test.png", "pr_test.png", "confusion_test.png", "reliability_test.png"):
@@ -87,3 +90,85 @@ def test_patient_metrics_use_each_patients_mean_probability(trained_run: Path):
     assert patient["accuracy"]["value"] == pytest.approx(accuracy_score(truth, per_patient["score"] >= 0.5), abs=1e-5)
     assert truth.nunique() == 2, "the fixture's test split holds patients of both classes"
     assert patient["roc_auc"]["value"] == pytest.approx(roc_auc_score(truth, per_patient["score"]), abs=1e-4)
+
+
+def test_score_on_the_predictions_file_gives_evaluates_metrics_and_cis(trained_run: Path, tmp_path: Path):
+    from proctovision.cli import app
+    from typer.testing import CliRunner
+
+    entry = evaluate_run(trained_run, "test", n_resamples=200, seed=3)
+    result = CliRunner().invoke(app, ["score", str(trained_run / "predictions.csv"), "--resamples", "200",
+                                      "--seed", "3", "--out", str(tmp_path / "scores")])
+    assert result.exit_code == 0, result.output
+    scored = json.loads((tmp_path / "scores" / "metrics.json").read_text())["test"]
+    assert scored["threshold"] == entry["threshold"]
+    assert scored["metrics"] == entry["metrics"]
+    assert scored["patient_metrics"] == entry["patient_metrics"]
+    assert scored["confusion_matrix"] == entry["confusion_matrix"]
+
+
+def test_score_reads_another_tools_predictions_with_a_truth_manifest(trained_run: Path, split_file: Path,
+                                                                     tmp_path: Path):
+    """A spreadsheet with paths and probabilities only: labels and patients come from the manifest."""
+    from proctovision.evaluation.score import ScoreOptions, score_file
+
+    evaluate_run(trained_run, "test", n_resamples=10)
+    rows = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")
+    sheet = rows[["path", "prob_normal", "prob_hemorrhoid"]]
+    sheet.to_csv(tmp_path / "other.csv", index=False)
+    entry = score_file(tmp_path / "other.csv", tmp_path / "out", truth=split_file, split=None,
+                       options=ScoreOptions(threshold="0.5", n_resamples=20))
+    assert entry["n_images"] == len(rows)
+    assert entry["n_patients"] == rows["patient_id"].nunique()
+    expected = ((rows["prob_hemorrhoid"] >= 0.5).map({True: "hemorrhoid", False: "normal"}) == rows["label"]).mean()
+    assert entry["metrics"]["accuracy"]["value"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_evaluation_and_reporting_never_import_the_models():
+    import subprocess
+    import sys
+
+    code = ("import sys; import proctovision.evaluation.score, proctovision.evaluation.compare, "
+            "proctovision.reporting.report, proctovision.data.manifest; "
+            "print(sorted(m for m in sys.modules if m in ('torch', 'timm') or m.startswith('proctovision.models')))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
+
+
+def test_a_moved_project_keeps_its_runs_usable(split_file: Path, tmp_path: Path):
+    import shutil
+
+    from conftest import tiny_run_config
+
+    project = tmp_path / "project"
+    shutil.copytree(split_file.parent.parent / "csvdata", project / "csvdata")
+    shutil.copytree(split_file.parent, project / "work")
+    run = train(tiny_run_config(project / "work" / "split.csv", project / "run", epochs=1), progress=False).root
+    lineage = yaml_lineage(run)
+    assert lineage["split"] == "../work/split.csv" and len(lineage["split_sha256"]) == 64
+    moved = tmp_path / "elsewhere"
+    shutil.move(project, moved)
+    entry = evaluate_run(moved / "run", "test", n_resamples=10)
+    assert entry["n_images"] > 0 and entry["lineage"]["split"] == "../work/split.csv"
+
+
+def yaml_lineage(run: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())["resolved"]["lineage"]
+
+
+def test_a_fold_run_refuses_to_treat_its_validation_fold_as_a_test_set(split_file: Path, tmp_path: Path):
+    from conftest import tiny_run_config
+
+    from proctovision.data.manifest import write_manifest
+    from proctovision.data.split import kfold_split
+    from proctovision.runs import RunError
+
+    folds = tmp_path / "folds.csv"
+    write_manifest(kfold_split(read_manifest(split_file).drop(columns="split"), 3, 0), folds)
+    run = train(tiny_run_config(folds, tmp_path / "fold_run", epochs=1, data__fold=0), progress=False).root
+    with pytest.raises(RunError, match="k-fold"):
+        evaluate_run(run, "test", n_resamples=10)
+    with pytest.raises(RunError, match="k-fold"):
+        evaluate_run(run, "val", n_resamples=10)

@@ -61,7 +61,7 @@ def test_heatmap_peaks_on_the_planted_blob(tmp_path: Path):
 
     from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
     from proctovision.data.transforms import eval_transform
-    from proctovision.evaluation.evaluate import load_module
+    from proctovision.runs import load_module
     from proctovision.runs import read_run
 
     split = _blob_split(tmp_path)

@@ -8,7 +8,7 @@ from conftest import tiny_run_config
 from PIL import Image
 
 from proctovision.evaluation.compare import compare
-from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.inference.evaluate import evaluate_run
 from proctovision.reporting.report import build_report
 from proctovision.training import train
 

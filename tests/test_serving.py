@@ -88,7 +88,7 @@ def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
 
 def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path: Path):
     """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
-    from proctovision.evaluation.evaluate import evaluate_run
+    from proctovision.inference.evaluate import evaluate_run
     from proctovision.serving.export import export_run
 
     evaluate_run(trained_run, "test", n_resamples=10, threshold="0.5", temperature_scaling=True)

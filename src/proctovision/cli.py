@@ -110,6 +110,9 @@ def split(
 
     Example: proctovision split manifest.csv --val 0.15 --test 0.15 --seed 0 --out split.csv
     """
+    import os
+
+    from proctovision import fileio
     from proctovision.data import split as split_lib
     from proctovision.data.manifest import read_manifest, write_manifest
 
@@ -128,6 +131,9 @@ def split(
         fail(f"{len(leaks)} duplicate image pair(s) would sit on two sides (a leak); give each copy the same "
              f"patient_id or remove the copies, then split again; nothing was written")
     write_manifest(result, out)
+    fileio.write_json(out.with_name(out.name + ".lineage.json"), {
+        "manifest": os.path.relpath(manifest.resolve(), out.resolve().parent), "manifest_sha256": fileio.sha256(manifest),
+        "seed": seed, "folds": folds, "val": None if folds else val, "test": None if folds else test})
     summary = split_lib.split_summary(result, column, tuple(sorted(frame["label"].unique())))
     table = Table(title=f"split by patient ({column})")
     for name in summary.columns:
@@ -157,6 +163,8 @@ def train(
     devices: Optional[str] = None,
     num_nodes: Optional[int] = None,
     strategy: Optional[str] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32 | 16-mixed | bf16-mixed (default: 16-mixed on GPU, "
+                                                     "32 on CPU)")] = None,
     out: Optional[Path] = None,
     resume: Annotated[bool, typer.Option(help="continue from checkpoints/last.ckpt")] = False,
 ) -> None:
@@ -164,7 +172,7 @@ def train(
 
     Example: proctovision train split.csv --task hemorrhoid --backbone resnet18 --mode finetune --epochs 10 --out runs/r18
     """
-    from proctovision.config import RunConfig, load_config
+    from proctovision.config import apply_overrides, load_config, validate_config
     from proctovision.training import train as train_run
 
     overrides = {
@@ -173,6 +181,7 @@ def train(
         "model.backbone": backbone, "model.mode": mode, "model.weights": weights, "optim.lr": lr,
         "trainer.epochs": epochs, "trainer.seed": seed, "trainer.accelerator": accelerator,
         "trainer.devices": _devices(devices), "trainer.num_nodes": num_nodes, "trainer.strategy": strategy,
+        "trainer.precision": precision,
         "out": str(out) if out else None,
     }
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -181,24 +190,13 @@ def train(
     else:
         if split_csv is None:
             fail("give a split file (proctovision train split.csv ...) or --config run.yaml")
-        run_config = RunConfig.model_validate(_nest(overrides))
+        run_config = validate_config(apply_overrides({}, overrides), "flags")
     paths = train_run(run_config, resume=resume)
     console.print(f"run: {paths.root}\ncheckpoints: {paths.checkpoints}\nhistory: {paths.history}")
 
 
 def _devices(value: str | None) -> str | int | None:
     return int(value) if value is not None and value.isdigit() else value
-
-
-def _nest(flat: dict) -> dict:
-    nested: dict = {}
-    for dotted, value in flat.items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return nested
 
 
 @app.command()
@@ -208,22 +206,58 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="patient bootstrap resamples for the 95% CIs")] = 1000,
     seed: int = 0,
     batch_size: int = 32,
+    workers: Annotated[Optional[int], typer.Option(help="decoding processes (default: automatic)")] = None,
     threshold: Annotated[
         str, typer.Option(help="binary tasks: youden | sensitivity:0.9 | specificity:0.95 | a number; fitted on val")
     ] = "youden",
     temperature_scaling: Annotated[bool, typer.Option(help="calibrate with a temperature fitted on val")] = False,
+    cams: Annotated[bool, typer.Option(help="write a Grad-CAM gallery of the split into the run (cams/SPLIT/)")] = False,
 ) -> None:
-    """Predict a split and write metrics.json and predictions.csv (metrics with 95% CIs).
+    """Predict a split and score it: metrics.json and predictions.csv (metrics with 95% CIs) = predict + score.
 
-    Example: proctovision evaluate runs/r18 --split test
+    Example: proctovision evaluate runs/r18 --split test --cams
     """
-    from proctovision.evaluation.evaluate import evaluate_run
+    from proctovision.inference.evaluate import evaluate_run
 
     with progress_bar(f"Reading {split} split") as update:
         entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update,
-                             threshold=threshold, temperature_scaling=temperature_scaling)
+                             threshold=threshold, temperature_scaling=temperature_scaling, workers=workers, cams=cams)
     print_metrics(entry)
+    for item in entry.get("unreadable", []):
+        error_console.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}", soft_wrap=True)
     console.print(f"metrics: {run / 'metrics.json'}\npredictions: {run / 'predictions.csv'}")
+
+
+@app.command()
+def score(
+    predictions: Annotated[Path, typer.Argument(help="CSV: path[, frame], patient_id, split, label, prob_<class>...")],
+    truth: Annotated[Optional[Path], typer.Option(help="manifest with path,label[,patient_id] when the predictions "
+                                                  "lack labels (paths read relative to it)")] = None,
+    split: Annotated[str, typer.Option(help="split to score when the file has a split column; 'all' for every row")] = "test",
+    threshold: Annotated[str, typer.Option(help="binary: youden | sensitivity:X | specificity:X (fitted on the "
+                                           "file's val rows) or a number")] = "youden",
+    temperature_scaling: Annotated[bool, typer.Option(help="fit a temperature on the file's val rows")] = False,
+    task: Annotated[Optional[str], typer.Option(help="task name or YAML (default: found from the prob_ columns)")] = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="folder for metrics.json, scored_predictions.csv and figures/")] = Path(
+        "scores"),
+) -> None:
+    """Metrics with patient-bootstrap 95% CIs from a predictions file alone: this tool's, another tool's, a sheet's.
+
+    Example: proctovision score runs/r18/predictions.csv --out scores/
+             proctovision score other_tool.csv --truth data/manifest.csv --split all --threshold 0.5 --out scores/
+    """
+    from proctovision.evaluation.calibration import check_threshold_rule
+    from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.tasks import load_task
+
+    check_threshold_rule(threshold)
+    entry = score_file(predictions, out, truth, None if split == "all" else split,
+                       ScoreOptions(threshold, temperature_scaling, resamples, seed),
+                       load_task(task) if task else None)
+    print_metrics(entry)
+    console.print(f"metrics: {out / 'metrics.json'}\nfigures: {out / 'figures'}")
 
 
 def print_metrics(entry: dict) -> None:
@@ -240,16 +274,18 @@ def print_metrics(entry: dict) -> None:
     if entry.get("threshold"):
         console.print(f"threshold {entry['threshold']['value']:.3f} ({entry['threshold']['rule']}, "
                       f"chosen on {entry['threshold']['chosen_on']})")
-    console.print(
-        f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
-        f"({entry['images_per_s']:.1f} images/s)"
-    )
+    if "reading_time_s" in entry:
+        console.print(f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
+                      f"({entry['images_per_s']:.1f} images/s)")
 
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="evaluated run folders")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN_OR_PREDICTIONS...",
+                                               help="evaluated run folders or predictions CSV files")],
     readers: Annotated[Optional[Path], typer.Option(help="CSV: path, reader, label[, reading_time_s]")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="manifest with the reference labels, when no model "
+                                                  "participant carries them")] = None,
     split: str = "test",
     out: Annotated[Path, typer.Option(help="folder for the table, the tests and the figures")] = Path("comparison"),
     resamples: int = 1000,
@@ -258,16 +294,18 @@ def compare(
     """Models and human readers side by side: metrics with CIs, DeLong, McNemar and bootstrap differences.
 
     Example: proctovision compare runs/convmixer runs/effnet --readers readers.csv --out comparison/
+             proctovision compare other_tool.csv --truth data/manifest.csv --readers readers.csv --out comparison/
     """
     from proctovision.evaluation.compare import compare as compare_lib
 
-    result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed)
+    result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed,
+                         truth=truth)
     table = Table(title=f"{split}: {result['n_images']} images, {result['n_patients']} patients")
     for column in ("participant", "kind", "accuracy", "recall", "precision", "f1", "reading time (s)"):
         table.add_column(column)
     for row in result["table"]:
-        table.add_row(row["participant"], row["kind"], *(f"{row[name]:.3f}" for name in ("accuracy", "recall",
-                      "precision", "f1")), f"{row['reading_time_s']:.1f}" if row["reading_time_s"] else "-")
+        table.add_row(row["participant"], row["kind"], *(_fmt(row.get(name), "{:.3f}") for name in (
+                      "accuracy", "recall", "precision", "f1")), _fmt(row["reading_time_s"], "{:.1f}"))
     console.print(table)
     console.print(f"table: {out / 'comparison.md'}\ntests: {out / 'tests.csv'}\nfigures: {out / 'figures'}")
 
@@ -316,43 +354,40 @@ def explain(
     Example: proctovision explain runs/r18 images/ --method gradcam++ --out cams/
              proctovision explain runs/r18 --split test --faithfulness --out cams/   (adds a right/wrong grid)
     """
-    from proctovision.evaluation.evaluate import load_module, split_rows
     from proctovision.explain import cases_grid, explain_frame
-    from proctovision.runs import read_run
+    from proctovision.inference.evaluate import split_rows
+    from proctovision.inference.predictor import TorchPredictor
 
-    info = read_run(run)
+    predictor = TorchPredictor(run)
     if split:
-        frame = split_rows(info, split)
+        frame = split_rows(predictor.run, split)
     elif paths:
-        frame = readable_frame(paths, info.resolved.get("window"))
+        frame = readable_frame(paths)
     else:
         fail("give images or folders to explain, or --split val|test")
     with progress_bar(f"{method} maps") as update:
-        table = explain_frame(load_module(info), info, frame, out, method, target, batch_size, update, faithfulness,
-                              layer)
-    grid = cases_grid(table, out, info.task.classes, out / "grid.png")
+        table = explain_frame(predictor, frame, out, method, target, batch_size, update, faithfulness, layer)
+    grid = cases_grid(table, out, predictor.classes, out / "grid.png")
     console.print(f"{len(table)} map(s) written to {out} (index: {out / 'cams.csv'})")
     if grid:
         console.print(f"right and wrong cases per class: {grid}")
-    if faithfulness:
+    if faithfulness and len(table):
         console.print(f"ROAD faithfulness ({method}): mean {table['road'].mean():.4f} (higher is more faithful)")
 
 
-def readable_frame(paths: list[Path], window: object) -> "pd.DataFrame":  # noqa: F821
-    from proctovision.data.images import ImageReadError, read_image
-    from proctovision.explain import frame_from_paths
-    from proctovision.inference.predictor import expand_paths
+def readable_frame(paths: list[Path]) -> "pd.DataFrame":  # noqa: F821
+    """Every image and every frame of multi-frame DICOM under ``paths``; files that cannot say are listed."""
+    import pandas as pd
 
-    readable = []
-    for path in expand_paths(paths):
-        try:
-            read_image(path, window=window)
-            readable.append(path)
-        except ImageReadError as error:
-            error_console.print(f"[yellow]skipped[/] {path}: {error.reason}", soft_wrap=True)
-    if not readable:
+    from proctovision.inference.predictor import expand_frames, expand_paths
+
+    keys, errors = expand_frames(expand_paths(paths))
+    for path, reason in errors:
+        error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
+    if not keys:
         fail("no readable image to explain")
-    return frame_from_paths(readable)
+    return pd.DataFrame({"path": [str(Path(path).resolve()) for path, _ in keys],
+                         "frame": [frame for _, frame in keys]})
 
 
 @app.command()
@@ -420,7 +455,8 @@ def predict(
     with console.status("Predicting"):
         batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
     rows = [
-        {"path": item.path, "predicted": item.predicted, "threshold": item.threshold,
+        {"path": item.path, "frame": "" if item.frame is None else item.frame, "predicted": item.predicted,
+         "threshold": item.threshold,
          **{f"prob_{name}": value for name, value in item.probabilities.items()}}
         for item in batch.predictions
     ]
@@ -428,7 +464,7 @@ def predict(
         errors = [{"path": path, "reason": reason} for path, reason in batch.errors]
         fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows, "errors": errors})
     else:
-        fileio.write_csv(out, pd.DataFrame(rows, columns=["path", "predicted", "threshold"]
+        fileio.write_csv(out, pd.DataFrame(rows, columns=["path", "frame", "predicted", "threshold"]
                                            + [f"prob_{name}" for name in predictor.classes]))
     for path, reason in batch.errors:
         error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
@@ -446,11 +482,13 @@ def write_heatmaps(predictor: object, predictions: list, folder: Path) -> None:
 
     window = (predictor.card.get("preprocessing") or {}).get("window")
     for number, item in enumerate(predictions):
-        png = predictor.heatmap_png(read_image(item.path, window=window), predictor.classes.index(item.predicted))
+        png = predictor.heatmap_png(read_image(item.path, frame=item.frame, window=window),
+                                    predictor.classes.index(item.predicted))
         if png is None:
             error_console.print("[yellow]heatmaps need a run folder (PyTorch); an ONNX export has none[/]")
             return
-        fileio.write_bytes(folder / f"{number:05d}_{Path(item.path).stem}.png", png)
+        suffix = "" if item.frame is None else f"_f{item.frame}"
+        fileio.write_bytes(folder / f"{number:05d}_{Path(item.path).stem}{suffix}.png", png)
     console.print(f"heatmaps: {folder}")
 
 
@@ -567,7 +605,7 @@ def main() -> None:
         app()
     except user_errors() as error:
         error_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        sys.exit(1)
+        sys.exit(getattr(error, "exit_code", 1))
     except KeyboardInterrupt:
         error_console.print("[bold red]interrupted[/]")
         sys.exit(130)

@@ -56,7 +56,8 @@ class TrainerConfig(Strict):
     devices: str | int = "auto"
     num_nodes: int = Field(1, ge=1)
     strategy: str = "auto"
-    precision: str | None = Field(None, description="default: 16-mixed on GPU, 32 on CPU")
+    precision: Literal["32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true"] | None = \
+        Field(None, description="default: 16-mixed on GPU, 32 on CPU")
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     early_stopping_patience: int | None = Field(None, ge=1)
     deterministic: bool = True
@@ -75,6 +76,12 @@ class ConfigError(UserError, ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 
+class ConfigValueError(ConfigError):
+    """An invalid value in a config or a flag: exit code 2, as for any other usage error."""
+
+    exit_code = 2
+
+
 def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
     """Read a YAML run config, apply dotted-key overrides, validate strictly."""
     path = Path(path)
@@ -84,16 +91,26 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    for dotted, value in (overrides or {}).items():
+    return validate_config(apply_overrides(data, overrides or {}), path)
+
+
+def apply_overrides(data: dict, overrides: dict) -> dict:
+    """Dotted keys (``model.mode``) set into a nested dict: flags over a YAML file, or flags alone."""
+    for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    return data
+
+
+def validate_config(data: dict, source: object = "config") -> RunConfig:
+    """Strict validation; the error names each field at fault and what it accepts."""
     try:
         return RunConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"{path}: {format_validation_error(error)}") from error
+        raise ConfigValueError(f"{source}: {format_validation_error(error)}") from error
 
 
 def format_validation_error(error: ValidationError) -> str:

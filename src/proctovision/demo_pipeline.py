@@ -15,7 +15,7 @@ from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
 from proctovision.evaluation.compare import compare
-from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.inference.evaluate import evaluate_run
 from proctovision.evaluation.readers import simulate_readers
 from proctovision.reporting.report import build_report
 from proctovision.runs import RunError
@@ -75,7 +75,7 @@ def run_demo(
     train(config)
     console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
-    test_entry = evaluate_run(run_dir, "test")
+    test_entry = evaluate_run(run_dir, "test", cams=True)
     console.print("6/6 compare with two simulated readers (senior and junior), then the report")
     test_rows = read_manifest(split_path).query("split == 'test'")
     readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)

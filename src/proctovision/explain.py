@@ -17,14 +17,12 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from torch.utils.data import DataLoader
 
 from proctovision import fileio
-from proctovision.data.datasets import ManifestDataset
-from proctovision.data.transforms import eval_transform
 from proctovision.errors import UserError
 from proctovision.models.module import ClassifierModule
 from proctovision.models.registry import cam_target_layer, resolve_module
+from proctovision.inference.predictor import TorchPredictor, decoded
 from proctovision.runs import RunInfo
 
 CAM_METHODS = {
@@ -92,51 +90,93 @@ def faithfulness(module: ClassifierModule, images: torch.Tensor, maps: np.ndarra
 
 
 def explain_frame(
-    module: ClassifierModule, run: RunInfo, frame: pd.DataFrame, out: Path, method: str = "gradcam",
+    predictor: TorchPredictor, frame: pd.DataFrame, out: Path, method: str = "gradcam",
     target: str = "predicted", batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
     score_faithfulness: bool | int = False, layer_name: str | None = None,
 ) -> pd.DataFrame:
-    """Write one PNG per image and ``cams.csv``; returns the table (path, label, predicted, target, png, ...).
+    """Write one PNG per image and ``cams.csv``; returns the table (path, frame, label, predicted, target, png, ...).
 
+    Images come through the predictor (its preprocessing spec, every frame of multi-frame DICOM) and the
+    predicted class is its decision: the operating threshold for binary tasks, as predict and serve decide.
     ``score_faithfulness``: True scores every map with ROAD; a number scores only the first that many (ROAD
-    re-imputes each image several times, so a report samples it).
+    re-imputes each image several times, so a gallery samples it).
     """
+    classes = predictor.classes
     road_budget = len(frame) if score_faithfulness is True else int(score_faithfulness or 0)
     out.mkdir(parents=True, exist_ok=True)
-    module.eval()
+    module = predictor.module.eval()
     cam = build_cam(module, method, layer_name)
-    size = run.preprocessing.input_size
-    dataset = ManifestDataset(frame, run.task.classes, eval_transform(run.preprocessing), run.resolved.get("window"))
-    mean, std = np.array(run.preprocessing.mean), np.array(run.preprocessing.std)
+    spec = predictor.spec
+    keys = list(zip(frame["path"], frame_numbers(frame)))
     rows, done = [], 0
-    for images, _, indices in DataLoader(dataset, batch_size=batch_size):
-        with torch.no_grad():
-            probabilities = torch.softmax(module(images), dim=1).numpy()
-        chosen = target_indices(probabilities, target, run.task.classes)
+    for start in range(0, len(keys), batch_size):
+        chunk = list(range(start, min(start + batch_size, len(keys))))
+        loaded = [(index, item) for index, item in zip(chunk, decoded([keys[i] for i in chunk], spec, 0))]
+        usable = [(index, item) for index, item in loaded if not isinstance(item, str)]
+        done += len(chunk)
+        if not usable:
+            continue
+        images = torch.from_numpy(np.stack([item for _, item in usable])).to(predictor.device)
+        probabilities = predictor.calibrate(predictor.raw_probabilities(images.cpu().numpy()))
+        decided = [classes.index(predictor.decide(row)) for row in probabilities]
+        chosen = decided if target == "predicted" else target_indices(probabilities, target, classes)
         maps = cam(input_tensor=images, targets=[ClassifierOutputTarget(index) for index in chosen])
-        scored = max(0, min(len(images), road_budget - done))
+        scored = max(0, min(len(usable), road_budget - (done - len(chunk))))
         road = list(faithfulness(module, images[:scored], maps[:scored], chosen[:scored])) if scored else []
-        road += [None] * (len(images) - scored)
-        for image, heat, index, probs, wanted, road_score in zip(
-            images, maps, indices.tolist(), probabilities, chosen, road
+        road += [None] * (len(usable) - scored)
+        for (index, pixels), heat, probs, wanted, decision, road_score in zip(
+            usable, maps, probabilities, chosen, decided, road
         ):
-            original = np.clip(image.permute(1, 2, 0).numpy() * std + mean, 0, 1).astype(np.float32)
-            name = f"{index:05d}_{Path(frame['path'].iloc[index]).stem}.png"
+            original = spec.denormalise(pixels).astype(np.float32)
+            path, number = keys[index]
+            name = f"{index:05d}_{Path(path).stem}" + ("" if number is None else f"_f{number}") + ".png"
             strip = layout(original, heat)
-            fileio.write_with(out / name, lambda path, strip=strip: strip.save(path, format="PNG"))
+            fileio.write_with(out / name, lambda target_path, strip=strip: strip.save(target_path, format="PNG"))
+            peak_row, peak_col = np.unravel_index(heat.argmax(), heat.shape)
             rows.append({
-                "path": frame["path"].iloc[index], "label": frame["label"].iloc[index] if "label" in frame else "",
-                "predicted": run.task.classes[int(probs.argmax())], "road": road_score,
-                "target": run.task.classes[wanted], "png": name, "peak_row": int(np.unravel_index(heat.argmax(), heat.shape)[0]),
-                "peak_col": int(np.unravel_index(heat.argmax(), heat.shape)[1]), "size": size,
-                **{f"prob_{c}": round(float(p), 6) for c, p in zip(run.task.classes, probs)},
+                "path": frame["path"].iloc[index], "frame": "" if number is None else number,
+                "label": frame["label"].iloc[index] if "label" in frame else "",
+                "predicted": classes[decision], "road": road_score, "target": classes[wanted], "png": name,
+                "peak_row": int(peak_row), "peak_col": int(peak_col), "size": spec.input_size,
+                **{f"prob_{c}": round(float(p), 6) for c, p in zip(classes, probs)},
             })
-        done += len(images)
         if progress:
-            progress(done, len(dataset))
+            progress(done, len(keys))
     table = pd.DataFrame(rows)
     fileio.write_csv(out / "cams.csv", table)
     return table
+
+
+def frame_numbers(frame: pd.DataFrame) -> list[int | None]:
+    if "frame" not in frame.columns:
+        return [None] * len(frame)
+    return [None if pd.isna(value) or str(value) == "" else int(float(value)) for value in frame["frame"]]
+
+
+def gallery_folder(run: RunInfo, split: str) -> Path:
+    return run.paths.root / "cams" / split
+
+
+def write_gallery(predictor: TorchPredictor, run: RunInfo, split: str, limit: int = 24, road_sample: int = 6) -> Path:
+    """Grad-CAM on up to ``limit`` images of an evaluated split, wrong cases first, into the run folder
+    (``cams/<split>/``: strips, cams.csv, grid.png, summary.json): the report embeds these files as they are."""
+    predictions = pd.read_csv(run.paths.predictions, dtype=str, keep_default_na=False)
+    rows = predictions[predictions["split"] == split].copy()
+    root = Path(run.config.data.split).resolve().parent
+    rows["path"] = [str((root / path).resolve()) for path in rows["path"]]
+    wrong = rows["predicted"] != rows["label"]
+    rows = pd.concat([rows[wrong], rows[~wrong]]).head(limit).reset_index(drop=True)
+    folder = gallery_folder(run, split)
+    table = explain_frame(predictor, rows, folder, "gradcam", "predicted", 8, None, road_sample)
+    grid = cases_grid(table, folder, predictor.classes, folder / "grid.png")
+    scored = table["road"].dropna() if "road" in table else pd.Series(dtype=float)
+    fileio.write_json(folder / "summary.json", {
+        "split": split, "method": "gradcam", "n_images": int(len(table)), "wrong_first": True,
+        "n_wrong": int((table["label"] != table["predicted"]).sum()) if len(table) else 0,
+        "road_scored": int(len(scored)), "road_mean": float(scored.mean()) if len(scored) else None,
+        "grid": grid.name if grid else None,
+    })
+    return folder
 
 
 def frame_from_paths(paths: Iterable[Path]) -> pd.DataFrame:

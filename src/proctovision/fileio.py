@@ -1,6 +1,7 @@
 """Atomic file writes: a reader never sees a half-written file, and a crash leaves the old one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -74,6 +75,14 @@ def write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:

@@ -10,7 +10,7 @@ import yaml
 
 from proctovision.config import RunConfig
 from proctovision.errors import UserError
-from proctovision.models.registry import Preprocessing
+from proctovision.preprocessing import Preprocessing
 from proctovision.tasks import Task, load_task
 
 
@@ -94,7 +94,19 @@ def read_run(root: str | Path) -> RunInfo:
     data = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
     resolved = data.pop("resolved", {})
     config = RunConfig.model_validate(data)
+    recorded = (resolved.get("lineage") or {}).get("split")
+    if recorded and (paths.root / recorded).is_file():
+        config = config.model_copy(update={"data": config.data.model_copy(
+            update={"split": (paths.root / recorded).resolve()})})
     task = Task.model_validate(resolved["task"]) if "task" in resolved else load_task(config.task)
     pre = resolved["preprocessing"]
-    preprocessing = Preprocessing(int(pre["input_size"]), tuple(pre["mean"]), tuple(pre["std"]))
+    preprocessing = Preprocessing.from_dict(pre, resolved.get("window"))
     return RunInfo(paths, config, task, preprocessing, resolved)
+
+
+def load_module(run: RunInfo) -> "ClassifierModule":  # noqa: F821 - torch is imported only when a model is loaded
+    """The run's best checkpoint (else the last), in eval mode on the CPU."""
+    from proctovision.models.module import ClassifierModule
+
+    module = ClassifierModule.load_from_checkpoint(run.checkpoint(), map_location="cpu", weights_only=False)
+    return module.eval()

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
+import os
 import platform
 import warnings
 from collections.abc import Iterator
@@ -238,10 +240,11 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     module, preprocessing, source = build_module(config, task)
     resolved = {
-        "task": task.model_dump(mode="json"), "preprocessing": preprocessing.to_dict(), "weights_source": source,
+        "task": task.model_dump(mode="json"), "preprocessing": preprocessing.with_window(manifest_window(frame)).to_dict(), "weights_source": source,
         "timm_name": module.spec.timm_name, "versions": versions(),
         "n_train_images": int(len(train_frame)), "n_val_images": int(len(val_frame)),
         "window": manifest_window(frame),
+        "lineage": lineage(Path(config.data.split), paths.root),
     }
     save_config(config, paths.config, {"resolved": resolved})
     if config.model.mode == "frozen" and config.data.cache_features:
@@ -252,6 +255,18 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
     ckpt = str(paths.last) if resume and paths.last.is_file() else None
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt)
     return paths
+
+
+def lineage(split: Path, run_root: Path) -> dict:
+    """Where the run's data came from, by path relative to the run (a moved project stays usable) and by
+    sha256 (a changed file is noticed); the manifest when `split` recorded it beside the split file."""
+    record = {"split": os.path.relpath(split.resolve(), run_root.resolve()), "split_sha256": fileio.sha256(split)}
+    sidecar = split.with_name(split.name + ".lineage.json")
+    if sidecar.is_file():
+        manifest = (split.parent / json.loads(sidecar.read_text())["manifest"]).resolve()
+        if manifest.is_file():
+            record.update(manifest=os.path.relpath(manifest, run_root.resolve()), manifest_sha256=fileio.sha256(manifest))
+    return record
 
 
 def quiet_lightning() -> None:

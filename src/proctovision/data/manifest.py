@@ -12,6 +12,7 @@ import pandas as pd
 
 from proctovision import fileio
 from proctovision.errors import UserError
+from proctovision.tables import read_table
 
 REQUIRED_COLUMNS = ("path", "label", "patient_id")
 
@@ -23,18 +24,7 @@ class ManifestError(UserError, ValueError):
 def read_manifest(path: str | Path, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
     """Read a manifest or split CSV, resolving paths against the file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ManifestError(f"{path}: not a readable CSV ({error})") from error
-    frame.columns = [str(column).strip() for column in frame.columns]
-    missing = [column for column in required if column not in frame.columns]
-    if missing:
-        raise ManifestError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
-        )
+    frame = read_table(path, required, ManifestError)
     root = path.resolve().parent
     frame["path"] = [os.path.abspath(root / entry) if entry else "" for entry in frame["path"]]
     for column in ("frame", "width", "height"):

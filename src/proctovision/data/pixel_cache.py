@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from torchvision.transforms import v2
 
 from proctovision.data.images import read_image
+from proctovision.preprocessing import square_resize
 
 
 def cache_key(frame: pd.DataFrame, size: int, window: object = None) -> str:
@@ -42,7 +42,6 @@ class PixelCache:
         self.size = size
         self.window = window
         self.key = cache_key(frame, size, window)
-        self.resize = v2.Resize((size, size), antialias=True)
         shape = (max(len(self.paths), 1), size, size, 3)
         self.pixels = self._open(self.folder / f"{self.key}.pixels.u8", np.uint8, shape)
         self.ready = self._open(self.folder / f"{self.key}.ready.u8", np.uint8, (shape[0],))
@@ -61,7 +60,7 @@ class PixelCache:
         if not self.ready[index]:
             frame = self.frames[index]
             frame = None if frame is None or pd.isna(frame) else int(frame)
-            picture = self.resize(read_image(self.paths[index], frame=frame, window=self.window))
+            picture = square_resize(read_image(self.paths[index], frame=frame, window=self.window), self.size)
             self.pixels[index] = np.asarray(picture, dtype=np.uint8)
             self.ready[index] = 1
             self.decoded += 1

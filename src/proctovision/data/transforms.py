@@ -1,41 +1,42 @@
-"""Image → tensor pipelines. Augmentation belongs to the training split only."""
+"""Image → tensor pipelines, built from the model's preprocessing spec. Augmentation belongs to the training split only."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
-from proctovision.models.registry import Preprocessing
+from proctovision.preprocessing import Preprocessing
 
 
-def eval_transform(preprocessing: Preprocessing) -> v2.Compose:
-    """Resize to a square (as both studies did), scale to 0..1, normalise with the weights' mean/std.
+def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
+    """The spec's own array conversion, wrapped as a tensor: the ONNX path runs the very same code."""
 
-    The resize runs on the PIL image (PIL's bilinear filter), so the torch-free ONNX predictor can
-    repeat it exactly with PIL alone.
+    def transform(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(preprocessing.to_array(image))
+
+    return transform
+
+
+def train_transform(preprocessing: Preprocessing, augmentation: str) -> Callable[[Image.Image], torch.Tensor]:
+    """``basic``: flips, small rotations and crops; ``colour`` adds the fistula study's colour jitter.
+
+    Augmentations act on the PIL image; scaling and normalisation are the spec's, as at inference.
     """
-    size = preprocessing.input_size
-    return v2.Compose(
-        [
-            v2.Resize((size, size), antialias=True),
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
-        ]
-    )
-
-
-def train_transform(preprocessing: Preprocessing, augmentation: str) -> v2.Compose:
-    """``basic``: flips, small rotations and crops; ``colour`` adds the fistula study's colour jitter."""
     if augmentation == "none":
         return eval_transform(preprocessing)
     size = preprocessing.input_size
     steps: list = [
-        v2.ToImage(),
         v2.RandomResizedCrop((size, size), scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
         v2.RandomHorizontalFlip(),
         v2.RandomRotation(10),
     ]
     if augmentation == "colour":
         steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(preprocessing.mean), list(preprocessing.std))]
-    return v2.Compose(steps)
+    augment = v2.Compose(steps)
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(preprocessing.to_array(augment(image.convert("RGB"))))
+
+    return transform

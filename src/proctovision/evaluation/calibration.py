@@ -6,10 +6,32 @@ from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_curve
 
 from proctovision.errors import UserError
+from proctovision.evaluation.decision import apply_threshold, scale
+from proctovision.evaluation.metrics import calibration_bins
+
+__all__ = ["apply_threshold", "choose_threshold", "fit_temperature", "reliability", "scale"]
 
 
 class ThresholdError(UserError, ValueError):
     """A threshold rule that cannot be read or met."""
+
+
+def check_threshold_rule(rule: str) -> str:
+    """Refuse a rule that cannot mean anything before any work starts: numbers and targets lie in 0..1."""
+    text = str(rule).strip().lower()
+    usage = f"threshold rule {rule!r}: use youden, sensitivity:X, specificity:X (X in 0..1) or a number in 0..1"
+    if text == "youden":
+        return text
+    kind, colon, target = text.partition(":")
+    if colon and kind not in ("sensitivity", "specificity"):
+        raise ThresholdError(usage)
+    try:
+        value = float(target if colon else text)
+    except ValueError as error:
+        raise ThresholdError(usage) from error
+    if not 0.0 <= value <= 1.0:
+        raise ThresholdError(f"{usage}; {value:g} is out of range")
+    return text
 
 
 def choose_threshold(y_true: np.ndarray, positive_probability: np.ndarray, rule: str) -> float:
@@ -18,11 +40,9 @@ def choose_threshold(y_true: np.ndarray, positive_probability: np.ndarray, rule:
     The cut is placed midway between the chosen validation score and the next lower one: the same
     validation decisions, but not glued to one image's score, which matters on small, separable sets.
     """
-    rule = rule.strip().lower()
-    try:
+    rule = check_threshold_rule(rule)
+    if is_fixed_threshold(rule):
         return float(rule)
-    except ValueError:
-        pass
     if len(np.unique(y_true)) < 2:
         raise ThresholdError(f"threshold rule {rule!r} needs both classes in the validation split")
     fpr, tpr, thresholds = roc_curve(y_true, positive_probability, drop_intermediate=False)
@@ -30,25 +50,24 @@ def choose_threshold(y_true: np.ndarray, positive_probability: np.ndarray, rule:
     if rule == "youden":
         return _midway(thresholds, int(np.argmax(tpr - fpr)))
     kind, _, target = rule.partition(":")
-    try:
-        wanted = float(target)
-    except ValueError as error:
-        raise ThresholdError(f"threshold rule {rule!r}: use youden, sensitivity:X, specificity:X or a number") from error
+    wanted = float(target)
     if kind == "sensitivity":
         return _midway(thresholds, int(np.argmax(tpr >= wanted)))
-    if kind == "specificity":
-        return _midway(thresholds, int(np.flatnonzero(1 - fpr >= wanted)[-1]))
-    raise ThresholdError(f"threshold rule {rule!r}: use youden, sensitivity:X, specificity:X or a number")
+    return _midway(thresholds, int(np.flatnonzero(1 - fpr >= wanted)[-1]))
+
+
+def is_fixed_threshold(rule: str) -> bool:
+    try:
+        float(rule)
+    except ValueError:
+        return False
+    return True
 
 
 def _midway(thresholds: np.ndarray, index: int) -> float:
     if index + 1 < len(thresholds):
         return float((thresholds[index] + thresholds[index + 1]) / 2)
     return float(thresholds[index])
-
-
-def apply_threshold(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    return (probabilities[:, 1] >= threshold).astype(int)
 
 
 def fit_temperature(y_true: np.ndarray, probabilities: np.ndarray) -> float:
@@ -62,24 +81,11 @@ def fit_temperature(y_true: np.ndarray, probabilities: np.ndarray) -> float:
     return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
 
 
-def scale(probabilities: np.ndarray, temperature: float, log_p: np.ndarray | None = None) -> np.ndarray:
-    log_p = np.log(np.clip(probabilities, 1e-12, 1.0)) if log_p is None else log_p
-    scaled = log_p / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def reliability(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict:
-    """Per confidence bin: mean confidence, accuracy and count (the reliability diagram's data)."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y_true
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    rows = {"confidence": [], "accuracy": [], "count": []}
-    for index in range(bins):
-        members = which == index
-        rows["count"].append(int(members.sum()))
-        rows["confidence"].append(float(confidence[members].mean()) if members.any() else None)
-        rows["accuracy"].append(float(correct[members].mean()) if members.any() else None)
-    return rows
+def reliability(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10, y_pred: np.ndarray | None = None) -> dict:
+    """Per confidence bin: mean confidence, accuracy and count (the reliability diagram's data), binned as the
+    ECE is, on the decision actually made (``y_pred``: the operating threshold for binary tasks)."""
+    count, correct, confidence = calibration_bins(y_true, probabilities, y_pred, bins)
+    filled = count > 0
+    mean = lambda values: [float(v / n) if n else None for v, n in zip(values, count)]  # noqa: E731
+    return {"confidence": mean(confidence), "accuracy": mean(correct), "count": [int(n) for n in count],
+            "filled_bins": int(filled.sum())}

@@ -13,10 +13,14 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from proctovision import fileio
 from proctovision.errors import UserError
 from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
+from proctovision.evaluation.decision import decide
 from proctovision.evaluation.readers import read_readers
+from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
 from proctovision.runs import read_run
+from proctovision.tables import frame_keys, key_paths, read_table
+from proctovision.tasks import Task
 
 STUDY_METRICS = ("accuracy", "recall", "precision", "f1")
 READER_METRICS = {"accuracy", "precision", "recall", "specificity", "f1", "sensitivity", "ppv", "npv",
@@ -36,45 +40,90 @@ class Participant:
     reading_time_s: float | None
 
 
-def load_model(run_dir: Path, split: str, classes: tuple[str, ...] | None) -> tuple[Participant, pd.DataFrame, tuple]:
-    run = read_run(run_dir)
-    if classes is not None and run.task.classes != classes:
-        raise CompareError(f"{run_dir}: task classes {run.task.classes} differ from {classes}")
-    if not run.paths.predictions.is_file() or not run.paths.metrics.is_file():
-        raise CompareError(f"{run_dir}: no predictions yet; run `proctovision evaluate {run_dir} --split {split}`")
-    metrics = json.loads(run.paths.metrics.read_text())
-    if split not in metrics:
-        raise CompareError(f"{run_dir}: split {split!r} not evaluated; run `proctovision evaluate` first")
-    rows = pd.read_csv(run.paths.predictions, dtype={"path": str, "label": str, "predicted": str, "patient_id": str})
-    rows = rows[rows["split"] == split].set_index("path")
-    probabilities = rows[[f"prob_{name}" for name in run.task.classes]].to_numpy(float)
-    predicted = np.array([run.task.classes.index(label) for label in rows["predicted"]])
-    participant = Participant(run_dir.name, "model", predicted, probabilities, metrics[split].get("reading_time_s"))
-    return participant, rows, run.task
+def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Participant, pd.DataFrame, Task]:
+    """A model participant from a run folder (its predictions.csv) or from any predictions CSV file.
+
+    Rows are indexed by one key, the absolute path and the frame, so readers, models and truth pair up per
+    image and per frame of multi-frame DICOM, wherever each file's relative paths started from.
+    """
+    source = Path(source)
+    reading_time = None
+    if source.is_dir():
+        run = read_run(source)
+        if not run.paths.predictions.is_file() or not run.paths.metrics.is_file():
+            raise CompareError(f"{source}: no predictions yet; run `proctovision evaluate {source} --split {split}`")
+        metrics = json.loads(run.paths.metrics.read_text())
+        if split not in metrics:
+            raise CompareError(f"{source}: split {split!r} not evaluated; run `proctovision evaluate` first")
+        reading_time = metrics[split].get("reading_time_s")
+        table = read_predictions(run.paths.predictions, truth)
+        base = Path(truth).resolve().parent if truth else Path(run.config.data.split).resolve().parent
+        task = run.task
+    elif source.is_file():
+        table = read_predictions(source, truth)
+        base = Path(truth or source).resolve().parent
+        task = task_for(classes_of(table, source))
+    else:
+        raise CompareError(f"{source}: neither a run folder nor a predictions CSV file")
+    if "split" in table.columns and (table["split"].astype(str) == split).any():
+        table = table[table["split"].astype(str) == split]
+    table = table.assign(_key=image_keys(table, base)).drop_duplicates("_key").set_index("_key")
+    probabilities = table[[f"prob_{name}" for name in task.classes]].to_numpy(float)
+    if "predicted" in table.columns:
+        predicted = np.array([task.classes.index(label) for label in table["predicted"].astype(str)])
+    else:
+        predicted = decide(probabilities, 0.5 if task.is_binary else None)
+    name = source.name if source.is_dir() else source.stem
+    return Participant(name, "model", predicted, probabilities, reading_time), table, task
+
+
+def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
+    return [f"{path}|{frame}" for path, frame in zip(key_paths(table["path"], base), frame_keys(table))]
 
 
 def compare(
     runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
-    seed: int = 0,
+    seed: int = 0, truth: Path | None = None,
 ) -> dict:
-    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload."""
-    if not runs:
-        raise CompareError("give at least one run folder")
-    first, truth_rows, task = load_model(Path(runs[0]), split, None)
-    models = [first] + [load_model(Path(run), split, task.classes)[0] for run in runs[1:]]
-    names = _unique([model.name for model in models])
-    for model, name in zip(models, names):
+    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
+
+    ``runs`` are run folders or predictions CSV files; ``truth`` a manifest with the reference labels, needed
+    when no model participant carries them (readers only, or predictions without labels).
+    """
+    if not runs and truth is None:
+        raise CompareError("give at least one run folder or predictions file, or --truth with --readers")
+    loaded = [load_model(Path(run), split, truth) for run in runs]
+    task = loaded[0][2] if loaded else None
+    if truth is not None:
+        reference = read_table(truth, ("path", "label"), CompareError)
+        reference = reference.assign(_key=image_keys(reference, Path(truth).resolve().parent)).set_index("_key")
+        if "split" in reference.columns and (reference["split"] == split).any():
+            reference = reference[reference["split"] == split]
+        if task is None:
+            raise CompareError("readers alone: give the task's classes through a model participant")
+    else:
+        reference = next((frame for _, frame, _ in loaded if "label" in frame.columns), None)
+        if reference is None:
+            raise CompareError("no participant carries labels: give --truth MANIFEST.csv")
+    for participant, _, other in loaded[1:]:
+        if tuple(other.classes) != tuple(task.classes):
+            raise CompareError(f"{participant.name}: task classes {other.classes} differ from {task.classes}")
+    models = [participant for participant, _, _ in loaded]
+    for model, name in zip(models, _unique([model.name for model in models])):
         model.name = name
-    frames = [load_model(Path(run), split, task.classes)[1] for run in runs]
+    frames = [frame for _, frame, _ in loaded]
+    truth_rows = reference
     common = set(truth_rows.index)
-    for frame in frames[1:]:
+    for frame in frames:
         common &= set(frame.index)
     reader_frame, reader_times = (read_readers(readers, task.classes) if readers else (None, {}))
     if reader_frame is not None:
+        reader_frame = reader_frame.assign(_key=[f"{p}|{f}" for p, f in zip(reader_frame["path"],
+                                                                            reader_frame["frame"])])
         for _, rows in reader_frame.groupby("reader"):
-            common &= set(rows["path"])
+            common &= set(rows["_key"])
     paths = sorted(common)
-    missing = _missing_images(truth_rows.index, names, frames, reader_frame)
+    missing = _missing_images(truth_rows.index, [model.name for model in models], frames, reader_frame)
     if not paths:
         raise CompareError("the runs and readers share no image of the split; were they evaluated on the same data?")
     participants = []
@@ -83,12 +132,14 @@ def compare(
         model.predicted, model.probabilities = model.predicted[positions], model.probabilities[positions]
         participants.append(model)
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader"):
-            labels = rows.drop_duplicates("path").set_index("path").loc[paths, "label"]
+        for reader, rows in reader_frame.groupby("reader", sort=False):
+            labels = rows.drop_duplicates("_key").set_index("_key").loc[paths, "label"]
             predicted = np.array([task.classes.index(label) for label in labels])
-            participants.append(Participant(str(reader), "reader", predicted, None, reader_times.get(str(reader))))
-    y_true = np.array([task.classes.index(label) for label in truth_rows.loc[paths, "label"]])
-    patients = truth_rows.loc[paths, "patient_id"].astype(str).to_numpy()
+            kind = "simulated reader" if rows["simulated"].any() else "reader"
+            participants.append(Participant(str(reader), kind, predicted, None, reader_times.get(str(reader))))
+    y_true = np.array([task.classes.index(str(label).strip()) for label in truth_rows.loc[paths, "label"]])
+    patients = (truth_rows.loc[paths, "patient_id"].astype(str).to_numpy() if "patient_id" in truth_rows.columns
+                else np.array(paths))
     table, details = [], {}
     for participant in participants:
         probabilities = participant.probabilities
@@ -121,7 +172,7 @@ def _missing_images(
     missing = {name: len(wanted - set(frame.index)) for name, frame in zip(names, frames)}
     if reader_frame is not None:
         for reader, rows in reader_frame.groupby("reader"):
-            missing[str(reader)] = len(wanted - set(rows["path"]))
+            missing[str(reader)] = len(wanted - set(rows["_key"]))
     return {name: count for name, count in missing.items() if count}
 
 

@@ -86,14 +86,27 @@ def brier(y_true: np.ndarray, probabilities: np.ndarray) -> float:
     return float(((probabilities - onehot) ** 2).sum(axis=1).mean())
 
 
-def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
-    """Gap between confidence and accuracy, averaged over equal-width confidence bins, weighted by count."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y_true
+def calibration_bins(
+    y_true: np.ndarray, probabilities: np.ndarray, y_pred: np.ndarray | None = None, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of the decided class's probability: count, correct decisions, summed confidence.
+
+    ``y_pred`` is the decision actually made (the operating threshold for binary tasks); without it, argmax.
+    """
+    predicted = probabilities.argmax(axis=1) if y_pred is None else np.asarray(y_pred, int)
+    confidence = probabilities[np.arange(len(probabilities)), predicted]
+    correct = predicted == np.asarray(y_true)
     which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
-    count = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, correct, bins) - np.bincount(which, confidence, bins))
-    return float(gap.sum() / max(count.sum(), 1))
+    return (np.bincount(which, minlength=bins), np.bincount(which, correct, bins),
+            np.bincount(which, confidence, bins))
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10, y_pred: np.ndarray | None = None
+) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width confidence bins, weighted by count."""
+    count, correct, confidence = calibration_bins(y_true, probabilities, y_pred, bins)
+    return float(np.abs(correct - confidence).sum() / max(count.sum(), 1))
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -132,7 +145,7 @@ def metric_values(
     if ordinal:
         values["quadratic_kappa"] = quadratic_kappa(counts)
     values["brier"] = brier(y_true, probabilities)
-    values["ece"] = expected_calibration_error(y_true, probabilities)
+    values["ece"] = expected_calibration_error(y_true, probabilities, y_pred=y_pred)
     return {name: float(value) for name, value in values.items()}
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from proctovision import fileio
 from proctovision.errors import UserError
+from proctovision.tables import frame_keys, read_table
 
 
 class ReadersError(UserError, ValueError):
@@ -16,19 +17,20 @@ class ReadersError(UserError, ValueError):
 
 
 def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Rows (path, reader, label) with paths made absolute, and each reader's total reading time if given."""
+    """Rows (path, frame, reader, label, simulated) with paths made absolute, and each reader's total reading
+    time if given. ``frame`` keys multi-frame DICOM rows ("" otherwise); ``simulated`` marks made-up readers."""
     path = Path(path)
-    if not path.is_file():
-        raise ReadersError(f"{path}: file not found")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    frame.columns = [column.strip() for column in frame.columns]
-    missing = [column for column in ("path", "reader", "label") if column not in frame.columns]
-    if missing:
-        raise ReadersError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = read_table(path, ("path", "reader", "label"), ReadersError)
+    for column in ("path", "reader", "label"):
+        empty = np.flatnonzero(frame[column].str.strip().eq("").to_numpy())
+        if len(empty):
+            raise ReadersError(f"{path}: row {empty[0] + 1} has no {column}")
     by_lower = {name.lower(): name for name in classes}
-    unknown = sorted({label for label in frame["label"] if label.strip().lower() not in by_lower})
+    unknown = [(row + 1, label) for row, label in enumerate(frame["label"]) if label.strip().lower() not in by_lower]
     if unknown:
-        raise ReadersError(f"{path}: labels {unknown} are not classes ({', '.join(classes)})")
+        row, label = unknown[0]
+        raise ReadersError(f"{path}: row {row}: label {label!r} is not a class ({', '.join(classes)})"
+                           + (f"; {len(unknown) - 1} more row(s) like it" if len(unknown) > 1 else ""))
     frame["label"] = [by_lower[label.strip().lower()] for label in frame["label"]]
     frame["path"] = [os.path.abspath(path.parent / entry) for entry in frame["path"]]
     times: dict[str, float] = {}
@@ -37,7 +39,10 @@ def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFra
             numbers = pd.to_numeric(values, errors="coerce").dropna()
             if len(numbers):
                 times[str(reader)] = float(numbers.iloc[0])
-    return frame[["path", "reader", "label"]], times
+    frame["frame"] = frame_keys(frame)
+    frame["simulated"] = frame["simulated"].str.strip().str.lower().isin(("yes", "true", "1")) \
+        if "simulated" in frame.columns else False
+    return frame[["path", "frame", "reader", "label", "simulated"]], times
 
 
 def simulate_readers(
@@ -57,7 +62,7 @@ def simulate_readers(
             index = classes.index(label)
             if rng.random() > accuracy:
                 index = index + 1 if index + 1 < len(classes) and (index == 0 or rng.random() < 0.5) else index - 1
-            rows.append({"path": os.path.relpath(entry, out.parent), "reader": name, "label": classes[index],
-                         "reading_time_s": total})
+            rows.append({"path": os.path.relpath(entry, out.parent), "reader": f"{name} (simulated)",
+                         "label": classes[index], "reading_time_s": total, "simulated": "yes"})
     fileio.write_csv(out, pd.DataFrame(rows))
     return out

@@ -19,11 +19,13 @@ from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
 from proctovision.errors import UserError
+from proctovision.evaluation.readers import ReadersError
 from proctovision.evaluation.compare import compare
-from proctovision.evaluation.evaluate import evaluate_run
+from proctovision.inference.evaluate import evaluate_run
 from proctovision.experiments.grid import GridConfig
 from proctovision.reporting import figures
 from proctovision.runs import RunPaths
+from proctovision.tables import markdown_table, read_table
 from proctovision.tasks import load_task
 from proctovision.training import train
 
@@ -75,7 +77,7 @@ def run_one(grid: GridConfig, run, task: str, split: Path, run_dir: Path, quick:
     resume = RunPaths(run_dir).last.is_file()
     train(config, resume=resume, progress=False)
     evaluate_run(run_dir, "val", n_resamples=resamples)
-    evaluate_run(run_dir, "test", n_resamples=resamples)
+    evaluate_run(run_dir, "test", n_resamples=resamples, cams=not quick)
     fileio.write_text(run_dir / DONE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
     return "resumed and finished" if resume else "trained and evaluated"
 
@@ -106,26 +108,22 @@ def study_table(grid: GridConfig, task: str, table: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "\n".join("| " + " | ".join(str(value) for value in row) + " |" for row in frame.to_numpy())
-
-
 def roc_overlay(run_dirs: dict[str, Path], out: Path) -> Path | None:
     """All runs' test ROC curves on one figure (the fistula study's Fig. 3)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     curves = {}
     for label, run_dir in run_dirs.items():
-        rows = pd.read_csv(RunPaths(run_dir).predictions)
+        rows = read_table(RunPaths(run_dir).predictions)
         rows = rows[rows["split"] == "test"]
         classes = [column.removeprefix("prob_") for column in rows.columns if column.startswith("prob_")]
         if len(classes) != 2:
             return None
         truth = (rows["label"] == classes[1]).to_numpy()
         if 0 < truth.sum() < len(truth):
-            fpr, tpr, _ = roc_curve(truth, rows[f"prob_{classes[1]}"])
-            curves[label] = (fpr, tpr, roc_auc_score(truth, rows[f"prob_{classes[1]}"]))
+            scores = rows[f"prob_{classes[1]}"].astype(float)
+            fpr, tpr, _ = roc_curve(truth, scores)
+            curves[label] = (fpr, tpr, roc_auc_score(truth, scores))
     return figures.roc_curves(curves, out, "ROC, test split") if curves else None
 
 
@@ -162,7 +160,7 @@ def reproduce(
         comparisons.append(folder / "comparison")
         table = study_table(grid, entry.task, comparison["table"])
         fileio.write_csv(folder / "study_table.csv", table)
-        text = markdown_table(table)
+        text = "\n".join(markdown_table(table.columns, table.to_numpy()))
         fileio.write_text(folder / "study_table.md", f"# {grid.study}: {entry.task}\n\n{text}\n")
         extras.append((f"{entry.task}: measured (95% CI) beside published", text))
         roc = roc_overlay(run_dirs, folder / "roc_all.png")
@@ -174,7 +172,7 @@ def reproduce(
 
 def readers_for_task(readers: Path, task: str, folder: Path) -> Path:
     """Rows of readers.csv for one task (by its `task` column when present), rewritten beside the task's outputs."""
-    frame = pd.read_csv(readers, dtype=str, keep_default_na=False)
+    frame = read_table(readers, ("path", "reader", "label"), ReadersError)
     if "task" not in frame.columns:
         return readers
     rows = frame[frame["task"] == task].drop(columns="task")

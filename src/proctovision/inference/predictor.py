@@ -1,21 +1,31 @@
-"""Predict class probabilities for files on disk, from a run folder (PyTorch) or an exported folder (ONNX Runtime).
+"""The one predictor: a run folder (PyTorch) or an export folder (ONNX Runtime) + inputs → class probabilities.
 
-The ONNX path imports neither torch nor timm, so a clinic machine needs only onnxruntime,
-numpy, Pillow (and pydicom for DICOM).
+Every consumer goes through it: evaluate, explain, predict, serve, bench and PACS. Inputs are keyed by
+``(path, frame)`` so every frame of a multi-frame DICOM file is its own input. Decoding runs in worker
+processes, overlapped with inference, and follows the model's preprocessing spec (size, resize rule,
+mean/std, DICOM window), the same spec that built the training transform. The ONNX path imports neither
+torch nor timm, so a clinic machine needs only onnxruntime, numpy, Pillow (and pydicom for DICOM).
 """
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from proctovision.data.images import ImageReadError, is_candidate_file, read_image
+from proctovision.data.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
+from proctovision.evaluation.decision import decide, scale
+from proctovision.preprocessing import Preprocessing
 from proctovision.serving.card import read_card, threshold_value
-from proctovision.serving.preprocess import to_input_array
+
+Progress = Callable[[int, int], None]
+InputKey = tuple[str, "int | None"]
 
 
 @dataclass
@@ -38,21 +48,75 @@ class PredictionBatch:
         return len(self.predictions) / self.seconds if self.seconds > 0 else 0.0
 
 
-def rescale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling as evaluation/calibration.scale does it, in numpy alone (no scipy on the ONNX path)."""
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+@dataclass
+class RowPredictions:
+    """Probabilities aligned with the inputs given; rows that could not be read are NaN and listed in ``errors``
+    as ``(index, reason)``."""
+
+    probabilities: np.ndarray
+    errors: list[tuple[int, str]]
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        done = len(self.probabilities) - len(self.errors)
+        return done / self.seconds if self.seconds > 0 else float("inf")
+
+
+def load_input(key: InputKey, spec: Preprocessing) -> np.ndarray | str:
+    """One input as the model's array, or the reason it cannot be read (workers return, never raise)."""
+    path, frame = key
+    try:
+        return spec.to_array(read_image(path, frame=frame, window=spec.window))
+    except ImageReadError as error:
+        return error.reason
+    except Exception as error:  # noqa: BLE001 - one broken file must not stop the batch
+        return f"unreadable ({type(error).__name__}: {error})"
+
+
+def decoded(keys: Sequence[InputKey], spec: Preprocessing, workers: int) -> Iterator[np.ndarray | str]:
+    """Arrays (or reasons) in input order; with ``workers`` > 0 decoding runs ahead in processes."""
+    if workers <= 0:
+        yield from (load_input(key, spec) for key in keys)
+        return
+    ahead = max(8, workers * 16)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future] = deque()
+        queue = iter(keys)
+        _fill(pool, pending, queue, spec, ahead)
+        while pending:
+            result = pending.popleft().result()
+            _fill(pool, pending, queue, spec, ahead)
+            yield result
+
+
+def _fill(pool: Executor, pending: deque, queue: Iterator[InputKey], spec: Preprocessing, ahead: int) -> None:
+    while len(pending) < ahead:
+        key = next(queue, None)
+        if key is None:
+            return
+        pending.append(pool.submit(load_input, key, spec))
+
+
+def auto_workers(n_inputs: int) -> int:
+    """Worker processes pay off past a few dozen inputs; one core stays for inference."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if n_inputs < 48 or cores < 2 else min(4, cores - 1)
 
 
 class Predictor:
-    """Shared logic: preprocessing from the card, decision rule, batching over files."""
+    """Shared logic: preprocessing from the spec, the decision rule of the card, batching over inputs."""
 
     classes: tuple[str, ...]
     card: dict
+    backend: str = ""
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+    @property
+    def spec(self) -> Preprocessing:
+        pre = self.card["preprocessing"]
+        return Preprocessing.from_dict(pre, pre.get("window"))
+
+    def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     @property
@@ -60,83 +124,121 @@ class Predictor:
         """Binary tasks: probability of the second class at or above which it is called."""
         return threshold_value(self.card)
 
+    @property
+    def temperature(self) -> float | None:
+        value = self.card.get("temperature")
+        return float(value) if value else None
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
+        return scale(probabilities, self.temperature) if self.temperature else probabilities
+
     def prepare(self, image: Image.Image) -> np.ndarray:
-        pre = self.card["preprocessing"]
-        return to_input_array(image, int(pre["input_size"]), pre["mean"], pre["std"])
+        return self.spec.to_array(image)
 
     def decide(self, probabilities: np.ndarray) -> str:
-        if self.threshold is not None:
-            return self.classes[1] if probabilities[1] >= self.threshold else self.classes[0]
-        return self.classes[int(np.argmax(probabilities))]
+        return self.classes[int(decide(np.asarray(probabilities)[None], self.threshold)[0])]
 
     def heatmap_png(self, image: Image.Image, class_index: int) -> bytes | None:
         """A Grad-CAM overlay as PNG bytes; only a run folder (PyTorch) can make one."""
         return None
 
     def predict_images(self, images: list[Image.Image]) -> np.ndarray:
-        """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
-        probabilities = self.probabilities(np.stack([self.prepare(image) for image in images]))
-        temperature = self.card.get("temperature")
-        return rescale(probabilities, float(temperature)) if temperature else probabilities
+        return self.calibrate(self.raw_probabilities(np.stack([self.prepare(image) for image in images])))
 
-    def predict_files(self, paths: Iterable[Path], batch_size: int = 16) -> PredictionBatch:
-        """Unreadable files are reported with the reason; the rest are predicted."""
-        result = PredictionBatch()
-        window = (self.card.get("preprocessing") or {}).get("window")
+    def predict_keys(
+        self, keys: Sequence[InputKey], batch_size: int = 32, workers: int | None = None, calibrated: bool = True,
+        progress: Progress | None = None,
+    ) -> RowPredictions:
+        """Probabilities for every ``(path, frame)``; unreadable inputs become NaN rows with their reason.
+
+        The wall time covers reading files and inference, as a reader's time covers looking and deciding.
+        """
+        workers = auto_workers(len(keys)) if workers is None else workers
+        probabilities = np.full((len(keys), len(self.classes)), np.nan, dtype=np.float64)
+        errors: list[tuple[int, str]] = []
         start = time.perf_counter()
-        pending: list[tuple[Path, Image.Image]] = []
-        for path in paths:
-            try:
-                pending.append((path, read_image(path, window=window)))
-            except ImageReadError as error:
-                result.errors.append((str(path), error.reason))
-            if len(pending) == batch_size:
-                self._flush(pending, result)
-        self._flush(pending, result)
-        result.seconds = time.perf_counter() - start
-        return result
+        arrays: list[np.ndarray] = []
+        slots: list[int] = []
+        for index, item in enumerate(decoded(keys, self.spec, workers)):
+            if isinstance(item, str):
+                errors.append((index, item))
+            else:
+                arrays.append(item)
+                slots.append(index)
+            if len(arrays) == batch_size or (index == len(keys) - 1 and arrays):
+                output = self.raw_probabilities(np.stack(arrays))
+                probabilities[slots] = self.calibrate(output) if calibrated else output
+                arrays, slots = [], []
+            if progress:
+                progress(index + 1, len(keys))
+        return RowPredictions(probabilities, errors, time.perf_counter() - start)
 
-    def _flush(self, pending: list[tuple[Path, Image.Image]], result: PredictionBatch) -> None:
-        if not pending:
-            return
-        probabilities = self.predict_images([image for _, image in pending])
-        for (path, _), row in zip(pending, probabilities):
-            result.predictions.append(
-                Prediction(str(path), self.decide(row), {c: round(float(p), 6) for c, p in zip(self.classes, row)},
-                           self.threshold)
-            )
-        pending.clear()
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 16, workers: int | None = None) -> PredictionBatch:
+        """Files and every frame of multi-frame DICOM; unreadable files are reported with the reason."""
+        keys, errors = expand_frames(paths)
+        rows = self.predict_keys(keys, batch_size, workers)
+        failed = dict(rows.errors)
+        result = PredictionBatch(errors=errors + [(keys[i][0], reason) for i, reason in rows.errors],
+                                 seconds=rows.seconds)
+        for index, ((path, frame), row) in enumerate(zip(keys, rows.probabilities)):
+            if index not in failed:
+                result.predictions.append(Prediction(
+                    path, self.decide(row), {c: round(float(p), 6) for c, p in zip(self.classes, row)},
+                    self.threshold, frame))
+        return result
 
 
 class OnnxPredictor(Predictor):
-    def __init__(self, folder: str | Path) -> None:
+    backend = "onnxruntime"
+
+    def __init__(self, folder: str | Path, model_file: str = "model.onnx") -> None:
         import onnxruntime
 
         self.folder = Path(folder)
         self.card = read_card(self.folder)
         self.classes = tuple(self.card["classes"])
-        self.session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(self.folder / model_file), providers=onnx_providers())
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input": batch.astype(np.float32)})[0]
 
 
+def onnx_providers() -> list[str]:
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    return [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in available]
+
+
 class TorchPredictor(Predictor):
-    def __init__(self, run_dir: str | Path) -> None:
-        from proctovision.evaluation.evaluate import load_module
-        from proctovision.runs import read_run
+    """A run folder's best checkpoint; on CUDA with mixed precision and channels_last, else on the CPU."""
+
+    backend = "pytorch"
+
+    def __init__(self, run_dir: str | Path, device: str | None = None) -> None:
+        import torch
+
+        from proctovision.runs import load_module, read_run
         from proctovision.serving.card import build_card
 
         self.run = read_run(run_dir)
         self.card = build_card(self.run)
         self.classes = self.run.task.classes
-        self.module = load_module(self.run)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module = load_module(self.run).to(self.device)
+        if self.device.type == "cuda":
+            self.module = self.module.to(memory_format=torch.channels_last)
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            return torch.softmax(self.module(torch.from_numpy(batch)), dim=1).numpy()
+        inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=cuda):
+            return torch.softmax(self.module(inputs).float(), dim=1).cpu().numpy()
 
     def heatmap_png(self, image: Image.Image, class_index: int) -> bytes | None:
         import io
@@ -149,23 +251,29 @@ class TorchPredictor(Predictor):
 
         pixels = self.prepare(image)
         cam = build_cam(self.module, "gradcam")
-        heat = cam(input_tensor=torch.from_numpy(pixels[None]), targets=[ClassifierOutputTarget(class_index)])[0]
-        pre = self.card["preprocessing"]
-        original = np.clip(pixels.transpose(1, 2, 0) * np.array(pre["std"]) + np.array(pre["mean"]), 0, 1)
-        overlay = show_cam_on_image(original.astype(np.float32), heat, use_rgb=True, image_weight=0.55)
+        inputs = torch.from_numpy(pixels[None]).to(self.device)
+        heat = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(class_index)])[0]
+        overlay = show_cam_on_image(self.spec.denormalise(pixels).astype(np.float32), heat, use_rgb=True,
+                                    image_weight=0.55)
         buffer = io.BytesIO()
         Image.fromarray(overlay).save(buffer, format="PNG")
         return buffer.getvalue()
 
 
-def load_predictor(source: str | Path) -> Predictor:
-    """A run folder (config.yaml + checkpoints) or an exported folder (model.onnx + model_card.json)."""
+def load_predictor(source: str | Path, backend: str = "auto") -> Predictor:
+    """A run folder (config.yaml + checkpoints) or an exported folder (model.onnx + model_card.json).
+
+    ``backend``: ``auto`` (ONNX Runtime for an export, PyTorch for a run), ``onnx`` or ``torch``.
+    """
     source = Path(source)
-    if (source / "model.onnx").is_file():
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"unknown backend {backend!r}: use auto, onnx or torch")
+    if (source / "model.onnx").is_file() and backend in ("auto", "onnx"):
         return OnnxPredictor(source)
-    if (source / "config.yaml").is_file():
+    if (source / "config.yaml").is_file() and backend in ("auto", "torch"):
         return TorchPredictor(source)
-    raise FileNotFoundError(f"{source}: neither a run folder (config.yaml) nor an exported model (model.onnx)")
+    raise FileNotFoundError(f"{source}: neither a run folder (config.yaml) nor an exported model (model.onnx)"
+                            + ("" if backend == "auto" else f" for backend {backend}"))
 
 
 def expand_paths(inputs: Iterable[str | Path]) -> Iterator[Path]:
@@ -176,3 +284,36 @@ def expand_paths(inputs: Iterable[str | Path]) -> Iterator[Path]:
             yield from (path for path in sorted(item.rglob("*")) if path.is_file() and is_candidate_file(path))
         else:
             yield item
+
+
+def dicom_frame_count(path: Path) -> int:
+    """Frames in a DICOM file, from its header alone (1 for single-frame files)."""
+    import pydicom
+
+    dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    value = getattr(dataset, "NumberOfFrames", 1) or 1
+    try:
+        return max(1, int(str(value).strip()))
+    except ValueError as error:
+        raise ImageReadError(path, f"malformed header: NumberOfFrames is {str(value)!r}, not a number") from error
+
+
+def expand_frames(paths: Iterable[Path]) -> tuple[list[InputKey], list[tuple[str, str]]]:
+    """One key per image, one per frame of a multi-frame DICOM file; files that cannot say are errors."""
+    keys: list[InputKey] = []
+    errors: list[tuple[str, str]] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file() or not looks_like_dicom(path):
+            keys.append((str(path), None))
+            continue
+        try:
+            count = dicom_frame_count(path)
+        except ImageReadError as error:
+            errors.append((str(path), error.reason))
+            continue
+        except Exception as error:  # noqa: BLE001 - report the file, go on with the rest
+            errors.append((str(path), f"unreadable DICOM header ({type(error).__name__})"))
+            continue
+        keys.extend((str(path), frame if count > 1 else None) for frame in range(count))
+    return keys, errors

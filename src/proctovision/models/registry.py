@@ -12,18 +12,7 @@ import timm
 from torch import nn
 
 from proctovision.errors import UserError
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What a model expects of its input: weights carry this, as torchvision's Weights do."""
-
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def to_dict(self) -> dict:
-        return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std)}
+from proctovision.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)

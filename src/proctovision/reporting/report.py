@@ -73,27 +73,23 @@ def history_figure(run: RunInfo, path: Path) -> Path | None:
     return figures.save(figure, path)
 
 
-def cam_gallery(
-    run: RunInfo, split: str, folder: Path, limit: int = 24, road_sample: int = 6
-) -> tuple[Path | None, str]:
-    """Grad-CAM on up to ``limit`` images of the split, wrong cases first; returns the grid and a summary line."""
-    from proctovision.evaluation.evaluate import load_module, split_rows
-    from proctovision.explain import cases_grid, explain_frame
+def cam_gallery(run: RunInfo, split: str) -> tuple[Path | None, str]:
+    """The Grad-CAM gallery that evaluate/explain wrote into the run folder (cams/<split>/): the grid and a line.
 
-    rows = split_rows(run, split)
-    if run.paths.predictions.is_file():
-        predictions = pd.read_csv(run.paths.predictions, dtype=str)
-        predictions = predictions[predictions["split"] == split].set_index("path")["predicted"]
-        wrong = rows["path"].map(predictions).ne(rows["label"])
-        rows = pd.concat([rows[wrong], rows[~wrong]]).head(limit).reset_index(drop=True)
-    else:
-        rows = rows.head(limit)
-    table = explain_frame(load_module(run), run, rows, folder, "gradcam", "predicted", 8, None, road_sample)
-    grid = cases_grid(table, folder, run.task.classes, folder / "grid.png")
-    scored = table["road"].dropna()
-    summary = (f"Grad-CAM on {len(table)} {split} images (wrong cases first); ROAD faithfulness on {len(scored)} "
-               f"of them: mean {scored.mean():.3f} (higher: the map marks what the model uses).")
-    return grid, summary
+    The report draws nothing itself and never loads a checkpoint; it embeds what is there.
+    """
+    folder = run.paths.root / "cams" / split
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        return None, (f"No Grad-CAM gallery in this run folder for the {split} split: run "
+                      f"`proctovision evaluate {run.paths.root} --split {split} --cams`.")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    grid = folder / summary["grid"] if summary.get("grid") else None
+    road = (f"ROAD faithfulness on {summary['road_scored']} of them: mean {summary['road_mean']:.3f} (higher: the "
+            f"map marks what the model uses)." if summary.get("road_mean") is not None else "ROAD not scored.")
+    text = (f"{summary['method']} on {summary['n_images']} {split} images, wrong cases first "
+            f"({summary['n_wrong']} wrong at the operating threshold); {road}")
+    return (grid if grid and grid.is_file() else None), text
 
 
 def claim_items(run: RunInfo, frame: pd.DataFrame, qc: dict | None, splits: dict, synthetic: bool, cams: bool) -> list:
@@ -146,13 +142,14 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
                             ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png")):
             if (run.paths.figures / name).is_file():
                 section.images[f"{label} ({split})"] = embed(run.paths.figures / name)
+    grid = None
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
-        grid, section.cam_summary = cam_gallery(run, split, figure_dir / "cams")
+        grid, section.cam_summary = cam_gallery(run, split)
         if grid:
             section.images["Grad-CAM: right and wrong cases"] = embed(grid)
-        section.cam_method = "gradcam"
-    section.claim = claim_items(run, frame, qc, metrics, synthetic, cams)
+            section.cam_method = "gradcam"
+    section.claim = claim_items(run, frame, qc, metrics, synthetic, grid is not None)
     return section
 
 

@@ -16,8 +16,8 @@ def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F82
         "task": run.task.model_dump(mode="json"),
         "classes": list(run.task.classes),
         "preprocessing": {
-            **run.preprocessing.to_dict(), "colour": "RGB", "scale": "0..1 then (x - mean) / std",
-            "resize": "square, PIL bilinear", "window": run.resolved.get("window"),
+            **run.preprocessing.with_window(run.resolved.get("window")).to_dict(), "colour": "RGB",
+            "scale": "0..1 then (x - mean) / std", "resize_filter": "PIL bilinear",
         },
         "backbone": run.config.model.backbone,
         "mode": run.config.model.mode,

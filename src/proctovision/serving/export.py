@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from proctovision import fileio
-from proctovision.evaluation.evaluate import load_module
+from proctovision.runs import load_module
 from proctovision.runs import RunError, read_run
 from proctovision.serving.card import build_card, write_card
 

@@ -1,0 +1,115 @@
+"""``evaluate`` = predict + score: the run's model over a split (and validation, where thresholds are fitted),
+then the same scoring that ``proctovision score`` applies to any predictions file."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from proctovision import fileio
+from proctovision.data.manifest import read_manifest
+from proctovision.evaluation.score import ScoreOptions, decided, score_table, write_split_figures
+from proctovision.inference.predictor import Progress, TorchPredictor, load_predictor
+from proctovision.runs import RunError, RunInfo, read_run
+from proctovision.tables import frame_keys
+
+
+def split_rows(run: RunInfo, split: str) -> pd.DataFrame:
+    """Rows of one split of the run's split file. A k-fold file has no test split: refused, never improvised."""
+    frame = read_manifest(run.config.data.split)
+    if run.config.data.fold is not None or "split" not in frame.columns:
+        raise RunError(
+            f"{run.config.data.split}: a k-fold split file has no test split, and its validation fold is not one; "
+            "run `proctovision crossval` (each fold tested once) or split with --test for a hold-out test set")
+    rows = frame[frame["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise RunError(f"{run.config.data.split}: no rows in split {split!r}")
+    return rows
+
+
+def manifest_paths(rows: pd.DataFrame, split_file: Path) -> list[str]:
+    """The manifest's own (relative) paths: a predictions file keeps them, so a moved project stays usable."""
+    root = Path(split_file).resolve().parent
+    return [os.path.relpath(path, root) for path in rows["path"]]
+
+
+def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str) -> pd.DataFrame:
+    table = pd.DataFrame({
+        "path": manifest_paths(rows, run.config.data.split),
+        "frame": frame_keys(rows),
+        "patient_id": rows["patient_id"].astype(str),
+        "split": split,
+        "label": rows["label"].astype(str),
+    })
+    for column in ("study_id", "site", "centre", "device"):
+        if column in rows.columns:
+            table[column] = rows[column]
+    for index, name in enumerate(run.task.classes):
+        table[f"prob_{name}"] = probabilities[:, index]
+    return table
+
+
+def predict_split(
+    predictor: TorchPredictor, run: RunInfo, split: str, batch_size: int, workers: int | None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Raw (uncalibrated) probabilities of one split as a predictions table, and the reading time."""
+    rows = split_rows(run, split)
+    keys = [(path, None if pd.isna(frame) else int(frame)) for path, frame in
+            zip(rows["path"], rows["frame"] if "frame" in rows.columns else [None] * len(rows))]
+    result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False, progress=progress)
+    table = predictions_table(rows, result.probabilities, run, split)
+    failed = [index for index, _ in result.errors]
+    timing = {
+        "reading_time_s": round(result.seconds, 4),
+        "images_per_s": round(result.images_per_s, 2),
+        "unreadable": [{"path": table["path"].iloc[index], "reason": reason} for index, reason in result.errors],
+    }
+    return table.drop(index=failed).reset_index(drop=True), timing
+
+
+def merge_predictions(existing: Path, fresh: pd.DataFrame, splits: set[str]) -> pd.DataFrame:
+    """Keep other splits' rows already in predictions.csv; replace these splits'."""
+    if not existing.is_file():
+        return fresh
+    old = pd.read_csv(existing, dtype=str, keep_default_na=False)
+    old = old[~old["split"].isin(splits)] if "split" in old.columns else old.iloc[0:0]
+    return pd.concat([old, fresh.astype(str)], ignore_index=True)
+
+
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", n_resamples: int = 1000, seed: int = 0, batch_size: int = 32,
+    progress: Progress | None = None, threshold: str = "youden", temperature_scaling: bool = False,
+    workers: int | None = None, cams: bool = False,
+) -> dict:
+    """Predict the split (and validation, where thresholds and temperatures are fitted), score it, and write
+    predictions.csv, metrics.json and figures/ in the run folder; ``cams`` adds a Grad-CAM gallery of the split.
+    """
+    from proctovision.evaluation.calibration import check_threshold_rule
+
+    check_threshold_rule(threshold)
+    run = read_run(run_dir)
+    predictor = load_predictor(run.paths.root, backend="torch")
+    table, timing = predict_split(predictor, run, split, batch_size, workers, progress)
+    tables = [table]
+    if split != "val":
+        tables.append(predict_split(predictor, run, "val", batch_size, workers)[0])
+    raw = pd.concat(tables, ignore_index=True)
+    options = ScoreOptions(threshold, temperature_scaling, n_resamples, seed)
+    entry, scored = score_table(raw, split, options, run.task, run.paths.predictions)
+    entry.update(timing)
+    entry["lineage"] = run.resolved.get("lineage")
+    write_split_figures(entry, scored, run.task.classes, run.paths.figures, split)
+    written = decided(raw, run.task.classes, entry["threshold"], entry["calibration"]["temperature"])
+    fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, written, set(written["split"])))
+    all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
+    all_metrics[split] = entry
+    fileio.write_json(run.paths.metrics, all_metrics)
+    if cams:
+        from proctovision.explain import write_gallery
+
+        write_gallery(predictor, run, split)
+    return entry
