@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(VENV)/bin/proctovision bench --backbones resnet34,efficientnet_lite0
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -208,3 +208,37 @@ def test_a_slow_client_does_not_stall_other_requests(run_dir: Path):
             assert httpx.get(url + "health", timeout=5).json()["status"] == "ok"
         finally:
             slow.close()
+
+
+CINE = Path(pydicom.__file__).parent / "data" / "test_files" / "SC_rgb_rle_2frame.dcm"
+
+
+def test_every_frame_of_a_multiframe_upload_is_answered(client: TestClient):
+    response = client.post("/predict", files={"file": ("cine.dcm", CINE.read_bytes(), "application/dicom")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["n_frames"] == 2 and [item["frame"] for item in body["frames"]] == [0, 1]
+    assert all(abs(sum(item["probabilities"].values()) - 1) < 1e-4 for item in body["frames"])
+
+
+def test_predict_and_explain_cover_every_frame(run_dir: Path, tmp_path: Path):
+    """Two frames of different colour get two rows, keyed by path and frame, whatever the model says."""
+    import shutil
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+
+    shutil.copy(CINE, tmp_path / "cine.dcm")
+    result = CliRunner().invoke(app, ["predict", str(run_dir), str(tmp_path / "cine.dcm"), "--out",
+                                      str(tmp_path / "p.csv"), "--heatmaps", str(tmp_path / "maps")])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "p.csv")
+    assert list(rows["frame"]) == [0, 1]
+    assert sorted(path.name for path in (tmp_path / "maps").glob("*.png")) == ["00000_cine_f0.png",
+                                                                                "00001_cine_f1.png"]
+    result = CliRunner().invoke(app, ["explain", str(run_dir), str(tmp_path / "cine.dcm"), "--out",
+                                      str(tmp_path / "cams")])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "cams" / "cams.csv")["frame"]) == [0, 1]

@@ -59,3 +59,28 @@ def test_brier_and_reliability():
     assert brier(y, probabilities) == pytest.approx(np.mean((probabilities[:, 1] - y) ** 2))
     table = reliability(y, probabilities, bins=5)
     assert sum(table["count"]) == 4
+
+
+@pytest.mark.parametrize("rule", ["sensitivity:1.5", "-0.2", "1.2", "specificity:-1", "recall:0.9", "youdn"])
+def test_threshold_rules_out_of_range_are_refused(rule: str):
+    from proctovision.evaluation.calibration import ThresholdError, check_threshold_rule
+
+    with pytest.raises(ThresholdError, match="threshold rule"):
+        check_threshold_rule(rule)
+
+
+def test_reliability_and_ece_use_the_decision_actually_made():
+    """At threshold 0.7 an image with p(positive) = 0.65 is called negative with confidence 0.35, not argmax's 0.65."""
+    from proctovision.evaluation.calibration import reliability
+    from proctovision.evaluation.decision import apply_threshold
+    from proctovision.evaluation.metrics import expected_calibration_error
+
+    probabilities = np.array([[0.35, 0.65], [0.35, 0.65], [0.05, 0.95], [0.85, 0.15]])
+    y_true = np.array([0, 0, 1, 0])
+    called = apply_threshold(probabilities, 0.7)
+    table = reliability(y_true, probabilities, y_pred=called)
+    assert table["count"][3] == 2 and table["accuracy"][3] == 1.0 and table["confidence"][3] == pytest.approx(0.35)
+    by_argmax = reliability(y_true, probabilities)
+    assert by_argmax["count"][6] == 2 and by_argmax["accuracy"][6] == 0.0
+    # ECE by hand: bin 0.3 (2 right, confidence 0.35 each), 0.9 (1 right, 0.95), 0.8 (1 right, 0.85)
+    assert expected_calibration_error(y_true, probabilities, y_pred=called) == pytest.approx((1.3 + 0.05 + 0.15) / 4)

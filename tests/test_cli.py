@@ -72,3 +72,42 @@ def test_every_command_has_help_with_an_example():
     for command in ("ingest", "split", "train", "evaluate", "demo"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, command
+
+
+def test_invalid_values_name_the_field_and_what_it_accepts(split_file: Path, tmp_path: Path):
+    for flags, field, allowed in (
+        (["--mode", "frozn"], "model.mode", "'frozen', 'finetune' or 'scratch'"),
+        (["--image-size", "16"], "data.image_size", "greater than or equal to 32"),
+        (["--augmentation", "heavy"], "data.augmentation", "'none', 'basic' or 'colour'"),
+        (["--precision", "17"], "trainer.precision", "'16-mixed'"),
+    ):
+        result = run_cli("train", str(split_file), "--out", str(tmp_path / "r"), *flags)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (flags, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+        assert field in lines[0] and allowed in lines[0], lines[0]
+        assert "Traceback" not in result.stderr
+
+
+def test_readers_file_errors_name_the_row(tmp_path: Path):
+    import pytest
+
+    from proctovision.evaluation.readers import ReadersError, read_readers
+
+    classes = ("normal", "hemorrhoid")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffpath,reader,label\na.png,r1,normal\n".encode())
+    frame, _ = read_readers(bom, classes)
+    assert list(frame["reader"]) == ["r1"]
+    cases = {
+        "path,reader\na.png,r1\n": "missing column(s) label",
+        "path,reader,label\na.png,r1,normal\nb.png,r1,normal,extra\n": "row 2 (line 3) is malformed",
+        "path,reader,label\na.png,r1,normal\nb.png,,normal\n": "row 2 has no reader",
+        "path,reader,label\na.png,r1,normal\nb.png,r1,polyp\n": "row 2: label 'polyp'",
+    }
+    for number, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"bad{number}.csv"
+        path.write_text(text)
+        with pytest.raises(ReadersError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+            read_readers(path, classes)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)

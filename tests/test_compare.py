@@ -35,10 +35,11 @@ def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, spl
                                       "--resamples", "50"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "comparison.csv")
-    assert list(table["participant"]) == ["model0", "model1", "junior", "senior"]
-    assert set(table["kind"]) == {"model", "reader"}
-    assert table.loc[table["kind"] == "reader", "roc_auc"].isna().all(), "readers give labels, not scores"
-    assert table.loc[table["kind"] == "reader", "reading_time_s"].gt(0).all()
+    assert list(table["participant"]) == ["model0", "model1", "junior (simulated)", "senior (simulated)"]
+    assert set(table["kind"]) == {"model", "simulated reader"}, "made-up readers are labelled so everywhere"
+    readers_rows = table["kind"] == "simulated reader"
+    assert table.loc[readers_rows, "roc_auc"].isna().all(), "readers give labels, not scores"
+    assert table.loc[readers_rows, "reading_time_s"].gt(0).all()
     payload = json.loads((out / "comparison.json").read_text())
     pairs = {(test["a"], test["b"]) for test in payload["tests"]}
     assert len(pairs) == 6
@@ -46,7 +47,7 @@ def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, spl
     delong = model_pair["delong"]
     assert delong is not None and (delong["p_value"] is None or 0 <= delong["p_value"] <= 1)
     assert delong["auc_a"] == pytest.approx(table.set_index("participant").loc[model_pair["a"], "roc_auc"], abs=1e-6)
-    reader_pair = next(test for test in payload["tests"] if {test["a"], test["b"]} == {"junior", "senior"})
+    reader_pair = next(test for test in payload["tests"] if {test["a"], test["b"]} == {"junior (simulated)", "senior (simulated)"})
     assert reader_pair["delong"] is None and 0 <= reader_pair["mcnemar"]["p_value"] <= 1
     tests_csv = pd.read_csv(out / "tests.csv")
     assert {"sensitivity_difference", "specificity_difference", "f1_difference"} <= set(tests_csv.columns)
@@ -56,9 +57,9 @@ def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, spl
             assert np.asarray(figure).std() > 5, name
     truth = test_rows.set_index("path")["label"]
     readers_frame, _ = read_readers(readers, ("normal", "hemorrhoid"))
-    senior = readers_frame[readers_frame["reader"] == "senior"].set_index("path")["label"]
+    senior = readers_frame[readers_frame["reader"] == "senior (simulated)"].set_index("path")["label"]
     expected = (senior == truth.loc[senior.index]).mean()
-    assert table.set_index("participant").loc["senior", "accuracy"] == pytest.approx(expected)
+    assert table.set_index("participant").loc["senior (simulated)", "accuracy"] == pytest.approx(expected)
 
 
 def test_bad_readers_file_and_unevaluated_run_are_explained(two_runs, tmp_path: Path, split_file: Path):
@@ -125,9 +126,9 @@ def test_images_a_reader_skipped_are_reported(split_file: Path, tmp_path: Path):
     test_rows = read_manifest(split_file).query("split == 'test'")
     readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=1)
     frame = pd.read_csv(readers)
-    skipped = frame[frame["reader"] == "junior"].index[:2]
+    skipped = frame[frame["reader"] == "junior (simulated)"].index[:2]
     frame.drop(index=skipped).to_csv(readers, index=False)
     result = compare([run], tmp_path / "cmp", readers=readers, n_resamples=10)
-    assert result["missing"] == {"junior": 2}
+    assert result["missing"] == {"junior (simulated)": 2}
     assert result["n_images"] == len(test_rows) - 2
-    assert "junior 2" in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "junior (simulated) 2" in (tmp_path / "cmp" / "comparison.md").read_text()

@@ -27,8 +27,9 @@ def test_demo_end_to_end_learns_its_data(tmp_path: Path):
     assert (tmp_path / "demo" / "data" / "qc.md").is_file()
     comparison = tmp_path / "demo" / "comparison"
     table = pd.read_csv(comparison / "comparison.csv")
-    assert sorted(table["kind"]) == ["model", "reader", "reader"]
-    assert set(table.loc[table["kind"] == "reader", "participant"]) == {"senior", "junior"}
+    assert sorted(table["kind"]) == ["model", "simulated reader", "simulated reader"]
+    readers = set(table.loc[table["kind"] == "simulated reader", "participant"])
+    assert readers == {"senior (simulated)", "junior (simulated)"}
     assert table[["accuracy_ci_low", "accuracy_ci_high"]].notna().all().all()
     assert len(pd.read_csv(comparison / "tests.csv")) == 3
     for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):

@@ -1,5 +1,6 @@
 """The report: one self-contained HTML file, opened in Debian's headless Chromium and checked section by section."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,9 @@ SECTIONS = ("data", "qc", "config", "metrics", "figures", "gradcam", "claim", "c
 def report(split_file: Path, tmp_path: Path) -> Path:
     run = train(tiny_run_config(split_file, tmp_path / "run", epochs=2), progress=False).root
     evaluate_run(run, "val", n_resamples=20)
-    evaluate_run(run, "test", n_resamples=20)
+    evaluate_run(run, "test", n_resamples=20, cams=True)
     compare([run], tmp_path / "cmp", n_resamples=20)
+    shutil.rmtree(run / "checkpoints")  # the report reads files only: it never loads a model
     return build_report([run], tmp_path / "report.html", comparison=tmp_path / "cmp")
 
 
@@ -70,3 +72,18 @@ def test_demo_data_are_called_synthetic(tmp_path: Path):
     html = Path(summary["paths"]["report"]).read_text()
     assert 'id="synthetic"' in html and "SYNTHETIC demo data" in html
     assert 'id="comparison"' in html and "senior" in html
+
+
+def test_gallery_decides_at_the_operating_threshold(split_file: Path, tmp_path: Path):
+    """The right/wrong grid of the gallery uses the threshold fitted on validation, as predict and serve do."""
+    import json
+
+    import pandas as pd
+
+    run = train(tiny_run_config(split_file, tmp_path / "run", epochs=1), progress=False).root
+    entry = evaluate_run(run, "test", n_resamples=10, threshold="0.9", cams=True)
+    cams = pd.read_csv(run / "cams" / "test" / "cams.csv")
+    expected = [("hemorrhoid" if p >= entry["threshold"]["value"] else "normal") for p in cams["prob_hemorrhoid"]]
+    assert list(cams["predicted"]) == expected
+    summary = json.loads((run / "cams" / "test" / "summary.json").read_text())
+    assert summary["n_wrong"] == int((cams["predicted"] != cams["label"]).sum())

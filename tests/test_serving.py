@@ -11,10 +11,9 @@ from conftest import solid_image, tiny_run_config
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-from proctovision.data.transforms import eval_transform
-from proctovision.models.registry import Preprocessing
+from proctovision.data.transforms import eval_transform, train_transform
+from proctovision.preprocessing import Preprocessing
 from proctovision.serving.export import Probabilities, parity, to_onnx
-from proctovision.serving.preprocess import to_input_array
 from proctovision.training import train
 
 runner = CliRunner()
@@ -25,13 +24,22 @@ def trained_run(split_file: Path, tmp_path: Path) -> Path:
     return train(tiny_run_config(split_file, tmp_path / "run", epochs=1), progress=False).root
 
 
-def test_torch_free_preprocessing_matches_the_training_transform(tmp_path: Path):
+def test_one_spec_builds_training_and_torch_free_inputs_as_torchvision_would(tmp_path: Path):
+    """The spec's numpy path is what training evaluates with and what ONNX serving runs; both equal the
+    conventional torchvision pipeline (PIL bilinear resize, ToTensor, Normalize)."""
+    import torch
     from PIL import Image
+    from torchvision.transforms import v2
 
     image = Image.open(solid_image(tmp_path / "a.png", (120, 40, 200), size=(97, 61)))
     pre = Preprocessing(48, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    expected = eval_transform(pre)(image).numpy()
-    assert np.abs(to_input_array(image, 48, pre.mean, pre.std) - expected).max() < 1e-5
+    reference = v2.Compose([v2.Resize((48, 48), antialias=True), v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize(list(pre.mean), list(pre.std))])(image).numpy()
+    assert np.abs(pre.to_array(image) - reference).max() < 1e-5
+    assert np.array_equal(eval_transform(pre)(image).numpy(), pre.to_array(image))
+    assert np.array_equal(train_transform(pre, "none")(image).numpy(), pre.to_array(image))
+    assert train_transform(pre, "colour")(image).shape == (3, 48, 48)
+    assert Preprocessing.from_dict(pre.with_window([40, 400]).to_dict()) == pre.with_window([40, 400])
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
@@ -86,7 +94,7 @@ def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
     assert abs(sum(v for k, v in payload["predictions"][0].items() if k.startswith("prob_")) - 1) < 1e-4
 
 
-def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path: Path):
+def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, split_file: Path, tmp_path: Path):
     """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
     from proctovision.inference.evaluate import evaluate_run
     from proctovision.serving.export import export_run
@@ -97,7 +105,9 @@ def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, tmp_path
     moved = [cut for cut in cuts if 0 < (scaled >= cut).sum() != (scaled >= 0.5).sum()]
     assert moved, "the test split needs spread-out probabilities"
     entry = evaluate_run(trained_run, "test", n_resamples=10, threshold=f"{moved[0]:.8f}", temperature_scaling=True)
-    reference = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'").set_index("path")
+    reference = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")
+    reference["path"] = [str((split_file.parent / path).resolve()) for path in reference["path"]]
+    reference = reference.set_index("path")
     export_run(trained_run, tmp_path / "export")
     card = json.loads((tmp_path / "export" / "model_card.json").read_text())
     assert card["threshold"]["value"] == pytest.approx(entry["threshold"]["value"])
@@ -135,7 +145,7 @@ def test_temperature_in_the_card_rescales_probabilities():
         def prepare(self, image: object) -> np.ndarray:
             return np.zeros(1)
 
-        def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
             return np.tile([0.2, 0.8], (len(batch), 1))
 
     raw = Fixed({"classes": ["normal", "hemorrhoid"]})

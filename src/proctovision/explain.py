@@ -6,7 +6,7 @@ made, so memory stays flat however many images are explained.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -177,10 +177,6 @@ def write_gallery(predictor: TorchPredictor, run: RunInfo, split: str, limit: in
         "grid": grid.name if grid else None,
     })
     return folder
-
-
-def frame_from_paths(paths: Iterable[Path]) -> pd.DataFrame:
-    return pd.DataFrame({"path": [str(Path(path).resolve()) for path in paths]})
 
 
 def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4) -> Path | None:

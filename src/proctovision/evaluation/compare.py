@@ -19,7 +19,7 @@ from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
 from proctovision.runs import read_run
-from proctovision.tables import frame_keys, key_paths, read_table
+from proctovision.tables import frame_keys, key_paths, markdown_table, read_table
 from proctovision.tasks import Task
 
 STUDY_METRICS = ("accuracy", "recall", "precision", "f1")
@@ -132,7 +132,7 @@ def compare(
         model.predicted, model.probabilities = model.predicted[positions], model.probabilities[positions]
         participants.append(model)
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader", sort=False):
+        for reader, rows in reader_frame.groupby("reader"):
             labels = rows.drop_duplicates("_key").set_index("_key").loc[paths, "label"]
             predicted = np.array([task.classes.index(label) for label in labels])
             kind = "simulated reader" if rows["simulated"].any() else "reader"
@@ -313,32 +313,30 @@ def markdown(
     metrics = [name for name in ("accuracy", "sensitivity", "recall", "specificity", "precision", "npv", "f1",
                                  "roc_auc", "quadratic_kappa") if any(name in row for row in table)]
     lines = [f"# Models and readers on the {split} split ({n_images} images)", "",
-             "Each cell: value (95% CI, patient bootstrap); unit of analysis: image.", "",
-             "| participant | kind | " + " | ".join(metrics) + " | reading time (s) |",
-             "|---|---|" + "---|" * len(metrics) + "---|"]
-    for row in table:
-        cells = [_with_interval(row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"))
-                 for name in metrics]
-        time = f"{row['reading_time_s']:.1f}" if row.get("reading_time_s") else "-"
-        lines.append(f"| {row['participant']} | {row['kind']} | " + " | ".join(cells) + f" | {time} |")
+             "Each cell: value (95% CI, patient bootstrap); unit of analysis: image.", ""]
+    lines += markdown_table(
+        ["participant", "kind", *metrics, "reading time (s)"],
+        [[row["participant"], row["kind"],
+          *(_with_interval(row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")) for name in metrics),
+          f"{row['reading_time_s']:.1f}" if row.get("reading_time_s") else "-"] for row in table])
     lines += ["", "## Paired tests", "",
-              "McNemar and DeLong treat images as independent; the bootstrap differences resample patients.", "",
-              "| a | b | accuracy a-b (95% CI) | McNemar p | DeLong p |", "|---|---|---|---|---|"]
-    for test in tests:
-        delong = "-" if test["delong_p"] is None else f"{test['delong_p']:.4f}"
-        accuracy = _with_interval(test["accuracy_difference"], test["difference_ci_low"], test["difference_ci_high"],
-                                  "+.3f")
-        lines.append(f"| {test['a']} | {test['b']} | {accuracy} | "
-                     f"{test['mcnemar_p']:.4f}{' (exact)' if test['mcnemar_exact'] else ''} | {delong} |")
+              "McNemar and DeLong treat images as independent; the bootstrap differences resample patients.", ""]
+    lines += markdown_table(
+        ["a", "b", "accuracy a-b (95% CI)", "McNemar p", "DeLong p"],
+        [[test["a"], test["b"],
+          _with_interval(test["accuracy_difference"], test["difference_ci_low"], test["difference_ci_high"], "+.3f"),
+          f"{test['mcnemar_p']:.4f}{' (exact)' if test['mcnemar_exact'] else ''}",
+          "-" if test["delong_p"] is None else f"{test['delong_p']:.4f}"] for test in tests])
     others = [name for name in ("sensitivity", "specificity", "f1", "roc_auc")
               if any(f"{name}_difference" in test for test in tests)]
     if others:
-        lines += ["", "| a | b | " + " | ".join(f"{name} a-b (95% CI)" for name in others) + " |",
-                  "|---|---|" + "---|" * len(others)]
-        for test in tests:
-            cells = [_with_interval(test.get(f"{name}_difference"), test.get(f"{name}_difference_ci_low"),
-                                    test.get(f"{name}_difference_ci_high"), "+.3f") for name in others]
-            lines.append(f"| {test['a']} | {test['b']} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines += markdown_table(
+            ["a", "b", *(f"{name} a-b (95% CI)" for name in others)],
+            [[test["a"], test["b"], *(_with_interval(test.get(f"{name}_difference"),
+                                                     test.get(f"{name}_difference_ci_low"),
+                                                     test.get(f"{name}_difference_ci_high"), "+.3f")
+                                      for name in others)] for test in tests])
     if missing:
         lines += ["", "Left out of the paired comparison (images of the split a participant lacks): "
                   + ", ".join(f"{name} {count}" for name, count in missing.items()) + "."]

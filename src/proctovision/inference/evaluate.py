@@ -110,6 +110,8 @@ def evaluate_run(
     fileio.write_json(run.paths.metrics, all_metrics)
     if cams:
         from proctovision.explain import write_gallery
+        from proctovision.serving.card import build_card
 
+        predictor.card = build_card(run)  # the operating point just fitted: the gallery decides as predict will
         write_gallery(predictor, run, split)
     return entry

@@ -23,9 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proctovision.data.images import ImageReadError, read_image
-from proctovision.inference.predictor import Predictor, load_predictor
+from proctovision.inference.predictor import Predictor, expand_frames, load_predictor
 
 STATIC = Path(__file__).parent / "static"
+MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 CHUNK = 1 << 16
@@ -164,26 +165,39 @@ def create_app(
             if size == 0:
                 raise HTTPException(400, "the uploaded file is empty")
             try:
-                image = await run_in_threadpool(
-                    read_image, path, window=(predictor.card.get("preprocessing") or {}).get("window")
-                )
+                images = await run_in_threadpool(read_frames, path, predictor.spec.window)
             except ImageReadError as error:
                 raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
-        return await run_in_threadpool(answer, predictor, image, holder.model_lock)
+        answers = [await run_in_threadpool(answer, predictor, image, holder.model_lock, index < MAX_FRAME_HEATMAPS)
+                   for index, image in enumerate(images)]
+        if len(answers) == 1:
+            return answers[0]
+        return {**answers[0], "n_frames": len(answers),
+                "frames": [{"frame": index, **item} for index, item in enumerate(answers)]}
 
     return app
 
 
-def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock) -> dict:
+def read_frames(path: Path, window: object) -> list[Image.Image]:
+    """Every frame of an upload: one for an image, each frame of a multi-frame DICOM file."""
+    keys, errors = expand_frames([path])
+    if errors:
+        raise ImageReadError(path, errors[0][1])
+    return [read_image(path, frame=frame, window=window) for _, frame in keys]
+
+
+def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock, with_heatmap: bool = True) -> dict:
     """Class, probabilities, threshold and heatmap for one image: blocking work, run off the event loop."""
     with lock:
         probabilities = predictor.predict_images([image])[0]
         predicted = predictor.decide(probabilities)
-        heatmap = predictor.heatmap_png(image, predictor.classes.index(predicted))
+        heatmap = predictor.heatmap_png(image, predictor.classes.index(predicted)) if with_heatmap else None
     return {
         "predicted": predicted,
         "probabilities": {name: round(float(p), 6) for name, p in zip(predictor.classes, probabilities)},
         "threshold": predictor.threshold,
         "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
-        "heatmap_note": None if heatmap else "heatmaps need the run folder (PyTorch); this is an ONNX-only model",
+        "heatmap_note": None if heatmap else (
+            "heatmaps need the run folder (PyTorch); this is an ONNX-only model" if with_heatmap else
+            f"overlays are drawn for the first {MAX_FRAME_HEATMAPS} frames of a multi-frame file"),
     }

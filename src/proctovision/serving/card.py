@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from proctovision import fileio
+from proctovision.tables import markdown_table
 
 CARD_NAME = "model_card.json"
 
@@ -73,10 +74,10 @@ def card_markdown(card: dict) -> str:
         card["intended_use"],
     ]
     for split, entry in card["metrics"].items():
-        lines += ["", f"## {split}: {entry['n_images']} images, {entry['n_patients']} patients", "",
-                  "| metric | value | 95% CI |", "|---|---|---|"]
-        for name, item in (entry["metrics"] or {}).items():
-            lines.append(f"| {name} | {item['value']} | {item['ci95'][0]} - {item['ci95'][1]} |")
+        lines += ["", f"## {split}: {entry['n_images']} images, {entry['n_patients']} patients", ""]
+        lines += markdown_table(["metric", "value", "95% CI"], [
+            [name, item["value"], f"{item['ci95'][0]} - {item['ci95'][1]}"]
+            for name, item in (entry["metrics"] or {}).items()])
     if card.get("onnx_parity"):
         lines += ["", f"ONNX parity: largest absolute probability difference {card['onnx_parity']['max_abs_diff']:.2e} "
                       f"on {card['onnx_parity']['n_inputs']} inputs."]
