@@ -13,7 +13,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from proctovision import fileio
 from proctovision.errors import UserError
 from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
-from proctovision.evaluation.readers import read_readers
+from proctovision.evaluation import reader_study
+from proctovision.evaluation.readers import participant_name, read_readers
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
 from proctovision.runs import read_run
@@ -34,6 +35,7 @@ class Participant:
     predicted: np.ndarray
     probabilities: np.ndarray | None
     reading_time_s: float | None
+    scores: np.ndarray | None = None
 
 
 def load_model(run_dir: Path, split: str, classes: tuple[str, ...] | None) -> tuple[Participant, pd.DataFrame, tuple]:
@@ -55,9 +57,12 @@ def load_model(run_dir: Path, split: str, classes: tuple[str, ...] | None) -> tu
 
 def compare(
     runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
-    seed: int = 0,
+    seed: int = 0, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
 ) -> dict:
-    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload."""
+    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
+
+    With two or more readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc".
+    """
     if not runs:
         raise CompareError("give at least one run folder")
     first, truth_rows, task = load_model(Path(runs[0]), split, None)
@@ -71,7 +76,7 @@ def compare(
         common &= set(frame.index)
     reader_frame, reader_times = (read_readers(readers, task.classes) if readers else (None, {}))
     if reader_frame is not None:
-        for _, rows in reader_frame.groupby("reader"):
+        for _, rows in reader_frame.groupby(["reader", "condition"]):
             common &= set(rows["path"])
     paths = sorted(common)
     missing = _missing_images(truth_rows.index, names, frames, reader_frame)
@@ -83,10 +88,13 @@ def compare(
         model.predicted, model.probabilities = model.predicted[positions], model.probabilities[positions]
         participants.append(model)
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader"):
-            labels = rows.drop_duplicates("path").set_index("path").loc[paths, "label"]
-            predicted = np.array([task.classes.index(label) for label in labels])
-            participants.append(Participant(str(reader), "reader", predicted, None, reader_times.get(str(reader))))
+        for (reader, condition), rows in reader_frame.groupby(["reader", "condition"]):
+            own = rows.set_index("path").loc[paths]
+            predicted = np.array([task.classes.index(label) for label in own["label"]])
+            name = participant_name(str(reader), str(condition))
+            scores = own["score"].to_numpy(float)
+            participants.append(Participant(name, "reader", predicted, None, reader_times.get(name),
+                                            scores if np.isfinite(scores).all() else None))
     y_true = np.array([task.classes.index(label) for label in truth_rows.loc[paths, "label"]])
     patients = truth_rows.loc[paths, "patient_id"].astype(str).to_numpy()
     table, details = [], {}
@@ -107,10 +115,15 @@ def compare(
             row[metric], (row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]) = item["value"], item["ci95"]
         table.append(row)
     tests = pairwise_tests(participants, y_true, patients, task.is_binary, n_resamples, seed, task.classes)
+    mrmc = None
+    if reader_frame is not None:
+        mrmc = reader_study.analyse(reader_frame, paths, y_true, patients,
+                                    {model.name: (model.predicted, model.probabilities) for model in models},
+                                    task.classes, mrmc_covariance, max(n_resamples, 200), seed, simulated_readers)
     out.mkdir(parents=True, exist_ok=True)
-    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing)
+    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing, mrmc)
     return {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-            "tests": tests, "missing": missing, "files": written}
+            "tests": tests, "missing": missing, "mrmc": mrmc, "files": written}
 
 
 def _missing_images(
@@ -120,8 +133,8 @@ def _missing_images(
     wanted = set(split_paths)
     missing = {name: len(wanted - set(frame.index)) for name, frame in zip(names, frames)}
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader"):
-            missing[str(reader)] = len(wanted - set(rows["path"]))
+        for (reader, condition), rows in reader_frame.groupby(["reader", "condition"]):
+            missing[participant_name(str(reader), str(condition))] = len(wanted - set(rows["path"]))
     return {name: count for name, count in missing.items() if count}
 
 
@@ -208,15 +221,16 @@ DIFFERENCE_METRICS = {
 
 def write_outputs(
     out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
-    task: object, split: str, n_images: int, missing: dict[str, int] | None = None,
+    task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
 ) -> dict[str, str]:
     frame = pd.DataFrame(table)
     fileio.write_csv(out / "comparison.csv", frame)
     test_rows = [test_row(test) for test in tests]
     fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
     fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
-                                                "missing_images": missing or {}})
-    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {}))
+                                                "missing_images": missing or {}, "mrmc": mrmc})
+    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
+                      + reader_study.markdown(mrmc))
     figure_dir = out / "figures"
     files = {
         "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
@@ -234,6 +248,11 @@ def write_outputs(
         if curves:
             files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
             files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
+        readers = [participant for participant in participants if participant.kind == "reader"]
+        if curves and readers:
+            points, reader_curves = reader_study.operating_points(readers, y_true)
+            files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
+                                                                reader_curves))
     return files
 
 

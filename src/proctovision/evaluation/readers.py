@@ -16,7 +16,11 @@ class ReadersError(UserError, ValueError):
 
 
 def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Rows (path, reader, label) with paths made absolute, and each reader's total reading time if given."""
+    """Rows (path, reader, label, score, condition) with paths made absolute, and each reader's total reading time.
+
+    ``score`` (a confidence or rating, higher = more likely the positive or higher class) is NaN where not given;
+    ``condition`` (e.g. unaided/aided) is "" where not given. Reading times are per reader (and condition).
+    """
     path = Path(path)
     if not path.is_file():
         raise ReadersError(f"{path}: file not found")
@@ -31,13 +35,44 @@ def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFra
         raise ReadersError(f"{path}: labels {unknown} are not classes ({', '.join(classes)})")
     frame["label"] = [by_lower[label.strip().lower()] for label in frame["label"]]
     frame["path"] = [os.path.abspath(path.parent / entry) for entry in frame["path"]]
+    frame["score"] = _scores(frame, path)
+    frame["condition"] = [value.strip() for value in frame["condition"]] if "condition" in frame.columns else ""
+    frame = _without_repeats(frame, path)
     times: dict[str, float] = {}
     if "reading_time_s" in frame.columns:
-        for reader, values in frame.groupby("reader")["reading_time_s"]:
+        for (reader, condition), values in frame.groupby(["reader", "condition"])["reading_time_s"]:
             numbers = pd.to_numeric(values, errors="coerce").dropna()
             if len(numbers):
-                times[str(reader)] = float(numbers.iloc[0])
-    return frame[["path", "reader", "label"]], times
+                times[participant_name(str(reader), str(condition))] = float(numbers.iloc[0])
+    return frame[["path", "reader", "label", "score", "condition"]], times
+
+
+def participant_name(reader: str, condition: str) -> str:
+    """How a reader under one condition is named in tables: ``reader`` or ``reader (condition)``."""
+    return f"{reader} ({condition})" if condition else reader
+
+
+def _scores(frame: pd.DataFrame, path: Path) -> pd.Series:
+    if "score" not in frame.columns:
+        return pd.Series(np.nan, index=frame.index)
+    text = frame["score"].str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = sorted(set(text[numbers.isna() & (text != "")]))
+    if bad:
+        raise ReadersError(f"{path}: scores {bad[:5]} are not numbers")
+    return numbers
+
+
+def _without_repeats(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop rows repeated verbatim; a reader giving one image two different readings is an error."""
+    keys = ["path", "reader", "condition"]
+    frame = frame.drop_duplicates(keys + ["label", "score"])
+    repeated = frame.duplicated(keys)
+    if repeated.any():
+        first = frame[repeated].iloc[0]
+        raise ReadersError(f"{path}: reader {first['reader']!r} gives {first['path']} two different readings"
+                           + (f" under condition {first['condition']!r}" if first["condition"] else ""))
+    return frame
 
 
 def simulate_readers(
@@ -46,9 +81,11 @@ def simulate_readers(
 ) -> Path:
     """Write a readers.csv for the demo: each reader errs on a share of images (to a neighbouring grade).
 
-    ``readers`` holds (name, accuracy, seconds per image); the total reading time is recorded per reader.
+    ``readers`` holds (name, accuracy, seconds per image); the total reading time is recorded per reader. For a
+    binary task each reading also gets a 1-5 confidence ``score`` agreeing with the label (5 = surely positive).
     """
     rng = np.random.default_rng(seed)
+    score_rng = np.random.default_rng(seed + 1)
     out = Path(out)
     rows = []
     for name, accuracy, seconds in readers:
@@ -57,7 +94,11 @@ def simulate_readers(
             index = classes.index(label)
             if rng.random() > accuracy:
                 index = index + 1 if index + 1 < len(classes) and (index == 0 or rng.random() < 0.5) else index - 1
-            rows.append({"path": os.path.relpath(entry, out.parent), "reader": name, "label": classes[index],
-                         "reading_time_s": total})
+            row = {"path": os.path.relpath(entry, out.parent), "reader": name, "label": classes[index],
+                   "reading_time_s": total}
+            if len(classes) == 2:
+                sure = int(score_rng.random() < 0.6)
+                row["score"] = 4 + sure if index == 1 else 2 - sure
+            rows.append(row)
     fileio.write_csv(out, pd.DataFrame(rows))
     return out

@@ -119,3 +119,78 @@ def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: P
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     return save(figure, path)
+
+
+def reader_study_roc(
+    models: dict[str, tuple[np.ndarray, np.ndarray, float]], readers: dict[str, tuple[float, float]], path: Path,
+    reader_curves: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None, title: str = "Model and readers",
+) -> Path:
+    """Each model's ROC curve, each reader's operating point (and ROC curve when readers gave scores), and the
+    readers' mean operating point: where the panel stands against the model at a glance."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for name, (fpr, tpr, auc) in models.items():
+        axis.plot(fpr, tpr, color=MODEL_COLOUR, lw=2, label=f"{name} (AUC {auc:.3f})")
+    for name, (fpr, tpr, auc) in (reader_curves or {}).items():
+        axis.plot(fpr, tpr, color=READER_COLOUR, lw=1, alpha=0.6, drawstyle="default")
+    for name, (fpr, tpr) in readers.items():
+        axis.scatter([fpr], [tpr], color=READER_COLOUR, edgecolor="black", zorder=3, s=40)
+        axis.annotate(name, (fpr, tpr), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    if readers:
+        points = np.array(list(readers.values()))
+        mean_label = "readers' mean"
+        if reader_curves:
+            mean_label += f" (AUC {np.mean([item[2] for item in reader_curves.values()]):.3f})"
+        axis.scatter([points[:, 0].mean()], [points[:, 1].mean()], marker="D", s=70, color=READER_COLOUR,
+                     edgecolor="black", zorder=4, label=mean_label)
+    axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    return save(figure, path)
+
+
+def forest_plot(rows: list[dict], path: Path, metric: str, overall: float | None = None, title: str = "") -> Path:
+    """One line per subgroup: the value and its 95% CI; the overall value as a dashed line.
+
+    ``rows``: dicts with ``label``, ``value``, ``ci95`` and optionally ``n``.
+    """
+    shown = [row for row in rows if row.get("value") is not None]
+    figure, axis = plt.subplots(figsize=(6, 0.45 * len(shown) + 1.4))
+    for position, row in enumerate(reversed(shown)):
+        low, high = row.get("ci95") or (None, None)
+        if low is not None and high is not None:
+            axis.plot([low, high], [position, position], color=MODEL_COLOUR, lw=2)
+        axis.scatter([row["value"]], [position], color=MODEL_COLOUR, marker="s", zorder=3)
+    labels = [f"{row['label']} (n={row['n']})" if row.get("n") is not None else str(row["label"])
+              for row in reversed(shown)]
+    axis.set_yticks(range(len(shown)), labels, fontsize=8)
+    if overall is not None:
+        axis.axvline(overall, color="grey", ls="--", lw=1, label="overall")
+        axis.legend(loc="best", fontsize=8)
+    axis.set_xlabel(metric)
+    axis.set_title(title or f"{metric} by subgroup")
+    return save(figure, path)
+
+
+def decision_curve(curves: dict[str, tuple[np.ndarray, np.ndarray]], treat_all: tuple[np.ndarray, np.ndarray],
+                   path: Path, title: str = "Decision curve") -> Path:
+    """Net benefit over threshold probabilities: each model against treat-all and treat-none (Vickers 2006)."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    thresholds, benefit = treat_all
+    axis.plot(thresholds, benefit, color="grey", lw=1, label="treat all")
+    axis.axhline(0, color="black", lw=1, label="treat none")
+    top = 0.0
+    for name, (model_thresholds, model_benefit) in curves.items():
+        axis.plot(model_thresholds, model_benefit, lw=2, label=name)
+        top = max(top, float(np.nanmax(model_benefit)))
+    top = max(top, float(np.nanmax(benefit)), 0.01)
+    axis.set_ylim(-0.05 * top * 2, top * 1.1)
+    axis.set_xlim(float(thresholds.min()), float(thresholds.max()))
+    axis.set_xlabel("threshold probability")
+    axis.set_ylabel("net benefit")
+    axis.set_title(title)
+    axis.legend(loc="upper right", fontsize=8)
+    return save(figure, path)
