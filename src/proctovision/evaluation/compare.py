@@ -36,6 +36,7 @@ class Participant:
     probabilities: np.ndarray | None
     reading_time_s: float | None
     scores: np.ndarray | None = None
+    condition: str = ""
 
 
 def load_model(run_dir: Path, split: str, classes: tuple[str, ...] | None) -> tuple[Participant, pd.DataFrame, tuple]:
@@ -94,7 +95,7 @@ def compare(
             name = participant_name(str(reader), str(condition))
             scores = own["score"].to_numpy(float)
             participants.append(Participant(name, "reader", predicted, None, reader_times.get(name),
-                                            scores if np.isfinite(scores).all() else None))
+                                            scores if np.isfinite(scores).all() else None, str(condition)))
     y_true = np.array([task.classes.index(label) for label in truth_rows.loc[paths, "label"]])
     patients = truth_rows.loc[paths, "patient_id"].astype(str).to_numpy()
     table, details = [], {}
@@ -251,8 +252,9 @@ def write_outputs(
         readers = [participant for participant in participants if participant.kind == "reader"]
         if curves and readers:
             points, reader_curves = reader_study.operating_points(readers, y_true)
+            conditions = {reader.name: reader.condition for reader in readers}
             files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
-                                                                reader_curves))
+                                                                reader_curves, conditions=conditions))
     return files
 
 

@@ -125,7 +125,8 @@ def markdown(result: dict | None) -> str:
                                                                   else ""), "",
              f"{result['method']}. Covariances: {result['covariance']} over {result['n_units']} {unit}. "
              "Readers and cases are random: the result generalises to other readers and other patients.", "",
-             "| comparison | figure of merit | a | b | difference a-b (95% CI) | df | p |", "|---|---|---|---|---|---|---|"]
+             "| comparison | figure of merit | a | b | difference a-b (95% CI) | df | p |",
+             "|---|---|---|---|---|---|---|"]
     for analysis in result["analyses"]:
         if analysis["design"] == "model_vs_readers":
             rows = [analysis["difference"]]

@@ -124,24 +124,35 @@ def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: P
 def reader_study_roc(
     models: dict[str, tuple[np.ndarray, np.ndarray, float]], readers: dict[str, tuple[float, float]], path: Path,
     reader_curves: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None, title: str = "Model and readers",
+    conditions: dict[str, str] | None = None,
 ) -> Path:
     """Each model's ROC curve, each reader's operating point (and ROC curve when readers gave scores), and the
-    readers' mean operating point: where the panel stands against the model at a glance."""
+    readers' mean operating point per reading condition: where the panel stands against the model at a glance."""
     figure, axis = plt.subplots(figsize=(5, 5))
     for name, (fpr, tpr, auc) in models.items():
         axis.plot(fpr, tpr, color=MODEL_COLOUR, lw=2, label=f"{name} (AUC {auc:.3f})")
-    for name, (fpr, tpr, auc) in (reader_curves or {}).items():
-        axis.plot(fpr, tpr, color=READER_COLOUR, lw=1, alpha=0.6, drawstyle="default")
+    conditions = conditions or {}
+    groups = sorted(set(conditions.get(name, "") for name in readers))
+    markers = dict(zip(groups, "osv^P*"))
+    shades = dict(zip(groups, [READER_COLOUR, "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22"]))
+    for name, (fpr, tpr, _) in (reader_curves or {}).items():
+        axis.plot(fpr, tpr, color=shades.get(conditions.get(name, ""), READER_COLOUR), lw=1, alpha=0.5)
+    labelled: dict[tuple[float, float], int] = {}
     for name, (fpr, tpr) in readers.items():
-        axis.scatter([fpr], [tpr], color=READER_COLOUR, edgecolor="black", zorder=3, s=40)
-        axis.annotate(name, (fpr, tpr), textcoords="offset points", xytext=(5, -10), fontsize=8)
-    if readers:
-        points = np.array(list(readers.values()))
-        mean_label = "readers' mean"
-        if reader_curves:
-            mean_label += f" (AUC {np.mean([item[2] for item in reader_curves.values()]):.3f})"
-        axis.scatter([points[:, 0].mean()], [points[:, 1].mean()], marker="D", s=70, color=READER_COLOUR,
-                     edgecolor="black", zorder=4, label=mean_label)
+        group = conditions.get(name, "")
+        axis.scatter([fpr], [tpr], color=shades[group], marker=markers[group], edgecolor="black", zorder=3, s=40)
+        stack = labelled.get((round(fpr, 3), round(tpr, 3)), 0)
+        labelled[(round(fpr, 3), round(tpr, 3))] = stack + 1
+        axis.annotate(name, (fpr, tpr), textcoords="offset points", xytext=(6, -10 - 10 * stack), fontsize=7)
+    for group in groups:
+        names = [name for name in readers if conditions.get(name, "") == group]
+        points = np.array([readers[name] for name in names])
+        label = "readers' mean" + (f" ({group})" if group else "")
+        curves = [reader_curves[name][2] for name in names if reader_curves and name in reader_curves]
+        if curves:
+            label += f", AUC {np.mean(curves):.3f}"
+        axis.scatter([points[:, 0].mean()], [points[:, 1].mean()], marker="D", s=70, color=shades[group],
+                     edgecolor="black", zorder=4, label=label)
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     axis.set_xlabel("1 - specificity")
     axis.set_ylabel("sensitivity")
