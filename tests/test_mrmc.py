@@ -76,18 +76,24 @@ def test_or_analysis_matches_or_dbm_mrmc_on_van_dyke(van_dyke):
     assert result["resampled_unit"] == "case" and result["n_units"] == 114
 
 
-def test_model_vs_readers_with_an_uninformative_model_is_the_published_single_modality_analysis(van_dyke):
+@pytest.mark.parametrize("modality, mean, se, df, low, high", [
+    (0, 0.89703704, 0.03317360, 12.74, 0.82522360, 0.96885048),  # VanDyke1T.txt and VanDyke.txt, Analysis 1 c)
+    (1, 0.94083736, 0.02156637, 12.71, 0.89413783, 0.98753689),  # VanDyke.txt, Analysis 1 c), treatment 2
+])
+def test_model_vs_readers_with_an_uninformative_model_is_the_published_single_modality_analysis(
+    van_dyke, modality, mean, se, df, low, high,
+):
     """A constant model has AUC 0.5 with no case variance: model − readers is −(readers − 0.5), whose OR-H
-    interval is the published single-treatment one (VanDyke1T.txt, Analysis 1 c) shifted by 0.5."""
+    interval is the published single-treatment one shifted by 0.5."""
     truth, ratings = van_dyke
-    result = mrmc.model_vs_readers(truth, np.zeros(114), ratings[0])
+    result = mrmc.model_vs_readers(truth, np.zeros(114), ratings[modality])
     difference = result["difference"]
     assert result["model_fom"] == 0.5
-    assert result["readers_mean"] == pytest.approx(0.89703704, abs=5e-9)
-    assert difference["difference"] == pytest.approx(0.5 - 0.89703704, abs=5e-9)
-    assert difference["se"] == pytest.approx(0.03317360, abs=5e-9)
-    assert difference["df"] == pytest.approx(12.74, abs=5e-3)
-    assert difference["ci95"] == pytest.approx([0.5 - 0.96885048, 0.5 - 0.82522360], abs=5e-8)
+    assert result["readers_mean"] == pytest.approx(mean, abs=5e-9)
+    assert difference["difference"] == pytest.approx(0.5 - mean, abs=5e-9)
+    assert difference["se"] == pytest.approx(se, abs=5e-9)
+    assert difference["df"] == pytest.approx(df, abs=5e-3)
+    assert difference["ci95"] == pytest.approx([0.5 - high, 0.5 - low], abs=5e-8)
 
 
 def test_model_vs_readers_equals_or_analysis_where_the_model_reads_for_every_reader(van_dyke):
