@@ -5,6 +5,7 @@ VanDyke1T.txt (modality 1 alone), both OR-DBM MRMC 2.51 runs on the ratings in t
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,13 @@ def test_bad_designs_are_refused_with_the_reason(van_dyke):
     holes[0, 0, 3] = np.nan
     with pytest.raises(mrmc.MRMCError, match="fully crossed"):
         mrmc.or_analysis(truth, holes)
+
+
+def test_identical_conditions_give_no_infinite_numbers(van_dyke):
+    """No reader changes between conditions: the interaction is zero and the degrees of freedom undefined; the
+    result says so with None rather than an infinity that strict JSON cannot hold."""
+    truth, ratings = van_dyke
+    result = mrmc.or_analysis(truth, np.stack([ratings[0], ratings[0]]))
+    difference = result["rrrc"]["differences"][0]
+    assert difference["difference"] == 0 and difference["df"] is None and difference["p_value"] is None
+    json.dumps(result, allow_nan=False)

@@ -212,7 +212,7 @@ def or_analysis(
     for t, name in enumerate(conditions):
         block = covariance[t * n_readers:(t + 1) * n_readers, t * n_readers:(t + 1) * n_readers]
         single[name] = single_condition(foms[t], _off_diagonal_mean(block))
-    return {
+    return json_ready({
         "design": "conditions", "method": METHOD, "figure_of_merit": fom, "covariance": method,
         **_units(groups, truth, n_resamples if method == "bootstrap" else None),
         "n_readers": n_readers, "conditions": conditions, "readers": readers,
@@ -224,7 +224,7 @@ def or_analysis(
                  "differences": differences},
         "frrc": {"differences": fixed},
         "single_condition": single,
-    }
+    })
 
 
 def model_vs_readers(
@@ -251,7 +251,7 @@ def model_vs_readers(
     differences = contrast @ foms
     difference_covariance = contrast @ covariance @ contrast.T
     result = single_condition(differences, _off_diagonal_mean(difference_covariance))
-    return {
+    return json_ready({
         "design": "model_vs_readers", "method": METHOD + " (1T-RRRC: model fixed, readers random)",
         "figure_of_merit": fom, "covariance": method,
         **_units(groups, truth, n_resamples if method == "bootstrap" else None),
@@ -262,7 +262,18 @@ def model_vs_readers(
                        "df": result["df"], "t": result["t"], "p_value": result["p_value"], "ci95": result["ci95"]},
         "variance": {"ms_r": result["ms_r"], "cov2": result["cov2"],
                      "var_error": float(np.mean(np.diag(difference_covariance)))},
-    }
+    })
+
+
+def json_ready(value):
+    """The result with infinite or undefined numbers (a degenerate design) as None, so the JSON stays valid."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def _off_diagonal_mean(block: np.ndarray) -> float:

@@ -140,8 +140,10 @@ def markdown(result: dict | None) -> str:
             names = [(f"{row['a']} {means[row['a']]:.3f}", f"{row['b']} {means[row['b']]:.3f}") for row in rows]
         for row, (a, b) in zip(rows, names):
             p = "-" if row["p_value"] is None else f"{row['p_value']:.4f}"
-            lines.append(f"| {label} | {analysis['figure_of_merit']} | {a} | {b} | {row['difference']:+.3f} "
-                         f"({row['ci95'][0]:+.3f} to {row['ci95'][1]:+.3f}) | {row['df']:.1f} | {p} |")
+            df = "-" if row["df"] is None else f"{row['df']:.1f}"
+            interval = ("" if None in row["ci95"] else f" ({row['ci95'][0]:+.3f} to {row['ci95'][1]:+.3f})")
+            lines.append(f"| {label} | {analysis['figure_of_merit']} | {a} | {b} | {row['difference']:+.3f}"
+                         f"{interval} | {df} | {p} |")
     for reason in result["skipped"]:
         lines.append(f"\nNot analysed: {reason}")
     return "\n".join(lines) + "\n"
