@@ -12,8 +12,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from proctovision import fileio
 from proctovision.errors import UserError
-from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.evaluation import reader_study
+from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.evaluation.readers import participant_name, read_readers
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
