@@ -132,3 +132,32 @@ def test_images_a_reader_skipped_are_reported(split_file: Path, tmp_path: Path):
     assert result["missing"] == {"junior (simulated)": 2}
     assert result["n_images"] == len(test_rows) - 2
     assert "junior (simulated) 2" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def test_two_readers_with_scores_and_conditions_get_an_mrmc_analysis(split_file: Path, tmp_path: Path):
+    run = train(tiny_run_config(split_file, tmp_path / "model", epochs=1), progress=False).root
+    evaluate_run(run, "test", n_resamples=10)
+    test_rows = read_manifest(split_file).query("split == 'test'")
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=1)
+    unaided = pd.read_csv(readers).assign(condition="unaided")
+    aided = unaided.assign(condition="aided", score=np.clip(unaided["score"] + (unaided["label"] == "hemorrhoid"),
+                                                              1, 5))
+    pd.concat([unaided, aided]).to_csv(readers, index=False)
+    result = compare([run], tmp_path / "cmp", readers=readers, n_resamples=10, simulated_readers=True)
+    payload = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    mrmc = payload["mrmc"]
+    assert mrmc == json.loads(json.dumps(result["mrmc"], default=float))
+    assert mrmc["resampled_unit"] == "patient" and mrmc["n_units"] == test_rows["patient_id"].nunique()
+    designs = {(item["design"], item["figure_of_merit"], item.get("condition")) for item in mrmc["analyses"]}
+    assert ("model_vs_readers", "auc", "aided") in designs and ("model_vs_readers", "auc", "unaided") in designs
+    assert ("conditions", "auc", None) in designs
+    crossed = next(item for item in mrmc["analyses"] if item["design"] == "conditions" and
+                   item["figure_of_merit"] == "auc")
+    senior = read_readers(readers, ("normal", "hemorrhoid"))[0].query("reader == 'senior (simulated)' and condition == 'aided'")
+    truth = test_rows.set_index("path").loc[senior["path"], "label"] == "hemorrhoid"
+    assert crossed["foms"]["aided"]["senior (simulated)"] == pytest.approx(roc_auc_score(truth, senior["score"]))
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "Multi-reader multi-case analysis (OR-H)" in text and "simulated readers" in text
+    assert {"senior (simulated) (aided)", "junior (simulated) (unaided)"} <= {row["participant"] for row in result["table"]}
+    with Image.open(tmp_path / "cmp" / "figures" / "readers_roc.png") as figure:
+        assert np.asarray(figure).std() > 5

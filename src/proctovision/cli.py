@@ -283,9 +283,12 @@ def print_metrics(entry: dict) -> None:
 def compare(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN_OR_PREDICTIONS...",
                                                help="evaluated run folders or predictions CSV files")],
-    readers: Annotated[Optional[Path], typer.Option(help="CSV: path, reader, label[, reading_time_s]")] = None,
+    readers: Annotated[Optional[Path], typer.Option(
+        help="CSV: path, reader, label[, frame, score, condition, reading_time_s]")] = None,
     truth: Annotated[Optional[Path], typer.Option(help="manifest with the reference labels, when no model "
                                                   "participant carries them")] = None,
+    mrmc_covariance: Annotated[str, typer.Option(help="MRMC covariances: jackknife | bootstrap (over patients)")] = (
+        "jackknife"),
     split: str = "test",
     out: Annotated[Path, typer.Option(help="folder for the table, the tests and the figures")] = Path("comparison"),
     resamples: int = 1000,
@@ -299,7 +302,7 @@ def compare(
     from proctovision.evaluation.compare import compare as compare_lib
 
     result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed,
-                         truth=truth)
+                         truth=truth, mrmc_covariance=mrmc_covariance)
     table = Table(title=f"{split}: {result['n_images']} images, {result['n_patients']} patients")
     for column in ("participant", "kind", "accuracy", "recall", "precision", "f1", "reading time (s)"):
         table.add_column(column)
@@ -308,6 +311,64 @@ def compare(
                       "accuracy", "recall", "precision", "f1")), _fmt(row["reading_time_s"], "{:.1f}"))
     console.print(table)
     console.print(f"table: {out / 'comparison.md'}\ntests: {out / 'tests.csv'}\nfigures: {out / 'figures'}")
+
+
+@app.command()
+def agreement(
+    readers: Annotated[Path, typer.Argument(help="CSV: path, reader, label[, condition]")],
+    out: Annotated[Path, typer.Option(help="folder for agreement.json, .csv and .md")] = Path("agreement"),
+    truth: Annotated[Optional[Path], typer.Option(help="reference standard: a manifest (path, label[, patient_id])")
+                     ] = None,
+    task: Annotated[Optional[str], typer.Option(help="task name or YAML: class order, ordinal (weighted kappa)")
+                    ] = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> None:
+    """Agreement between readers: Cohen's kappa per pair, Fleiss' kappa for the panel, quadratic-weighted kappa
+    for ordinal tasks, each with a 95% CI; with --truth, each reader against the reference standard too.
+
+    Example: proctovision agreement readers.csv --task ldrf --truth split.csv --out agreement/
+    """
+    from proctovision.errors import UserError
+    from proctovision.evaluation import agreement as agreement_lib
+    from proctovision.evaluation.readers import read_readers
+    from proctovision.tasks import load_task
+
+    try:
+        if task:
+            task_def = load_task(task)
+            classes, ordinal = task_def.classes, task_def.ordinal
+        else:
+            labels = pd_labels(readers)
+            classes, ordinal = tuple(sorted(labels)), False
+        frame, _ = read_readers(readers, classes)
+        reference, patients = agreement_lib.read_reference(truth) if truth else (None, None)
+        if reference is not None:
+            reference = agreement_lib.canonical_labels(reference, classes, truth)
+        result = agreement_lib.agreement(frame, classes, ordinal, reference, patients, resamples, seed)
+    except UserError as error:
+        fail(str(error))
+    files = agreement_lib.write_agreement(result, out)
+    for condition, block in result["conditions"].items():
+        panel = block["fleiss"]
+        if panel:
+            console.print(f"{condition}: Fleiss' kappa {panel['kappa']:.3f} "
+                          f"({panel['ci95'][0]:.3f} to {panel['ci95'][1]:.3f}), {len(block['readers'])} readers, "
+                          f"{panel['n_images']} images")
+    console.print(f"agreement: {files['markdown']}")
+
+
+def pd_labels(path: Path) -> set[str]:
+    """The labels a readers file uses, when no task gives the class order."""
+    import pandas as pd
+
+    if not path.is_file():
+        fail(f"{path}: file not found")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame.columns = [column.strip() for column in frame.columns]
+    if "label" not in frame.columns:
+        fail(f"{path}: missing column(s) label")
+    return {label.strip() for label in frame["label"] if label.strip()}
 
 
 @app.command()

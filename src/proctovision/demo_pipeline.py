@@ -79,7 +79,7 @@ def run_demo(
     console.print("6/6 compare with two simulated readers (senior and junior), then the report")
     test_rows = read_manifest(split_path).query("split == 'test'")
     readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)
-    compare([run_dir], out / "comparison", readers=readers_path, split="test")
+    compare([run_dir], out / "comparison", readers=readers_path, split="test", simulated_readers=True)
     console.print("writing the report (Grad-CAM gallery included)")
     report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
     elapsed = time.perf_counter() - started

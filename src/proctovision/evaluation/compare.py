@@ -14,7 +14,8 @@ from proctovision import fileio
 from proctovision.errors import UserError
 from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.evaluation.decision import decide
-from proctovision.evaluation.readers import read_readers
+from proctovision.evaluation import reader_study
+from proctovision.evaluation.readers import participant_name, read_readers
 from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.reporting import figures
@@ -38,6 +39,8 @@ class Participant:
     predicted: np.ndarray
     probabilities: np.ndarray | None
     reading_time_s: float | None
+    scores: np.ndarray | None = None
+    condition: str = ""
 
 
 def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Participant, pd.DataFrame, Task]:
@@ -83,12 +86,13 @@ def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
 
 def compare(
     runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
-    seed: int = 0, truth: Path | None = None,
+    seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
 ) -> dict:
     """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
 
     ``runs`` are run folders or predictions CSV files; ``truth`` a manifest with the reference labels, needed
-    when no model participant carries them (readers only, or predictions without labels).
+    when no model participant carries them (readers only, or predictions without labels). With two or more
+    readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc".
     """
     if not runs and truth is None:
         raise CompareError("give at least one run folder or predictions file, or --truth with --readers")
@@ -120,7 +124,7 @@ def compare(
     if reader_frame is not None:
         reader_frame = reader_frame.assign(_key=[f"{p}|{f}" for p, f in zip(reader_frame["path"],
                                                                             reader_frame["frame"])])
-        for _, rows in reader_frame.groupby("reader"):
+        for _, rows in reader_frame.groupby(["reader", "condition"]):
             common &= set(rows["_key"])
     paths = sorted(common)
     missing = _missing_images(truth_rows.index, [model.name for model in models], frames, reader_frame)
@@ -132,11 +136,14 @@ def compare(
         model.predicted, model.probabilities = model.predicted[positions], model.probabilities[positions]
         participants.append(model)
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader"):
-            labels = rows.drop_duplicates("_key").set_index("_key").loc[paths, "label"]
-            predicted = np.array([task.classes.index(label) for label in labels])
+        for (reader, condition), rows in reader_frame.groupby(["reader", "condition"]):
+            own = rows.set_index("_key").loc[paths]
+            predicted = np.array([task.classes.index(label) for label in own["label"]])
+            name = participant_name(str(reader), str(condition))
+            scores = own["score"].to_numpy(float)
             kind = "simulated reader" if rows["simulated"].any() else "reader"
-            participants.append(Participant(str(reader), kind, predicted, None, reader_times.get(str(reader))))
+            participants.append(Participant(name, kind, predicted, None, reader_times.get(name),
+                                            scores if np.isfinite(scores).all() else None, str(condition)))
     y_true = np.array([task.classes.index(str(label).strip()) for label in truth_rows.loc[paths, "label"]])
     patients = (truth_rows.loc[paths, "patient_id"].astype(str).to_numpy() if "patient_id" in truth_rows.columns
                 else np.array(paths))
@@ -158,10 +165,16 @@ def compare(
             row[metric], (row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]) = item["value"], item["ci95"]
         table.append(row)
     tests = pairwise_tests(participants, y_true, patients, task.is_binary, n_resamples, seed, task.classes)
+    mrmc = None
+    if reader_frame is not None:
+        simulated = simulated_readers or bool(reader_frame["simulated"].any())
+        mrmc = reader_study.analyse(reader_frame.assign(path=reader_frame["_key"]), paths, y_true, patients,
+                                    {model.name: (model.predicted, model.probabilities) for model in models},
+                                    task.classes, mrmc_covariance, max(n_resamples, 200), seed, simulated)
     out.mkdir(parents=True, exist_ok=True)
-    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing)
+    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing, mrmc)
     return {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-            "tests": tests, "missing": missing, "files": written}
+            "tests": tests, "missing": missing, "mrmc": mrmc, "files": written}
 
 
 def _missing_images(
@@ -171,8 +184,8 @@ def _missing_images(
     wanted = set(split_paths)
     missing = {name: len(wanted - set(frame.index)) for name, frame in zip(names, frames)}
     if reader_frame is not None:
-        for reader, rows in reader_frame.groupby("reader"):
-            missing[str(reader)] = len(wanted - set(rows["_key"]))
+        for (reader, condition), rows in reader_frame.groupby(["reader", "condition"]):
+            missing[participant_name(str(reader), str(condition))] = len(wanted - set(rows["_key"]))
     return {name: count for name, count in missing.items() if count}
 
 
@@ -259,15 +272,16 @@ DIFFERENCE_METRICS = {
 
 def write_outputs(
     out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
-    task: object, split: str, n_images: int, missing: dict[str, int] | None = None,
+    task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
 ) -> dict[str, str]:
     frame = pd.DataFrame(table)
     fileio.write_csv(out / "comparison.csv", frame)
     test_rows = [test_row(test) for test in tests]
     fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
     fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
-                                                "missing_images": missing or {}})
-    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {}))
+                                                "missing_images": missing or {}, "mrmc": mrmc})
+    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
+                      + reader_study.markdown(mrmc))
     figure_dir = out / "figures"
     files = {
         "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
@@ -285,6 +299,12 @@ def write_outputs(
         if curves:
             files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
             files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
+        readers = [participant for participant in participants if participant.kind != "model"]
+        if curves and readers:
+            points, reader_curves = reader_study.operating_points(readers, y_true)
+            conditions = {reader.name: reader.condition for reader in readers}
+            files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
+                                                                reader_curves, conditions=conditions))
     return files
 
 

@@ -17,8 +17,11 @@ class ReadersError(UserError, ValueError):
 
 
 def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Rows (path, frame, reader, label, simulated) with paths made absolute, and each reader's total reading
-    time if given. ``frame`` keys multi-frame DICOM rows ("" otherwise); ``simulated`` marks made-up readers."""
+    """Rows (path, frame, reader, label, score, condition, simulated) with paths made absolute, and each reader's
+    total reading time. ``frame`` keys multi-frame DICOM rows ("" otherwise); ``score`` (a confidence or rating,
+    higher = more likely the positive or higher class) is NaN where not given; ``condition`` (e.g. unaided/aided)
+    is "" where not given; ``simulated`` marks made-up readers. Reading times are per reader (and condition).
+    """
     path = Path(path)
     frame = read_table(path, ("path", "reader", "label"), ReadersError)
     for column in ("path", "reader", "label"):
@@ -33,16 +36,47 @@ def read_readers(path: str | Path, classes: tuple[str, ...]) -> tuple[pd.DataFra
                            + (f"; {len(unknown) - 1} more row(s) like it" if len(unknown) > 1 else ""))
     frame["label"] = [by_lower[label.strip().lower()] for label in frame["label"]]
     frame["path"] = [os.path.abspath(path.parent / entry) for entry in frame["path"]]
+    frame["frame"] = frame_keys(frame)
+    frame["score"] = _scores(frame, path)
+    frame["condition"] = [value.strip() for value in frame["condition"]] if "condition" in frame.columns else ""
+    frame = _without_repeats(frame, path)
     times: dict[str, float] = {}
     if "reading_time_s" in frame.columns:
-        for reader, values in frame.groupby("reader")["reading_time_s"]:
+        for (reader, condition), values in frame.groupby(["reader", "condition"])["reading_time_s"]:
             numbers = pd.to_numeric(values, errors="coerce").dropna()
             if len(numbers):
-                times[str(reader)] = float(numbers.iloc[0])
-    frame["frame"] = frame_keys(frame)
+                times[participant_name(str(reader), str(condition))] = float(numbers.iloc[0])
     frame["simulated"] = frame["simulated"].str.strip().str.lower().isin(("yes", "true", "1")) \
         if "simulated" in frame.columns else False
-    return frame[["path", "frame", "reader", "label", "simulated"]], times
+    return frame[["path", "frame", "reader", "label", "score", "condition", "simulated"]], times
+
+
+def participant_name(reader: str, condition: str) -> str:
+    """How a reader under one condition is named in tables: ``reader`` or ``reader (condition)``."""
+    return f"{reader} ({condition})" if condition else reader
+
+
+def _scores(frame: pd.DataFrame, path: Path) -> pd.Series:
+    if "score" not in frame.columns:
+        return pd.Series(np.nan, index=frame.index)
+    text = frame["score"].str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = sorted(set(text[numbers.isna() & (text != "")]))
+    if bad:
+        raise ReadersError(f"{path}: scores {bad[:5]} are not numbers")
+    return numbers
+
+
+def _without_repeats(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop rows repeated verbatim; a reader giving one image two different readings is an error."""
+    keys = ["path", "frame", "reader", "condition"]
+    frame = frame.drop_duplicates(keys + ["label", "score"])
+    repeated = frame.duplicated(keys)
+    if repeated.any():
+        first = frame[repeated].iloc[0]
+        raise ReadersError(f"{path}: reader {first['reader']!r} gives {first['path']} two different readings"
+                           + (f" under condition {first['condition']!r}" if first["condition"] else ""))
+    return frame
 
 
 def simulate_readers(
@@ -51,9 +85,11 @@ def simulate_readers(
 ) -> Path:
     """Write a readers.csv for the demo: each reader errs on a share of images (to a neighbouring grade).
 
-    ``readers`` holds (name, accuracy, seconds per image); the total reading time is recorded per reader.
+    ``readers`` holds (name, accuracy, seconds per image); the total reading time is recorded per reader. For a
+    binary task each reading also gets a 1-5 confidence ``score`` agreeing with the label (5 = surely positive).
     """
     rng = np.random.default_rng(seed)
+    score_rng = np.random.default_rng(seed + 1)
     out = Path(out)
     rows = []
     for name, accuracy, seconds in readers:
@@ -62,7 +98,11 @@ def simulate_readers(
             index = classes.index(label)
             if rng.random() > accuracy:
                 index = index + 1 if index + 1 < len(classes) and (index == 0 or rng.random() < 0.5) else index - 1
-            rows.append({"path": os.path.relpath(entry, out.parent), "reader": f"{name} (simulated)",
-                         "label": classes[index], "reading_time_s": total, "simulated": "yes"})
+            row = {"path": os.path.relpath(entry, out.parent), "reader": f"{name} (simulated)",
+                   "label": classes[index], "reading_time_s": total, "simulated": "yes"}
+            if len(classes) == 2:
+                sure = int(score_rng.random() < 0.6)
+                row["score"] = 4 + sure if index == 1 else 2 - sure
+            rows.append(row)
     fileio.write_csv(out, pd.DataFrame(rows))
     return out

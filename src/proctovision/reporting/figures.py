@@ -119,3 +119,89 @@ def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: P
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     return save(figure, path)
+
+
+def reader_study_roc(
+    models: dict[str, tuple[np.ndarray, np.ndarray, float]], readers: dict[str, tuple[float, float]], path: Path,
+    reader_curves: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None, title: str = "Model and readers",
+    conditions: dict[str, str] | None = None,
+) -> Path:
+    """Each model's ROC curve, each reader's operating point (and ROC curve when readers gave scores), and the
+    readers' mean operating point per reading condition: where the panel stands against the model at a glance."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for name, (fpr, tpr, auc) in models.items():
+        axis.plot(fpr, tpr, color=MODEL_COLOUR, lw=2, label=f"{name} (AUC {auc:.3f})")
+    conditions = conditions or {}
+    groups = sorted(set(conditions.get(name, "") for name in readers))
+    markers = dict(zip(groups, "osv^P*"))
+    shades = dict(zip(groups, [READER_COLOUR, "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22"]))
+    for name, (fpr, tpr, _) in (reader_curves or {}).items():
+        axis.plot(fpr, tpr, color=shades.get(conditions.get(name, ""), READER_COLOUR), lw=1, alpha=0.5)
+    labelled: dict[tuple[float, float], int] = {}
+    for name, (fpr, tpr) in readers.items():
+        group = conditions.get(name, "")
+        axis.scatter([fpr], [tpr], color=shades[group], marker=markers[group], edgecolor="black", zorder=3, s=40)
+        stack = labelled.get((round(fpr, 3), round(tpr, 3)), 0)
+        labelled[(round(fpr, 3), round(tpr, 3))] = stack + 1
+        axis.annotate(name, (fpr, tpr), textcoords="offset points", xytext=(6, -10 - 10 * stack), fontsize=7)
+    for group in groups:
+        names = [name for name in readers if conditions.get(name, "") == group]
+        points = np.array([readers[name] for name in names])
+        label = "readers' mean" + (f" ({group})" if group else "")
+        curves = [reader_curves[name][2] for name in names if reader_curves and name in reader_curves]
+        if curves:
+            label += f", AUC {np.mean(curves):.3f}"
+        axis.scatter([points[:, 0].mean()], [points[:, 1].mean()], marker="D", s=70, color=shades[group],
+                     edgecolor="black", zorder=4, label=label)
+    axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    return save(figure, path)
+
+
+def forest_plot(rows: list[dict], path: Path, metric: str, overall: float | None = None, title: str = "") -> Path:
+    """One line per subgroup: the value and its 95% CI; the overall value as a dashed line.
+
+    ``rows``: dicts with ``label``, ``value``, ``ci95`` and optionally ``n``.
+    """
+    shown = [row for row in rows if row.get("value") is not None]
+    figure, axis = plt.subplots(figsize=(6, 0.45 * len(shown) + 1.4))
+    for position, row in enumerate(reversed(shown)):
+        low, high = row.get("ci95") or (None, None)
+        if low is not None and high is not None:
+            axis.plot([low, high], [position, position], color=MODEL_COLOUR, lw=2)
+        axis.scatter([row["value"]], [position], color=MODEL_COLOUR, marker="s", zorder=3)
+    labels = [f"{row['label']} (n={row['n']})" if row.get("n") is not None else str(row["label"])
+              for row in reversed(shown)]
+    axis.set_yticks(range(len(shown)), labels, fontsize=8)
+    if overall is not None:
+        axis.axvline(overall, color="grey", ls="--", lw=1, label="overall")
+        axis.legend(loc="best", fontsize=8)
+    axis.set_xlabel(metric)
+    axis.set_title(title or f"{metric} by subgroup")
+    return save(figure, path)
+
+
+def decision_curve(curves: dict[str, tuple[np.ndarray, np.ndarray]], treat_all: tuple[np.ndarray, np.ndarray],
+                   path: Path, title: str = "Decision curve") -> Path:
+    """Net benefit over threshold probabilities: each model against treat-all and treat-none (Vickers 2006)."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    thresholds, benefit = treat_all
+    axis.plot(thresholds, benefit, color="grey", lw=1, label="treat all")
+    axis.axhline(0, color="black", lw=1, label="treat none")
+    top = 0.0
+    for name, (model_thresholds, model_benefit) in curves.items():
+        axis.plot(model_thresholds, model_benefit, lw=2, label=name)
+        top = max(top, float(np.nanmax(model_benefit)))
+    top = max(top, float(np.nanmax(benefit)), 0.01)
+    axis.set_ylim(-0.05 * top * 2, top * 1.1)
+    axis.set_xlim(float(thresholds.min()), float(thresholds.max()))
+    axis.set_xlabel("threshold probability")
+    axis.set_ylabel("net benefit")
+    axis.set_title(title)
+    axis.legend(loc="upper right", fontsize=8)
+    return save(figure, path)
