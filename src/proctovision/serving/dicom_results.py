@@ -70,6 +70,12 @@ def probability_code(name: str) -> "CodedConcept":  # noqa: F821
                         meaning=f"Probability of {name}"[:64])
 
 
+def predicted_class_code() -> "CodedConcept":  # noqa: F821
+    from highdicom.sr import CodedConcept
+
+    return CodedConcept(value="PREDICTED-CLASS", scheme_designator=SCHEME, meaning="Predicted class")
+
+
 def threshold_code() -> "CodedConcept":  # noqa: F821
     from highdicom.sr import CodedConcept
 
@@ -77,7 +83,7 @@ def threshold_code() -> "CodedConcept":  # noqa: F821
 
 
 def coding_schemes() -> list:
-    from highdicom.sr import CodingSchemeIdentificationItem
+    from highdicom.coding_schemes import CodingSchemeIdentificationItem
 
     return [CodingSchemeIdentificationItem(designator=SCHEME, name=SCHEME_NAME, responsible_organization=DEVICE)]
 
@@ -104,8 +110,8 @@ def measurement_group(finding: ImageFinding, identity: ModelIdentity, number: in
     return MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=f"image {number}"),
         algorithm_id=AlgorithmIdentification(name=identity.name, version=identity.version),
-        finding_type=codes.SCT.ImagingFinding,
-        qualitative_evaluations=[QualitativeEvaluation(name=codes.DCM.Finding, value=class_code(finding.predicted))],
+        finding_type=class_code(finding.predicted),
+        qualitative_evaluations=[QualitativeEvaluation(name=predicted_class_code(), value=class_code(finding.predicted))],
         measurements=measurements,
         source_images=[SourceImageForMeasurementGroup.from_source_image(finding.source,
                                                                         referenced_frame_numbers=frames)],
@@ -134,8 +140,7 @@ def structured_report(
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=[measurement_group(item, identity, number)
                               for number, item in enumerate(findings, start=1)],
-        referenced_images=sources,
-    )
+    )  # no image library: its entries would copy the sources' geometry, beyond the patient and study modules
     return ComprehensiveSR(
         evidence=sources, content=report[0], series_instance_uid=series_uid, series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=DEVICE, is_complete=True,
@@ -148,7 +153,25 @@ def unique_sources(findings: list[ImageFinding]) -> list:
     seen: dict[str, object] = {}
     for item in findings:
         seen.setdefault(str(item.source.SOPInstanceUID), item.source)
-    return list(seen.values())
+    return [with_type2_attributes(source) for source in seen.values()]
+
+
+TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                       "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def with_type2_attributes(source: object) -> object:
+    """A header copy where the Patient and Study modules' type 2 attributes exist (empty = unknown, as DICOM
+    allows), so a source that left some out can still be referenced; no value is invented."""
+    import copy
+
+    header = copy.deepcopy(source)
+    if "PixelData" in header:
+        del header.PixelData
+    for keyword in TYPE2_PATIENT_STUDY:
+        if keyword not in header:
+            setattr(header, keyword, None)
+    return header
 
 
 def overlay_pixels(png: bytes, rows: int, columns: int) -> np.ndarray:
@@ -184,16 +207,17 @@ def secondary_capture(
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
-    source = finding.source
+    source = with_type2_attributes(finding.source)
     pixels = overlay_pixels(png, int(getattr(source, "Rows", 0) or 0), int(getattr(source, "Columns", 0) or 0))
     orientation = patient_orientation(source)
-    image = SCImage.from_ref_dataset(
-        ref_dataset=source, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-        coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=series_number,
+    image = SCImage(
+        pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
+        study_instance_uid=source.StudyInstanceUID, series_instance_uid=series_uid, series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=number, manufacturer=DEVICE,
         patient_orientation=orientation or ("L", "P"), series_description=SC_SERIES_DESCRIPTION,
         manufacturer_model_name=identity.name, software_versions=identity.version,
     )
+    image.copy_patient_and_study_information(source)  # the same modules the SR copies, as the source has them
     if orientation is None:
         image.PatientOrientation = None  # type 2: present and empty when the source has no geometry
     reference = Dataset()
