@@ -43,14 +43,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def orthanc(tmp_path: Path):
-    """A fresh Orthanc: loopback HTTP on a free port, no DICOM port, temp storage, basic auth on."""
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory):
+    """An Orthanc for this file: loopback HTTP on a free port, no DICOM port, temp storage, basic auth on.
+
+    Tests share it and keep apart by patient and accession number.
+    """
     if ORTHANC is None or not PLUGINS:
         pytest.fail("CI is set but Orthanc or its DICOMweb plugin is missing: .ci/run installs them")
     port = free_port()
-    folder = tmp_path / "orthanc"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("orthanc")
     config = {
         "Name": "proctovision-test", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
         "HttpPort": port, "DicomServerEnabled": False, "RemoteAccessAllowed": False,
@@ -88,7 +90,8 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dicomweb.PASSWORD_ENV, PASSWORD)
 
 
-def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = False) -> list[Path]:
+def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = False, accession: str = "ACC",
+               date: str = TODAY) -> list[Path]:
     """Synthetic MR slices (32 px) with identifying tags a scanner writes, so tests can see none leaks."""
     from proctovision.data.demo_mri import draw_slice, write_dicom
 
@@ -98,7 +101,7 @@ def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = Fals
         path = folder / f"IM{patient:04d}{index:02d}.dcm"
         write_dicom(path, draw_slice(rng, 32, orifice, 1.0), patient, index, seed=7)
         dataset = pydicom.dcmread(path)
-        dataset.StudyDate, dataset.AccessionNumber = TODAY, f"ACC{patient:05d}"
+        dataset.StudyDate, dataset.AccessionNumber = date, f"{accession}{patient:05d}"
         dataset.InstitutionName, dataset.OperatorsName = "SECRET HOSPITAL", "SECRET^OPERATOR"
         dataset.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         dataset.save_as(path, enforce_file_format=True)
@@ -171,6 +174,8 @@ def test_query_pairs_are_parsed_and_bad_ones_refused():
         "ModalitiesInStudy": "MR", "StudyDate": "20240101-"}
     with pytest.raises(dicomweb.DicomWebError, match="KEY=VALUE"):
         dicomweb.parse_query(["ModalitiesInStudy"])
+    assert dicomweb.literal_wildcards("http://pacs/studies?AccessionNumber=A%2A&x=1") == \
+        "http://pacs/studies?AccessionNumber=A*&x=1"
 
 
 def test_a_study_is_taken_only_once_its_instance_count_settles():
@@ -206,7 +211,8 @@ def test_wrong_credentials_are_refused_with_a_clear_error(orthanc: str, tmp_path
 
 @needs_orthanc
 def test_ingest_over_dicomweb_matches_ingest_of_the_same_files(orthanc: str, tmp_path: Path, credentials):
-    first, second = make_study(tmp_path / "pacs" / "a", 1), make_study(tmp_path / "pacs" / "b", 2, orifice=True)
+    first = make_study(tmp_path / "pacs" / "a", 1, accession="INGEST")
+    second = make_study(tmp_path / "pacs" / "b", 2, orifice=True, accession="INGEST")
     upload(orthanc, first + second)
     labels = labels_csv(first + second, tmp_path / "labels.csv")
     study = str(pydicom.dcmread(first[0]).StudyInstanceUID)
@@ -238,7 +244,7 @@ def test_ingest_over_dicomweb_matches_ingest_of_the_same_files(orthanc: str, tmp
                                 "--task", "fistula", "--out", str(tmp_path / "remote" / "other.csv")])
     assert again.exit_code == 0, again.output
     by_query = tmp_path / "query" / "manifest.csv"
-    result = runner.invoke(app, ["ingest", "--dicomweb", orthanc, "--query", "Modality=MR", "--labels", str(labels),
+    result = runner.invoke(app, ["ingest", "--dicomweb", orthanc, "--query", "AccessionNumber=INGEST*", "--labels", str(labels),
                                  "--task", "fistula", "--out", str(by_query)])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(by_query)) == 4
@@ -255,7 +261,7 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
 
     from proctovision.inference.predictor import load_predictor
 
-    paths = make_study(tmp_path / "pacs", 3, slices=3)
+    paths = make_study(tmp_path / "pacs", 3, slices=2)
     upload(orthanc, paths)
     sources = {str(ds.SOPInstanceUID): ds for ds in map(pydicom.dcmread, paths)}
     study = str(next(iter(sources.values())).StudyInstanceUID)
@@ -263,7 +269,7 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
     result = runner.invoke(app, ["predict", str(run_dir), "--dicomweb", orthanc, "--study", study, "--push",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1 SR and 3 Grad-CAM overlay(s)" in result.output
+    assert "1 SR and 2 Grad-CAM overlay(s)" in result.output
 
     series = series_in(orthanc, study)
     modalities = sorted(dicomweb.first_value(item, "00080060") for item in series)
@@ -280,7 +286,7 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
     weights_hash = hashlib.sha256((run_dir / "checkpoints" / "best.ckpt").read_bytes()).hexdigest()[:12]
     report = hd.sr.ComprehensiveSR.from_dataset(sr_dataset)
     groups = report.content.get_image_measurement_groups()
-    assert len(groups) == 3
+    assert len(groups) == 2
     for group in groups:
         [source] = group.source_images
         uid = source.referenced_sop_instance_uid
@@ -302,7 +308,7 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
     assert evidence == set(sources)
 
     source = next(iter(sources.values()))
-    assert len(captures) == 3
+    assert len(captures) == 2
     assert {str(sc.SourceImageSequence[0].ReferencedSOPInstanceUID) for sc in captures} == set(sources)
     for derived in [sr_dataset, *captures]:
         assert derived.StudyInstanceUID == source.StudyInstanceUID
@@ -320,16 +326,17 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
         assert list(capture.PatientOrientation) == ["L", "P"]
 
     rows = pd.read_csv(out)
-    assert len(rows) == 3 and not rows["path"].str.contains(study).any()
+    assert len(rows) == 2 and not rows["path"].str.contains(study).any()
 
 
 @needs_orthanc
 def test_watch_predicts_each_new_study_once_across_restarts(orthanc: str, tmp_path: Path, run_dir: Path,
                                                             credentials):
-    first = make_study(tmp_path / "pacs" / "a", 4)
+    first = make_study(tmp_path / "pacs" / "a", 4, slices=1, accession="WATCH")
     upload(orthanc, first)
     state = tmp_path / "watch.json"
-    command = ["watch", str(run_dir), "--dicomweb", orthanc, "--state", str(state), "--once", "--stable", "0"]
+    command = ["watch", str(run_dir), "--dicomweb", orthanc, "--state", str(state), "--once", "--stable", "0",
+               "--query", "AccessionNumber=WATCH*"]
 
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
@@ -337,7 +344,7 @@ def test_watch_predicts_each_new_study_once_across_restarts(orthanc: str, tmp_pa
     uid_first = str(pydicom.dcmread(first[0]).StudyInstanceUID)
     assert len(series_in(orthanc, uid_first)) == 3
 
-    second = make_study(tmp_path / "pacs" / "b", 5, orifice=True)
+    second = make_study(tmp_path / "pacs" / "b", 5, slices=1, orifice=True, accession="WATCH")
     upload(orthanc, second)
     result = runner.invoke(app, command)  # a restart: the first study is in the state file
     assert result.exit_code == 0, result.output
@@ -362,14 +369,10 @@ def test_watch_predicts_each_new_study_once_across_restarts(orthanc: str, tmp_pa
 
 @needs_orthanc
 def test_watch_skips_studies_older_than_its_start_date(orthanc: str, tmp_path: Path, run_dir: Path, credentials):
-    old = make_study(tmp_path / "pacs", 6)
-    for path in old:
-        dataset = pydicom.dcmread(path)
-        dataset.StudyDate = "20200101"
-        dataset.save_as(path)
+    old = make_study(tmp_path / "pacs", 6, slices=1, accession="OLD", date="20200101")
     upload(orthanc, old)
     result = runner.invoke(app, ["watch", str(run_dir), "--dicomweb", orthanc, "--state", str(tmp_path / "w.json"),
-                                 "--once", "--stable", "0"])
+                                 "--once", "--stable", "0", "--query", "AccessionNumber=OLD*"])
     assert result.exit_code == 0, result.output
     assert "0 study(ies) predicted" in result.output
     assert len(series_in(orthanc, str(pydicom.dcmread(old[0]).StudyInstanceUID))) == 1

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from proctovision import fileio
 from proctovision.errors import UserError
 
@@ -25,6 +27,14 @@ PASSWORD_ENV = "PROCTOVISION_DICOMWEB_PASSWORD"
 CA_BUNDLE_ENV = "PROCTOVISION_DICOMWEB_CA_BUNDLE"
 
 STUDY_UID, SERIES_UID, SOP_UID, SOP_CLASS_UID = "0020000D", "0020000E", "00080018", "00080016"
+
+
+class QidoSession(requests.Session):
+    """A session that sends QIDO wildcards as written (see literal_wildcards)."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        request.url = literal_wildcards(request.url or "")
+        return super().send(request, **kwargs)
 
 
 class DicomWebError(UserError):
@@ -44,10 +54,14 @@ def uid_hash(uid: str) -> str:
     return hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
-def session_from_env(environ: Mapping[str, str] | None = None) -> "requests.Session":  # noqa: F821
-    """No auth, HTTP basic (user + password) or a bearer token, as the environment says."""
-    import requests
+def literal_wildcards(url: str) -> str:
+    """``*`` is legal unencoded in a query (RFC 3986); Orthanc 1.10 does not match it as ``%2A``."""
+    base, mark, query = url.partition("?")
+    return base + mark + query.replace("%2A", "*") if mark else url
 
+
+def session_from_env(environ: Mapping[str, str] | None = None) -> requests.Session:
+    """No auth, HTTP basic (user + password) or a bearer token, as the environment says."""
     environ = os.environ if environ is None else environ
     token = environ.get(TOKEN_ENV, "").strip()
     user, password = environ.get(USER_ENV, ""), environ.get(PASSWORD_ENV, "")
@@ -55,7 +69,7 @@ def session_from_env(environ: Mapping[str, str] | None = None) -> "requests.Sess
         raise DicomWebError(f"set either {TOKEN_ENV} or {USER_ENV}/{PASSWORD_ENV}, not both")
     if bool(user) != bool(password):
         raise DicomWebError(f"HTTP basic authentication needs both {USER_ENV} and {PASSWORD_ENV}")
-    session = requests.Session()
+    session = QidoSession()
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
     elif user:
@@ -78,8 +92,6 @@ def connect(url: str, environ: Mapping[str, str] | None = None, timeout: float =
 @contextmanager
 def pacs_errors(action: str) -> Iterator[None]:
     """HTTP and network failures as one-line errors without the request URL (it holds UIDs)."""
-    import requests
-
     try:
         yield
     except requests.HTTPError as error:
