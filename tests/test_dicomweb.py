@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from proctovision.cli import app
 from proctovision.serving import dicomweb, watch
 
-ORTHANC = shutil.which("Orthanc") or shutil.which("orthanc")
+ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin:/usr/local/sbin")
 PLUGINS = sorted(glob.glob("/usr/share/orthanc/plugins/libOrthancDicomWeb.so*")
                  + glob.glob("/usr/lib/orthanc/libOrthancDicomWeb.so*")
                  + glob.glob("/usr/lib/*/orthanc/libOrthancDicomWeb.so*"))
