@@ -195,6 +195,17 @@ def test_a_broken_state_file_is_refused_not_replaced(tmp_path: Path):
     assert path.read_text() == "{not json"
 
 
+def test_pacs_flags_are_checked_before_any_work(tmp_path: Path):
+    result = runner.invoke(app, ["ingest", "--task", "fistula", "--out", str(tmp_path / "m.csv")])
+    assert result.exit_code == 1 and "give SOURCE" in result.output
+    result = runner.invoke(app, ["ingest", "--dicomweb", "http://127.0.0.1:9/dicom-web", "--study", "1.2",
+                                 "--task", "fistula", "--out", str(tmp_path / "m.csv")])
+    assert result.exit_code == 1 and "--labels" in result.output
+    result = runner.invoke(app, ["predict", str(tmp_path), "--push"])
+    assert result.exit_code == 1 and "--dicomweb URL and --study UID" in result.output
+    assert not (tmp_path / "m.csv").exists()
+
+
 # --- against Orthanc ---
 @needs_orthanc
 def test_wrong_credentials_are_refused_with_a_clear_error(orthanc: str, tmp_path: Path, monkeypatch):
@@ -376,3 +387,38 @@ def test_watch_skips_studies_older_than_its_start_date(orthanc: str, tmp_path: P
     assert result.exit_code == 0, result.output
     assert "0 study(ies) predicted" in result.output
     assert len(series_in(orthanc, str(pydicom.dcmread(old[0]).StudyInstanceUID))) == 1
+
+
+@needs_orthanc
+def test_an_onnx_export_pushes_the_sr_alone_with_one_finding_per_frame(orthanc: str, tmp_path: Path,
+                                                                       run_dir: Path, credentials):
+    import highdicom as hd
+
+    from pydicom.uid import MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+
+    from proctovision.serving.export import export_run
+
+    export_run(run_dir, tmp_path / "export")
+    [path] = make_study(tmp_path / "pacs", 7, slices=1)
+    dataset = pydicom.dcmread(path)
+    frames = np.stack([dataset.pixel_array, dataset.pixel_array[::-1]])
+    dataset.NumberOfFrames, dataset.PixelData = 2, frames.astype(np.uint16).tobytes()
+    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+    dataset.save_as(path)
+    upload(orthanc, [path])
+    study = str(dataset.StudyInstanceUID)
+    result = runner.invoke(app, ["predict", str(tmp_path / "export"), "--dicomweb", orthanc, "--study", study,
+                                 "--push", "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert "1 SR and 0 Grad-CAM overlay(s)" in result.output
+    series = series_in(orthanc, study)
+    assert sorted(dicomweb.first_value(item, "00080060") for item in series) == ["MR", "SR"]
+    sr_series = next(item for item in series if dicomweb.first_value(item, "00080060") == "SR")
+    [sr_dataset] = dicomweb.connect(orthanc).retrieve_series(study, dicomweb.first_value(sr_series,
+                                                                                         dicomweb.SERIES_UID))
+    groups = hd.sr.ComprehensiveSR.from_dataset(sr_dataset).content.get_image_measurement_groups()
+    references = sorted((group.source_images[0].referenced_sop_instance_uid,
+                         tuple(group.source_images[0].referenced_frame_numbers)) for group in groups)
+    assert references == [(str(dataset.SOPInstanceUID), (1,)), (str(dataset.SOPInstanceUID), (2,))]
+    written = json.loads((tmp_path / "p.json").read_text())
+    assert [row["frame"] for row in written["predictions"]] == [1, 2]

@@ -492,8 +492,8 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
     predictor = load_predictor(model)
     with console.status("Retrieving and predicting the study"):
         result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size)
-    rows = result.rows(predictor.classes)
-    columns = ["path", "frame", "predicted"] + [f"prob_{name}" for name in predictor.classes]
+    rows = result.rows(predictor.classes, predictor.threshold)
+    columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in predictor.classes]
     if out.suffix.lower() == ".json":
         fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows,
                                 "errors": [{"path": name, "reason": reason} for name, reason in result.skipped]})

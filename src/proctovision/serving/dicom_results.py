@@ -97,7 +97,7 @@ def device_uid(identity: ModelIdentity) -> str:
 def measurement_group(finding: ImageFinding, identity: ModelIdentity, number: int) -> object:
     from highdicom.sr import (
         AlgorithmIdentification, Measurement, MeasurementsAndQualitativeEvaluations, QualitativeEvaluation,
-        SourceImageForMeasurementGroup, TrackingIdentifier,
+        TrackingIdentifier,
     )
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
@@ -113,9 +113,19 @@ def measurement_group(finding: ImageFinding, identity: ModelIdentity, number: in
         finding_type=class_code(finding.predicted),
         qualitative_evaluations=[QualitativeEvaluation(name=predicted_class_code(), value=class_code(finding.predicted))],
         measurements=measurements,
-        source_images=[SourceImageForMeasurementGroup.from_source_image(finding.source,
-                                                                        referenced_frame_numbers=frames)],
+        source_images=[source_reference(finding.source, frames)],
     )
+
+
+def source_reference(source: object, frames: list[int] | None) -> object:
+    """The source image, with its frame when the IOD is a multi-frame one (a legacy single-frame IOD that
+    carries several frames anyway is referenced as a whole: highdicom refuses frame numbers there)."""
+    from highdicom.sr import SourceImageForMeasurementGroup
+
+    try:
+        return SourceImageForMeasurementGroup.from_source_image(source, referenced_frame_numbers=frames)
+    except TypeError:
+        return SourceImageForMeasurementGroup.from_source_image(source)
 
 
 def structured_report(

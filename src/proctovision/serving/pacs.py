@@ -23,11 +23,11 @@ class StudyResult:
     n_secondary_captures: int = 0
     seconds: float = 0.0
 
-    def rows(self, classes: tuple[str, ...]) -> list[dict]:
+    def rows(self, classes: tuple[str, ...], threshold: float | None) -> list[dict]:
         """One row per image, named by UID hashes, for predictions.csv."""
         return [
             {"path": instance_name(item.source), "frame": item.frame or "", "predicted": item.predicted,
-             **{f"prob_{name}": item.probabilities[name] for name in classes}}
+             "threshold": threshold, **{f"prob_{name}": item.probabilities[name] for name in classes}}
             for item in self.findings
         ]
 
