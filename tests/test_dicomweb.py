@@ -204,6 +204,9 @@ def test_pacs_flags_are_checked_before_any_work(tmp_path: Path):
     result = runner.invoke(app, ["predict", str(tmp_path), "--push"])
     assert result.exit_code == 1 and "--dicomweb URL and --study UID" in result.output
     assert not (tmp_path / "m.csv").exists()
+    for command in ("watch", "ingest", "predict"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--dicomweb" in result.output and "Example:" in result.output
 
 
 # --- against Orthanc ---
@@ -338,6 +341,10 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
 
     rows = pd.read_csv(out)
     assert len(rows) == 2 and not rows["path"].str.contains(study).any()
+    again = runner.invoke(app, ["predict", str(run_dir), "--dicomweb", orthanc, "--study", study,
+                                "--out", str(tmp_path / "again.csv")])
+    assert again.exit_code == 0, again.output
+    assert pd.read_csv(tmp_path / "again.csv")["path"].tolist() == rows["path"].tolist()  # results not re-read
 
 
 @needs_orthanc

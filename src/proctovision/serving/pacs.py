@@ -13,6 +13,7 @@ from pathlib import Path
 from proctovision.serving import dicom_results, dicomweb
 
 OWN_DESCRIPTIONS = {dicom_results.SR_SERIES_DESCRIPTION, dicom_results.SC_SERIES_DESCRIPTION}
+STRUCTURED_REPORT_CLASSES = "1.2.840.10008.5.1.4.1.1.88."  # SR documents and key object selections: no pixels
 
 
 @dataclass
@@ -67,6 +68,9 @@ def gather_images(client: object, study: str, folder: Path, result: StudyResult)
     images = []
     for ref in dicomweb.find_instances(client, study=study):
         name = dicomweb.uid_hash(ref.sop)
+        if ref.sop_class.startswith(STRUCTURED_REPORT_CLASSES):
+            result.skipped.append((name, "a structured report, not an image"))
+            continue
         try:
             dataset = dicomweb.retrieve(client, ref)
         except dicomweb.DicomWebError as error:
