@@ -258,10 +258,17 @@ def test_ingest_over_dicomweb_matches_ingest_of_the_same_files(orthanc: str, tmp
                                 "--task", "fistula", "--out", str(tmp_path / "remote" / "other.csv")])
     assert again.exit_code == 0, again.output
     by_query = tmp_path / "query" / "manifest.csv"
-    result = runner.invoke(app, ["ingest", "--dicomweb", orthanc, "--query", "AccessionNumber=INGEST*", "--labels", str(labels),
-                                 "--task", "fistula", "--out", str(by_query)])
+    result = runner.invoke(app, ["ingest", "--dicomweb", orthanc, "--query", "AccessionNumber=INGEST*", "--labels",
+                                 str(labels), "--task", "fistula", "--out", str(by_query)])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(by_query)) == 4
+    by_series = tmp_path / "series" / "manifest.csv"
+    series = str(pydicom.dcmread(second[0]).SeriesInstanceUID)
+    result = runner.invoke(app, ["ingest", "--dicomweb", orthanc, "--series", series, "--labels", str(labels),
+                                 "--task", "fistula", "--out", str(by_series)])
+    assert result.exit_code == 0, result.output
+    stored = {str(pydicom.dcmread(by_series.parent / path).SOPInstanceUID) for path in pd.read_csv(by_series)["path"]}
+    assert stored == {str(pydicom.dcmread(path).SOPInstanceUID) for path in second}
 
 
 @needs_orthanc

@@ -451,6 +451,8 @@ def predict(
     from proctovision.inference.predictor import expand_paths, load_predictor
 
     if dicomweb or study or push:
+        if heatmaps is not None or paths:
+            fail("--dicomweb predicts a study: give no paths and no --heatmaps (--push stores the overlays)")
         return predict_dicomweb(model, dicomweb, study, push, out, batch_size)
     if not paths:
         fail("give image files or folders to predict, or --dicomweb URL --study UID")

@@ -85,7 +85,7 @@ def connect(url: str, environ: Mapping[str, str] | None = None, timeout: float =
 
     if not url.startswith(("http://", "https://")):
         raise DicomWebError(f"{url}: a DICOMweb URL starts with http:// or https://")
-    logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # its INFO lines carry study UIDs
+    logging.getLogger("dicomweb_client").setLevel(logging.ERROR)  # its INFO and WARNING lines carry UIDs
     return DICOMwebClient(url.rstrip("/"), session=session_from_env(environ), timeout=timeout)
 
 
