@@ -417,7 +417,8 @@ def test_an_onnx_export_pushes_the_sr_alone_with_one_finding_per_frame(orthanc: 
     dataset = pydicom.dcmread(path)
     frames = np.stack([dataset.pixel_array, dataset.pixel_array[::-1]])
     dataset.NumberOfFrames, dataset.PixelData = 2, frames.astype(np.uint16).tobytes()
-    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+    multi_frame = MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = multi_frame
     dataset.save_as(path)
     upload(orthanc, [path])
     study = str(dataset.StudyInstanceUID)

@@ -55,11 +55,14 @@ def ingest(
         Optional[str], typer.Option(envvar="PROCTOVISION_SALT", help="salt for patient pseudonyms (default: a "
                                     "private .proctovision-salt file beside the manifest, made once)")
     ] = None,
-    dicomweb: Annotated[Optional[str], typer.Option(help="DICOMweb root URL of a PACS to ingest from instead of "
-                                                    "SOURCE (auth: PROCTOVISION_DICOMWEB_USER/PASSWORD or _TOKEN)")] = None,
+    dicomweb: Annotated[Optional[str], typer.Option(
+        help="DICOMweb root URL of a PACS to ingest from instead of SOURCE (auth: PROCTOVISION_DICOMWEB_USER/"
+             "PASSWORD or _TOKEN)")] = None,
     study: Annotated[Optional[str], typer.Option(help="with --dicomweb: a StudyInstanceUID")] = None,
     series: Annotated[Optional[str], typer.Option(help="with --dicomweb: a SeriesInstanceUID")] = None,
-    query: Annotated[Optional[list[str]], typer.Option(help="with --dicomweb: QIDO filter KEY=VALUE (repeatable)")] = None,
+    query: Annotated[
+        Optional[list[str]], typer.Option(help="with --dicomweb: QIDO filter KEY=VALUE (repeatable)")
+    ] = None,
 ) -> None:
     """Build a manifest and a quality report from class folders, a CSV, a DICOM folder, or a PACS over DICOMweb.
 
@@ -507,8 +510,6 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
                   f"predictions: {out}")
     if result.sr_uid:
         console.print(f"stored in the study: 1 SR and {result.n_secondary_captures} Grad-CAM overlay(s)")
-    elif push and rows and not result.sr_uid:
-        fail("nothing was stored")
     if not rows:
         fail("the study holds no image that could be predicted")
 

@@ -111,7 +111,9 @@ def measurement_group(finding: ImageFinding, identity: ModelIdentity, number: in
         tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=f"image {number}"),
         algorithm_id=AlgorithmIdentification(name=identity.name, version=identity.version),
         finding_type=class_code(finding.predicted),
-        qualitative_evaluations=[QualitativeEvaluation(name=predicted_class_code(), value=class_code(finding.predicted))],
+        qualitative_evaluations=[
+            QualitativeEvaluation(name=predicted_class_code(), value=class_code(finding.predicted)),
+        ],
         measurements=measurements,
         source_images=[source_reference(finding.source, frames)],
     )

@@ -34,7 +34,8 @@ class StudyResult:
 
 
 def instance_name(dataset: object) -> str:
-    return f"dicomweb:{dicomweb.uid_hash(str(dataset.SeriesInstanceUID))}/{dicomweb.uid_hash(str(dataset.SOPInstanceUID))}"
+    series, sop = (dicomweb.uid_hash(str(uid)) for uid in (dataset.SeriesInstanceUID, dataset.SOPInstanceUID))
+    return f"dicomweb:{series}/{sop}"
 
 
 def is_own_output(dataset: object) -> bool:
