@@ -437,3 +437,23 @@ def test_an_onnx_export_pushes_the_sr_alone_with_one_finding_per_frame(orthanc: 
     assert references == [(str(dataset.SOPInstanceUID), (1,)), (str(dataset.SOPInstanceUID), (2,))]
     written = json.loads((tmp_path / "p.json").read_text())
     assert [row["frame"] for row in written["predictions"]] == [1, 2]
+
+
+@needs_orthanc
+def test_an_instance_gone_between_search_and_retrieve_is_one_failure_not_a_stop(orthanc: str, tmp_path: Path,
+                                                                                 credentials):
+    paths = make_study(tmp_path / "pacs", 8, slices=2)
+    upload(orthanc, paths)
+    client = dicomweb.connect(orthanc)
+    refs = dicomweb.find_instances(client, study=str(pydicom.dcmread(paths[0]).StudyInstanceUID))
+    assert len(refs) == 2
+    base = orthanc.removesuffix("/dicom-web")
+    [found] = requests.post(f"{base}/tools/lookup", data=refs[0].sop, auth=(USER, PASSWORD), timeout=10).json()
+    requests.delete(f"{base}/instances/{found['ID']}", auth=(USER, PASSWORD), timeout=10).raise_for_status()
+
+    failures = dicomweb.fetch_to_folder(client, refs, tmp_path / "out", lambda ref: Path(f"{ref.sop[-6:]}.dcm"))
+    assert len(failures) == 1
+    name, reason = failures[0]
+    assert name == f"dicomweb:{refs[0].sop[-6:]}.dcm" and "HTTP 404" in reason
+    assert dicomweb.uid_hash(refs[0].sop) in reason and refs[0].sop not in reason
+    assert [path.name for path in (tmp_path / "out").iterdir()] == [f"{refs[1].sop[-6:]}.dcm"]
