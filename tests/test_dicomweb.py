@@ -457,3 +457,30 @@ def test_an_instance_gone_between_search_and_retrieve_is_one_failure_not_a_stop(
     assert name == f"dicomweb:{refs[0].sop[-6:]}.dcm" and "HTTP 404" in reason
     assert dicomweb.uid_hash(refs[0].sop) in reason and refs[0].sop not in reason
     assert [path.name for path in (tmp_path / "out").iterdir()] == [f"{refs[1].sop[-6:]}.dcm"]
+
+
+@needs_orthanc
+def test_watch_waits_until_a_study_stops_growing(orthanc: str, tmp_path: Path, run_dir: Path, credentials):
+    from proctovision.inference.predictor import load_predictor
+
+    paths = make_study(tmp_path / "pacs", 9, slices=2, accession="GROW")
+    upload(orthanc, paths[:1])
+    client, predictor, lines = dicomweb.connect(orthanc), load_predictor(run_dir), []
+    state_path = tmp_path / "state.json"
+    state = watch.load_state(state_path, "all")
+    query = {"AccessionNumber": "GROW00009"}
+
+    def poll(now: float) -> int:
+        return watch.poll_once(client, predictor, run_dir, state_path, state, query, lines.append, stable_s=30,
+                               now=now)
+
+    assert poll(0) == 0
+    [pending] = state.pending.values()
+    assert pending["instances"] == 1  # the count comes from the server (NumberOfStudyRelatedInstances)
+    upload(orthanc, paths[1:])
+    assert poll(20) == 0 and next(iter(state.pending.values()))["instances"] == 2
+    assert poll(40) == 0  # unchanged for 20 s only
+    assert poll(51) == 1
+    assert json.loads(state_path.read_text())["done"][dicomweb.uid_hash(str(pydicom.dcmread(paths[0])
+                                                                            .StudyInstanceUID))]["images"] == 2
+    assert len(lines) == 1 and "2 image(s)" in lines[0]
