@@ -33,7 +33,9 @@ def fail(message: str) -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(help="class folders, or a CSV with path,label,patient_id")],
+    source: Annotated[
+        Optional[Path], typer.Argument(help="class folders, a CSV with path,label,patient_id, or a DICOM folder")
+    ] = None,
     task: Annotated[str, typer.Option(help="task name or task YAML")] = "hemorrhoid",
     out: Annotated[Path, typer.Option(help="manifest CSV to write; qc.json and qc.md go beside it")] = Path(
         "manifest.csv"
@@ -53,11 +55,21 @@ def ingest(
         Optional[str], typer.Option(envvar="PROCTOVISION_SALT", help="salt for patient pseudonyms (default: a "
                                     "private .proctovision-salt file beside the manifest, made once)")
     ] = None,
+    dicomweb: Annotated[Optional[str], typer.Option(
+        help="DICOMweb root URL of a PACS to ingest from instead of SOURCE (auth: PROCTOVISION_DICOMWEB_USER/"
+             "PASSWORD or _TOKEN)")] = None,
+    study: Annotated[Optional[str], typer.Option(help="with --dicomweb: a StudyInstanceUID")] = None,
+    series: Annotated[Optional[str], typer.Option(help="with --dicomweb: a SeriesInstanceUID")] = None,
+    query: Annotated[
+        Optional[list[str]], typer.Option(help="with --dicomweb: QIDO filter KEY=VALUE (repeatable)")
+    ] = None,
 ) -> None:
-    """Build a manifest and a quality report from class folders, a CSV, or a DICOM folder.
+    """Build a manifest and a quality report from class folders, a CSV, a DICOM folder, or a PACS over DICOMweb.
 
     Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
              proctovision ingest archive/ --task fistula --labels labels.csv --window pelvis --out mri/manifest.csv
+             proctovision ingest --dicomweb http://pacs:8042/dicom-web --query ModalitiesInStudy=MR \\
+                 --task fistula --labels labels.csv --out mri/manifest.csv
     """
     from proctovision.data import ingest as ingest_lib
     from proctovision.data.dicom import parse_window, salt_for
@@ -66,15 +78,35 @@ def ingest(
     task_def = load_task(task)
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it")
+    if dicomweb and source is not None:
+        fail("give either SOURCE or --dicomweb URL, not both")
+    if source is None and not dicomweb:
+        fail("give SOURCE (a folder or CSV) or --dicomweb URL")
+    if dicomweb and labels is None:
+        fail("--dicomweb needs --labels labels.csv (sop_instance_uid,label)")
     options = ingest_lib.DicomOptions(window=parse_window(window), salt=salt_for(out.parent, salt),
                                       export_png=export_png)
+    fetch_failures: list = []
+    if dicomweb:
+        source, fetch_failures = fetch_dicomweb(dicomweb, out, options.salt, study, series, query, overwrite)
     with progress_bar("Reading images") as update:
         result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update, labels=labels,
                                    dicom_options=options)
+    result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in fetch_failures)
     report = ingest_lib.write_outputs(result, task_def, source, out)
     print_ingest_summary(report, out)
     if report["n_images"] == 0:
         fail(f"no usable image found in {source}; see {out.parent / 'qc.md'}")
+
+
+def fetch_dicomweb(url: str, out: Path, salt: str, study: str | None, series: str | None,
+                   query: list[str] | None, overwrite: bool) -> tuple[Path, list]:
+    from proctovision.serving.dicomweb import fetch_for_ingest, parse_query
+
+    with progress_bar("Retrieving over DICOMweb") as update:
+        folder, failures = fetch_for_ingest(url, out, salt, study, series, parse_query(query), overwrite, update)
+    console.print(f"retrieved instances: {folder}")
+    return folder, failures
 
 
 def print_ingest_summary(report: dict, out: Path) -> None:
@@ -498,20 +530,31 @@ def reproduce(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL", help="run folder, or folder from `export`")],
-    paths: Annotated[list[Path], typer.Argument(help="image or DICOM files, or folders")],
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="image or DICOM files, or folders")] = None,
     out: Annotated[Path, typer.Option(help="predictions .csv or .json")] = Path("predictions.csv"),
     batch_size: int = 16,
     heatmaps: Annotated[Optional[Path], typer.Option(help="also write a Grad-CAM overlay PNG per image here")] = None,
+    dicomweb: Annotated[Optional[str], typer.Option(help="DICOMweb root URL of a PACS (auth: "
+                                                    "PROCTOVISION_DICOMWEB_USER/PASSWORD or _TOKEN)")] = None,
+    study: Annotated[Optional[str], typer.Option(help="with --dicomweb: the StudyInstanceUID to predict")] = None,
+    push: Annotated[bool, typer.Option(help="with --dicomweb: store an SR and Grad-CAM overlays in the study")] = False,
 ) -> None:
     """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
 
     Example: proctovision predict runs/r18 new_images/ --out predictions.csv
+             proctovision predict runs/r18 --dicomweb http://pacs:8042/dicom-web --study 1.2.3.4 --push
     """
     import pandas as pd
 
     from proctovision import fileio
     from proctovision.inference.predictor import expand_paths, load_predictor
 
+    if dicomweb or study or push:
+        if heatmaps is not None or paths:
+            fail("--dicomweb predicts a study: give no paths and no --heatmaps (--push stores the overlays)")
+        return predict_dicomweb(model, dicomweb, study, push, out, batch_size)
+    if not paths:
+        fail("give image files or folders to predict, or --dicomweb URL --study UID")
     predictor = load_predictor(model)
     with console.status("Predicting"):
         batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
@@ -535,6 +578,37 @@ def predict(
                   f"{len(batch.errors)} skipped\npredictions: {out}")
     if not rows:
         fail("no image could be predicted")
+
+
+def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool, out: Path,
+                     batch_size: int) -> None:
+    import pandas as pd
+
+    from proctovision import fileio
+    from proctovision.inference.predictor import load_predictor
+    from proctovision.serving.dicomweb import connect
+    from proctovision.serving.pacs import predict_study
+
+    if not (url and study):
+        fail("--dicomweb URL and --study UID go together (--push needs both)")
+    predictor = load_predictor(model)
+    with console.status("Retrieving and predicting the study"):
+        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size)
+    rows = result.rows(predictor.classes, predictor.threshold)
+    columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in predictor.classes]
+    if out.suffix.lower() == ".json":
+        fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows,
+                                "errors": [{"path": name, "reason": reason} for name, reason in result.skipped]})
+    else:
+        fileio.write_csv(out, pd.DataFrame(rows, columns=columns))
+    for name, reason in result.skipped:
+        error_console.print(f"[yellow]skipped[/] instance {name}: {reason}", soft_wrap=True)
+    console.print(f"{len(rows)} image(s) predicted in {result.seconds:.1f} s; {len(result.skipped)} skipped\n"
+                  f"predictions: {out}")
+    if result.sr_uid:
+        console.print(f"stored in the study: 1 SR and {result.n_secondary_captures} Grad-CAM overlay(s)")
+    if not rows:
+        fail("the study holds no image that could be predicted")
 
 
 def write_heatmaps(predictor: object, predictions: list, folder: Path) -> None:
@@ -597,6 +671,39 @@ def serve(
     console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(model, token=token, max_upload_bytes=max_upload_mb * 1024 * 1024), host=host, port=port,
                 log_level="warning")
+
+
+@app.command()
+def watch(
+    model: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL", help="run folder, or folder from `export`")],
+    dicomweb: Annotated[str, typer.Option(help="DICOMweb root URL of the PACS (auth: "
+                                          "PROCTOVISION_DICOMWEB_USER/PASSWORD or _TOKEN)")],
+    query: Annotated[Optional[list[str]], typer.Option(help="QIDO study filter KEY=VALUE, e.g. "
+                                                       "ModalitiesInStudy=MR (repeatable)")] = None,
+    since: Annotated[Optional[str], typer.Option(help="studies dated from YYYYMMDD, or 'all' (default: the day "
+                                                 "the state file was made)")] = None,
+    state: Annotated[Path, typer.Option(help="restart-safe record of the studies done")] = Path("watch-state.json"),
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 60.0,
+    stable: Annotated[float, typer.Option(help="seconds a study's instance count must stay unchanged")] = 120.0,
+    once: Annotated[bool, typer.Option(help="poll once and stop")] = False,
+) -> None:
+    """Poll a PACS for new studies, predict them and store the results (SR + Grad-CAM) in each study.
+
+    Example: PROCTOVISION_DICOMWEB_TOKEN=... proctovision watch runs/r18 --dicomweb https://pacs/dicom-web \\
+                 --query ModalitiesInStudy=MR --state /var/lib/proctovision/watch.json
+    """
+    import datetime
+
+    from proctovision.serving.dicomweb import parse_query
+    from proctovision.serving.watch import watch as watch_pacs
+
+    def log(line: str) -> None:
+        console.print(f"{datetime.datetime.now().isoformat(timespec='seconds')} {line}", soft_wrap=True)
+
+    log(f"watching for studies (state: {state}); stop with Ctrl-C")
+    pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
+                        stable_s=stable, max_polls=1 if once else None)
+    log(f"{pushed} study(ies) predicted and stored")
 
 
 # --- performance commands ---
