@@ -244,16 +244,19 @@ def evaluate(
     ] = "youden",
     temperature_scaling: Annotated[bool, typer.Option(help="calibrate with a temperature fitted on val")] = False,
     cams: Annotated[bool, typer.Option(help="write a Grad-CAM gallery of the split into the run (cams/SPLIT/)")] = False,
+    by: Annotated[Optional[str], typer.Option(help="subgroups: manifest column(s), e.g. site,device")] = None,
 ) -> None:
     """Predict a split and score it: metrics.json and predictions.csv (metrics with 95% CIs) = predict + score.
 
     Example: proctovision evaluate runs/r18 --split test --cams
     """
+    from proctovision.evaluation.subgroups import split_columns
     from proctovision.inference.evaluate import evaluate_run
 
     with progress_bar(f"Reading {split} split") as update:
         entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update,
-                             threshold=threshold, temperature_scaling=temperature_scaling, workers=workers, cams=cams)
+                             threshold=threshold, temperature_scaling=temperature_scaling, workers=workers, cams=cams,
+                             by=split_columns(by) or None)
     print_metrics(entry)
     for item in entry.get("unreadable", []):
         error_console.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}", soft_wrap=True)
@@ -270,6 +273,7 @@ def score(
                                            "file's val rows) or a number")] = "youden",
     temperature_scaling: Annotated[bool, typer.Option(help="fit a temperature on the file's val rows")] = False,
     task: Annotated[Optional[str], typer.Option(help="task name or YAML (default: found from the prob_ columns)")] = None,
+    by: Annotated[Optional[str], typer.Option(help="subgroups: column(s) of the file or the truth, e.g. site,device")] = None,
     resamples: int = 1000,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="folder for metrics.json, scored_predictions.csv and figures/")] = Path(
@@ -282,12 +286,13 @@ def score(
     """
     from proctovision.evaluation.calibration import check_threshold_rule
     from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.evaluation.subgroups import split_columns
     from proctovision.tasks import load_task
 
     check_threshold_rule(threshold)
     entry = score_file(predictions, out, truth, None if split == "all" else split,
                        ScoreOptions(threshold, temperature_scaling, resamples, seed),
-                       load_task(task) if task else None)
+                       load_task(task) if task else None, split_columns(by) or None)
     print_metrics(entry)
     console.print(f"metrics: {out / 'metrics.json'}\nfigures: {out / 'figures'}")
 
