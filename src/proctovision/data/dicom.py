@@ -248,8 +248,8 @@ def check_pixels(opened: OpenedDicom) -> None:
     if not any(keyword in dataset for keyword in PIXEL_KEYWORDS):
         kind = object_kind(dataset)
         if _last_element_cut(dataset):
-            raise ImageReadError(path, f"truncated file: {kind} cut off before its pixel data "
-                                       f"(file ends at byte {_size(path)})")
+            anyway = "" if "Image" in kind else "; it would hold no image in any case"
+            raise ImageReadError(path, f"truncated file: {kind} cut off at byte {_size(path)}{anyway}")
         if "Image" in kind:
             raise ImageReadError(path, f"no pixel data although it is a {kind}: the file was cut short or its "
                                        "pixel data removed")
