@@ -293,7 +293,7 @@ def _size(path: Path) -> int:
 
 def _decode_error(path: Path, dataset: object, error: Exception) -> ImageReadError:
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
-    text = str(error)
+    text = " ".join(str(error).split())
     if any(word in text.lower() for word in ("truncat", "less than expected", "fragment", "end of file")):
         return ImageReadError(path, f"truncated pixel data ({getattr(syntax, 'name', syntax)}: {text})")
     return ImageReadError(path, f"cannot decode pixel data (transfer syntax {syntax}): {type(error).__name__}: {text}")

@@ -323,7 +323,7 @@ def sop_instance_uid(path: Path, journal: Journal | None) -> str:
 def inspect_rows(
     rows: list[dict], result: IngestResult, progress: Progress | None = None, options: DicomOptions | None = None,
     workers: int = 0, journal: Journal | None = None, frames_progress: Callable[[int], None] | None = None,
-    inspect: Callable[[dict, DicomOptions], FileOutcome] = inspect_file,
+    inspect: Callable[[dict, DicomOptions], FileOutcome] | None = None,
 ) -> list[dict]:
     """Read every file once (on ``workers`` processes; 0 = here): keep its rows, or list it with the reason.
 
@@ -346,10 +346,13 @@ def inspect_rows(
         result.notes.append(f"{done} file(s) unchanged since the last ingest were taken from its journal "
                             f"({journal.path.name}), not read again")
     report_progress(progress, frames_progress, done, len(rows), frames)
-    for index, outcome in pool.run_each(inspect, [rows[position] for position in todo], workers, options):
+    reader = inspect or inspect_file
+    for index, outcome in pool.run_each(reader, [rows[position] for position in todo], workers, options):
         position = todo[index]
         if isinstance(outcome, pool.WorkerCrash):
             outcome = FileOutcome(reason=f"reading this file crashed ({outcome}): a damaged file or a decoder fault")
+        elif isinstance(outcome, pool.ItemFailed):
+            outcome = FileOutcome(reason=f"reading this file failed ({outcome})")
         outcomes[position] = outcome
         if journal:
             journal.record(keys[position], stamps[position], outcome.as_dict())

@@ -20,7 +20,11 @@ Result = TypeVar("Result")
 PRELOAD = ["proctovision.data.ingest"]
 
 
-class WorkerCrash(Exception):
+class ItemFailed(Exception):
+    """Reading one item failed outside the function's own error handling: the worker died, or it raised."""
+
+
+class WorkerCrash(ItemFailed):
     """The process reading one item died (a signal or an exit) before it returned."""
 
     def __init__(self, exitcode: int | None) -> None:
@@ -58,8 +62,9 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def run_each(
     function: Callable[..., Result], items: Iterable[Item], workers: int, *args: Any,
-) -> Iterator[tuple[int, Result | WorkerCrash]]:
-    """``(position, function(item, *args))`` as each item finishes; a crash reading an item yields a WorkerCrash.
+) -> Iterator[tuple[int, Result | ItemFailed]]:
+    """``(position, function(item, *args))`` as each item finishes; an item whose worker died or raised yields
+    an ItemFailed (a WorkerCrash for a death) in place of its result.
 
     ``workers`` = 0 runs everything in this process (no crash isolation), for debugging and tests that
     look inside the function.
@@ -93,6 +98,8 @@ def _pooled(
                     result = future.result()
                 except BrokenProcessPool:
                     return sorted(in_flight.values(), key=lambda pair: pair[0])
+                except Exception as error:  # noqa: BLE001 - the item's failure, not the pool's
+                    result = ItemFailed(f"{type(error).__name__}: {error}")
                 position, _item = in_flight.pop(future)
                 yield position, result
     return []
@@ -114,14 +121,14 @@ def _isolated(function: Callable[..., Result], item: Item, args: tuple) -> Resul
         receiver.close()
     process.join()
     if outcome[0] == "error":
-        raise outcome[1]
+        return ItemFailed(outcome[1])
     return outcome[1]
 
 
 def _child(sender: Any, function: Callable[..., Any], item: Any, args: tuple) -> None:
     try:
         outcome = ("ok", function(item, *args))
-    except BaseException as error:  # noqa: BLE001 - handed back to the parent, which re-raises it
-        outcome = ("error", error)
+    except Exception as error:  # noqa: BLE001 - handed back to the parent as this item's failure
+        outcome = ("error", f"{type(error).__name__}: {error}")
     sender.send(outcome)
     sender.close()
