@@ -343,7 +343,8 @@ def frame_to_rgb(pixels: np.ndarray, dataset: object, window: object | None = No
         pixels = apply_color_lut(pixels, dataset)
     if photometric in COLOUR or pixels.ndim == 3:
         # pydicom's decoders already convert YBR to RGB
-        return Image.fromarray(to_uint8(pixels.astype(np.float64)))
+        return Image.fromarray(stretch_uint8(pixels) if pixels.dtype == np.uint8 else
+                               to_uint8(pixels.astype(np.float64)))
     values = apply_modality_lut(pixels, dataset).astype(np.float64)
     grey = window_values(values, dataset, parse_window(window))
     if photometric == "MONOCHROME1":
@@ -383,6 +384,17 @@ def window_values(values: np.ndarray, dataset: object, spec: str) -> np.ndarray:
         low, high = center - width / 2, center + width / 2
     scaled = np.clip((values - low) / max(high - low, 1e-6), 0, 1) * 255
     return scaled.round().astype(np.uint8)
+
+
+def stretch_uint8(values: np.ndarray) -> np.ndarray:
+    """``to_uint8`` of 8-bit data through a 256-entry table: the same numbers, without a float copy of the frame."""
+    low, high = int(values.min()), int(values.max())
+    if low == 0 and high == 255:
+        return values
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    table = ((np.arange(256, dtype=np.float64) - low) / (high - low) * 255).round().clip(0, 255).astype(np.uint8)
+    return table[values]
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,148 @@
+"""Ingest of a hospital-like DICOM archive: files/s, frames/s and peak memory, for 1 and 2 worker processes.
+
+The archive is built from the DICOM files bundled with pydicom (never downloaded): multi-frame, compressed
+(JPEG, JPEG-LS, JPEG 2000, RLE, deflate), colour (RGB, YBR, palette), CT/MR/US/RT Dose/SR/RT Plan/ECG,
+a malformed header, a preamble-less file, truncated files, plus two 120-frame ultrasound cines made by
+re-encapsulating the JPEG frames of the bundled 30-frame cine. Each configuration runs in a fresh process;
+peak memory is the largest sum of resident memory over that process and all its children (workers, fork
+server), sampled every 20 ms.
+
+Usage: python benchmarks/ingest_archive.py [--copies 3] [--workers 1,2] [--skip-malformed] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+MALFORMED = {"badVR.dcm"}
+
+
+def bundled_files() -> list[Path]:
+    import pydicom
+
+    return sorted((Path(pydicom.__file__).parent / "data" / "test_files").glob("*.dcm"))
+
+
+def long_cine(path: Path, repeats: int = 4) -> None:
+    """A 120-frame JPEG ultrasound cine: the bundled 30-frame one, its compressed frames repeated."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+    from pydicom.uid import generate_uid
+
+    dataset = pydicom.dcmread(Path(pydicom.__file__).parent / "data" / "test_files" / "examples_ybr_color.dcm")
+    frames = list(generate_frames(dataset.PixelData, number_of_frames=int(dataset.NumberOfFrames)))
+    dataset.PixelData = encapsulate(frames * repeats)
+    dataset.NumberOfFrames = len(frames) * repeats
+    dataset.SOPInstanceUID = generate_uid()
+    dataset.save_as(path)
+
+
+def build_archive(root: Path, copies: int, skip_malformed: bool) -> int:
+    """``copies`` copies of every bundled file (as ``normal/`` class folder) plus two long cines."""
+    folder = root / "normal"
+    folder.mkdir(parents=True)
+    count = 0
+    for copy in range(copies):
+        for source in bundled_files():
+            if skip_malformed and source.name in MALFORMED:
+                continue
+            shutil.copy(source, folder / f"c{copy}_{source.name}")
+            count += 1
+    for index in range(2):
+        long_cine(folder / f"us_cine_{index}.dcm")
+        count += 1
+    return count
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as stream:
+                for line in stream:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as stream:
+                    stack.extend(int(child) for child in stream.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def run_once(archive: Path, workers: int) -> dict:
+    """One ingest in this process; prints a JSON line."""
+    from proctovision.data import ingest as ingest_lib
+    from proctovision.tasks import load_task
+
+    peak = [tree_rss(os.getpid())]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], tree_rss(os.getpid()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    options = ingest_lib.DicomOptions(salt="benchmark")
+    parameters = inspect.signature(ingest_lib.ingest).parameters
+    extra = {"workers": workers} if "workers" in parameters else {}
+    start = time.perf_counter()
+    error = ""
+    try:
+        result = ingest_lib.ingest(archive, load_task("fistula"), dicom_options=options, **extra)
+        frames, excluded = len(result.manifest), len(result.excluded)
+    except Exception as failure:  # noqa: BLE001 - the benchmark reports a crash as a figure too
+        frames, excluded, error = 0, 0, f"{type(failure).__name__}: {failure}"
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return {"workers": workers if extra else "serial (no --workers)", "seconds": seconds, "frames": frames,
+            "excluded": excluded, "peak_mib": peak[0] / 2**20, "error": error}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=3, help="copies of each bundled file")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--skip-malformed", action="store_true", help="leave out the NumberOfFrames='1A' file")
+    parser.add_argument("--keep", type=Path, help="build the archive here and keep it")
+    parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(run_once(args.run, int(args.workers))))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = args.keep or Path(scratch) / "archive"
+        if archive.exists():
+            shutil.rmtree(archive)
+        files = build_archive(archive, args.copies, args.skip_malformed)
+        largest = max(path.stat().st_size for path in archive.rglob("*.dcm")) / 2**20
+        total = sum(path.stat().st_size for path in archive.rglob("*.dcm")) / 2**20
+        print(f"archive: {files} files, {total:.1f} MiB (largest file {largest:.1f} MiB); "
+              f"{os.cpu_count()} CPU(s)")
+        for workers in (int(value) for value in args.workers.split(",")):
+            output = subprocess.run([sys.executable, __file__, "--run", str(archive), "--workers", str(workers)],
+                                    check=True, capture_output=True, text=True).stdout
+            figures = json.loads(output.strip().splitlines()[-1])
+            if figures["error"]:
+                print(f"workers={figures['workers']}: FAILED after {figures['seconds']:.1f} s: {figures['error']}")
+                continue
+            print(f"workers={figures['workers']}: {figures['seconds']:.2f} s, {files / figures['seconds']:.1f} files/s, "
+                  f"{figures['frames'] / figures['seconds']:.1f} frames/s ({figures['frames']} frames kept, "
+                  f"{figures['excluded']} files left out), peak memory {figures['peak_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
