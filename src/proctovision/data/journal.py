@@ -42,12 +42,16 @@ class Journal:
         self.path = Path(path)
         self.entries: dict[str, dict[str, Any]] = {} if fresh else self._load(self.path)
         self.used: set[str] = set()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh and self.path.exists():
-            self.path.unlink()
-        self._stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole ingest
-        if self._stream.tell() and not self._ends_with_newline():
-            self._stream.write("\n")
+        self.fresh = fresh
+        self._stream = None
+
+    def _open(self):  # noqa: ANN202 - a text stream, opened at the first entry so a failed start writes nothing
+        if self._stream is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = open(self.path, "w" if self.fresh else "a", encoding="utf-8")  # noqa: SIM115
+            if self._stream.tell() and not self._ends_with_newline():
+                self._stream.write("\n")
+        return self._stream
 
     @staticmethod
     def _load(path: Path) -> dict[str, dict[str, Any]]:
@@ -81,8 +85,9 @@ class Journal:
         entry = {"key": key, "stamp": stamp, "outcome": outcome}
         self.entries[key] = entry
         self.used.add(key)
-        self._stream.write(json.dumps(entry, default=str) + "\n")
-        self._stream.flush()
+        stream = self._open()
+        stream.write(json.dumps(entry, default=str) + "\n")
+        stream.flush()
 
     def compact(self) -> None:
         """Rewrite the journal (atomically) with only the entries of files still in the source."""
@@ -91,7 +96,7 @@ class Journal:
         fileio.write_text(self.path, "".join(line + "\n" for line in lines))
 
     def close(self) -> None:
-        if not self._stream.closed:
+        if self._stream is not None and not self._stream.closed:
             self._stream.flush()
             os.fsync(self._stream.fileno())
             self._stream.close()
