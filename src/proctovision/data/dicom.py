@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,8 +73,8 @@ class OpenedDicom:
     headerless: bool = False
 
 
-def open_dicom(path: str | Path, pixels: bool = True, data: bytes | None = None) -> OpenedDicom:
-    """Parse a file once (from ``data`` when the caller already holds its bytes).
+def open_dicom(path: str | Path, pixels: bool = True) -> OpenedDicom:
+    """Parse a file once.
 
     A file without preamble/meta header is read anyway when what comes out has the marks of a DICOM object;
     its transfer syntax is then the one pydicom recognised while reading it.
@@ -84,16 +83,13 @@ def open_dicom(path: str | Path, pixels: bool = True, data: bytes | None = None)
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
-    source = io.BytesIO(data) if data is not None else path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return OpenedDicom(path, pydicom.dcmread(source, stop_before_pixels=not pixels))
+                return OpenedDicom(path, pydicom.dcmread(path, stop_before_pixels=not pixels))
             except InvalidDicomError:
-                if data is not None:
-                    source.seek(0)
-                dataset = pydicom.dcmread(source, stop_before_pixels=not pixels, force=True)
+                dataset = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
                 if not _has_dicom_marks(dataset):
                     raise ImageReadError(path, "not a DICOM file (no preamble, no meta header, no DICOM elements)")
                 _fill_transfer_syntax(dataset)

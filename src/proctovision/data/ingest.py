@@ -267,12 +267,11 @@ def inspect_picture(row: dict, path: Path, options: DicomOptions) -> FileOutcome
 
 
 def inspect_dicom(row: dict, path: Path, options: DicomOptions) -> FileOutcome:
-    """Header and every frame from one read of the file; each frame decoded exactly once."""
+    """Header and every frame from one parse of the file; each frame decoded exactly once."""
     from proctovision.data import dicom
 
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    opened = dicom.open_dicom(path, data=data)
+    digest = file_sha256(path)  # streamed: one copy of the file in memory (pydicom's), not two
+    opened = dicom.open_dicom(path)
     info = dicom.info_of(opened, options.salt)
     base = dicom_base_row(row, info, options)
     rows = []
