@@ -295,10 +295,32 @@ def _decode_error(path: Path, dataset: object, error: Exception) -> ImageReadErr
     return ImageReadError(path, f"cannot decode pixel data (transfer syntax {syntax}): {type(error).__name__}: {text}")
 
 
+def _decoder_and_options(dataset: object) -> tuple[object, dict]:
+    """pydicom's decoder for the file, asked for YBR as stored (Pillow converts it to RGB in C, see ``ybr_to_rgb``)
+    and, for 8-bit baseline JPEG, through Pillow's libjpeg-turbo, several times faster than the other plugins."""
+    from pydicom.pixels import get_decoder
+    from pydicom.pixels.utils import as_pixel_options
+    from pydicom.uid import JPEGBaseline8Bit
+
+    syntax = dataset.file_meta.TransferSyntaxUID
+    decoder = get_decoder(syntax)
+    plugin = "pillow" if syntax == JPEGBaseline8Bit and "pillow" in decoder.available_plugins else ""
+    return decoder, {"decoding_plugin": plugin, "validate": True, **as_pixel_options(dataset, as_rgb=False)}
+
+
+def ybr_to_rgb(pixels: np.ndarray, photometric: str) -> np.ndarray:
+    """Full-range YCbCr (JPEG's) to RGB through Pillow: within 1 of pydicom's numpy conversion, at a tenth of it."""
+    if photometric in {"YBR_FULL", "YBR_FULL_422"} and pixels.dtype == np.uint8 and pixels.ndim == 3:
+        return np.asarray(Image.fromarray(pixels, mode="YCbCr").convert("RGB"))
+    if photometric in {"YBR_FULL", "YBR_FULL_422"}:
+        from pydicom.pixels import convert_color_space
+
+        return convert_color_space(pixels, "YBR_FULL", "RGB")
+    return pixels
+
+
 def decode_frame(opened: OpenedDicom, index: int | None) -> np.ndarray:
     """One frame decoded by itself: the other frames of a multi-frame file are not touched."""
-    from pydicom.pixels import pixel_array
-
     frames = frame_count(opened.dataset)
     position = index or 0
     if not 0 <= position < frames:
@@ -306,7 +328,9 @@ def decode_frame(opened: OpenedDicom, index: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pixel_array(opened.dataset, index=position if frames > 1 or index is not None else None)
+            decoder, options = _decoder_and_options(opened.dataset)
+            pixels, properties = decoder.as_array(opened.dataset, index=position, **options)
+            return ybr_to_rgb(pixels, str(properties.get("photometric_interpretation", "")))
     except ImageReadError:
         raise
     except Exception as error:  # noqa: BLE001 - decoders raise many kinds on damaged data
@@ -315,19 +339,21 @@ def decode_frame(opened: OpenedDicom, index: int | None) -> np.ndarray:
 
 def iter_frames(opened: OpenedDicom) -> Iterator[np.ndarray]:
     """Every frame once, in order, each decoded exactly once."""
-    from pydicom.pixels import iter_pixels
-
-    iterator = iter_pixels(opened.dataset)
+    try:
+        decoder, options = _decoder_and_options(opened.dataset)
+        iterator = decoder.iter_array(opened.dataset, **options)
+    except Exception as error:  # noqa: BLE001 - decoders raise many kinds on damaged data
+        raise _decode_error(opened.path, opened.dataset, error) from error
     while True:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pixels = next(iterator)
+                pixels, properties = next(iterator)
         except StopIteration:
             return
         except Exception as error:  # noqa: BLE001 - decoders raise many kinds on damaged data
             raise _decode_error(opened.path, opened.dataset, error) from error
-        yield pixels
+        yield ybr_to_rgb(pixels, str(properties.get("photometric_interpretation", "")))
 
 
 def frame_to_rgb(pixels: np.ndarray, dataset: object, window: object | None = None) -> Image.Image:
@@ -338,9 +364,8 @@ def frame_to_rgb(pixels: np.ndarray, dataset: object, window: object | None = No
     if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, dataset)
     if photometric in COLOUR or pixels.ndim == 3:
-        # pydicom's decoders already convert YBR to RGB
-        return Image.fromarray(stretch_uint8(pixels) if pixels.dtype == np.uint8 else
-                               to_uint8(pixels.astype(np.float64)))
+        # decode_frame and iter_frames have already converted YBR to RGB
+        return stretch_uint8(pixels) if pixels.dtype == np.uint8 else Image.fromarray(to_uint8(pixels.astype(np.float64)))
     values = apply_modality_lut(pixels, dataset).astype(np.float64)
     grey = window_values(values, dataset, parse_window(window))
     if photometric == "MONOCHROME1":
@@ -382,15 +407,17 @@ def window_values(values: np.ndarray, dataset: object, spec: str) -> np.ndarray:
     return scaled.round().astype(np.uint8)
 
 
-def stretch_uint8(values: np.ndarray) -> np.ndarray:
-    """``to_uint8`` of 8-bit data through a 256-entry table: the same numbers, without a float copy of the frame."""
-    low, high = int(values.min()), int(values.max())
+def stretch_uint8(values: np.ndarray) -> Image.Image:
+    """``to_uint8`` of an 8-bit RGB frame, through Pillow's lookup table: the same numbers, without a float copy."""
+    picture = Image.fromarray(values)
+    extrema = picture.getextrema()
+    low, high = min(band[0] for band in extrema), max(band[1] for band in extrema)
     if low == 0 and high == 255:
-        return values
+        return picture
     if high <= low:
-        return np.zeros(values.shape, dtype=np.uint8)
+        return Image.new(picture.mode, picture.size)
     table = ((np.arange(256, dtype=np.float64) - low) / (high - low) * 255).round().clip(0, 255).astype(np.uint8)
-    return table[values]
+    return picture.point(table.tolist() * len(picture.getbands()))
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
