@@ -4,8 +4,8 @@ The archive is built from the DICOM files bundled with pydicom (never downloaded
 (JPEG, JPEG-LS, JPEG 2000, RLE, deflate), colour (RGB, YBR, palette), CT/MR/US/RT Dose/SR/RT Plan/ECG,
 a malformed header, a preamble-less file, truncated files, plus two 120-frame ultrasound cines made by
 re-encapsulating the JPEG frames of the bundled 30-frame cine. Each configuration runs in a fresh process;
-peak memory is the largest sum of resident memory over that process and all its children (workers, fork
-server), sampled every 20 ms. CPU time (the whole process tree's) gives frames per CPU-second, a figure
+peak memory is the largest sum of proportional resident memory (PSS) over that process and all its children
+(workers, fork server), sampled every 20 ms. CPU time (the whole process tree's) gives frames per CPU-second, a figure
 that a machine shared with other work does not distort as much as wall time.
 
 Usage: python benchmarks/ingest_archive.py [--copies 3] [--workers 1,2] [--skip-malformed] [--keep DIR]
@@ -65,14 +65,15 @@ def build_archive(root: Path, copies: int, skip_malformed: bool) -> int:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+    """Proportional resident bytes (PSS) of a process and all its descendants: pages the workers share with
+    the fork server they came from are counted once, not once per process."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
         try:
-            with open(f"/proc/{current}/status") as stream:
+            with open(f"/proc/{current}/smaps_rollup") as stream:
                 for line in stream:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as stream:
