@@ -302,3 +302,16 @@ def test_reasons_name_the_object_the_truncation_and_the_transfer_syntax(tmp_path
     assert reasons["MR_truncated.dcm"] == "truncated pixel data (8130 of 8192 bytes)"
     assert reasons["ct_cut_in_pixels.dcm"] == "truncated pixel data (20000 of 32768 bytes)"
     assert list(result.manifest["frame"]) == [str(index) for index in range(15)], "the RT Dose grid has pixels"
+
+
+def test_colour_cine_frames_by_index_match_pydicom_own_decoding():
+    """A 30-frame YBR_FULL_422 JPEG ultrasound cine: each frame read by index (decoded by Pillow, YCbCr→RGB by
+    Pillow) against pydicom's whole-cine decoding and colour conversion."""
+    reference = pydicom.dcmread(FILES / "examples_ybr_color.dcm").pixel_array.astype(int)
+    assert reference.shape == (30, 240, 320, 3)
+    for index in (0, 13, 29):
+        got = pixels("examples_ybr_color.dcm", frame=index)
+        expected = to_uint8(reference[index].astype(float)).astype(int)
+        difference = np.abs(got - expected)
+        assert difference.max() <= 6 and difference.mean() < 0.1, index
+    assert not np.array_equal(pixels("examples_ybr_color.dcm", frame=0), pixels("examples_ybr_color.dcm", frame=29))
