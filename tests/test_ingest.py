@@ -237,3 +237,37 @@ def test_cli_ingest_with_workers_and_resume(tmp_path: Path):
     assert resumed.exit_code == 0, resumed.output
     assert "2 file(s) unchanged since the last ingest" in resumed.output
     assert len(read_manifest(out)) == 4
+
+
+def test_an_archive_labelled_by_sop_instance_uid_opens_no_file_again_on_a_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):
+    import pydicom
+
+    from proctovision.data import ingest as ingest_module
+    from proctovision.data.ingest import DicomOptions
+
+    archive = dicom_folder(tmp_path / "archive", ["a.dcm", "b.dcm", "c.dcm"]) / "normal"
+    (archive / "notes.txt").write_text("not an image")
+    uids = [pydicom.dcmread(archive / name).SOPInstanceUID for name in ("a.dcm", "b.dcm")]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"sop_instance_uid,label\n{uids[0]},normal\n{uids[1]},internal_orifice\n")
+    journal = tmp_path / "out" / "m.ingest-journal.jsonl"
+
+    def run(workers: int):
+        return ingest(archive, load_task("fistula"), labels=labels, dicom_options=DicomOptions(salt="s"),
+                      workers=workers, journal=journal)
+
+    first = run(workers=2)
+    assert sorted(set(first.manifest["label"])) == ["internal_orifice", "normal"]
+    reasons = {Path(item.path).name: item.reason for item in first.excluded}
+    assert reasons == {"c.dcm": "no label in labels.csv",
+                       "notes.txt": "not a DICOM file (labels are keyed by SOPInstanceUID)"}
+    opened: list[str] = []
+    for name in ("header_uid", "inspect_file"):
+        real = getattr(ingest_module, name)
+        monkeypatch.setattr(ingest_module, name, lambda item, *rest, real=real: opened.append(str(item)) or
+                            real(item, *rest))
+    again = run(workers=0)
+    assert opened == [], "headers and pixels both come from the journal"
+    assert again.manifest.equals(first.manifest)

@@ -182,7 +182,7 @@ def export_png(picture: object, row: dict, options: DicomOptions) -> None:
 
 
 def rows_from_labelled_folder(
-    root: Path, labels_csv: Path, task: Task, result: IngestResult, journal: Journal | None = None,
+    root: Path, labels_csv: Path, task: Task, result: IngestResult, journal: Journal | None = None, workers: int = 0,
 ) -> list[dict]:
     """Any folder of files (DICOM archives: nested, any names) labelled by a CSV keyed by SOPInstanceUID or path."""
     try:
@@ -196,20 +196,17 @@ def rows_from_labelled_folder(
     by_lower = {name.lower(): name for name in task.classes}
     lookup = dict(zip(labels[key].str.strip(), labels["label"].str.strip()))
     rows = []
-    for path in walk_files(root):
-        if images.is_hidden(path):
-            continue
+    files = [path for path in walk_files(root) if not images.is_hidden(path)]
+    uids = sop_instance_uids(files, journal, workers) if key != "path" else {}
+    for path in files:
         if key == "path":
             wanted = lookup.get(str(path.relative_to(root)))
         else:
-            if not images.looks_like_dicom(path):
-                result.excluded.append(Exclusion(str(path), "not a DICOM file (labels are keyed by SOPInstanceUID)"))
+            uid, reason = uids[path]
+            if reason:
+                result.excluded.append(Exclusion(str(path), reason))
                 continue
-            try:
-                wanted = lookup.get(sop_instance_uid(path, journal))
-            except images.ImageReadError as error:
-                result.excluded.append(Exclusion(str(path), error.reason))
-                continue
+            wanted = lookup.get(uid)
         if wanted is None:
             result.excluded.append(Exclusion(str(path), f"no label in {labels_csv.name}"))
             continue
@@ -300,23 +297,41 @@ def reading_settings(options: DicomOptions) -> str:
     return json.dumps({"window": options.window, "salt": salt, "png": str(options.export_png or "")})
 
 
-def sop_instance_uid(path: Path, journal: Journal | None) -> str:
-    """The file's SOPInstanceUID from its header, remembered in the journal so a re-run does not open it again."""
+def header_uid(path: Path) -> tuple[str, str]:
+    """``(SOPInstanceUID, "")`` from the header alone, or ``("", reason)``."""
     from proctovision.data import dicom
 
-    key, stamp = entry_key({"path": str(path), "read": "sop_instance_uid"}, ""), file_stamp(path)
-    cached = journal.lookup(key, stamp) if journal else None
-    if cached is not None:
-        return str(cached.get("sop_instance_uid", ""))
+    if not images.looks_like_dicom(path):
+        return "", "not a DICOM file (labels are keyed by SOPInstanceUID)"
     try:
-        uid = dicom.read_info(path, "").sop_instance_uid
-    except images.ImageReadError:
-        raise
+        return dicom.read_info(path, "").sop_instance_uid, ""
+    except images.ImageReadError as error:
+        return "", error.reason
     except Exception as error:  # noqa: BLE001 - one bad header must never cost the rest
-        raise images.ImageReadError(path, f"unreadable DICOM header ({type(error).__name__}: {error})") from error
-    if journal:
-        journal.record(key, stamp, {"sop_instance_uid": uid})
-    return uid
+        return "", f"unreadable DICOM header ({type(error).__name__}: {error})"
+
+
+def sop_instance_uids(paths: list[Path], journal: Journal | None, workers: int) -> dict[Path, tuple[str, str]]:
+    """Every file's SOPInstanceUID (or why not), headers read on ``workers`` processes and remembered in the
+    journal, so that a re-run opens only new or changed files."""
+    found: dict[Path, tuple[str, str]] = {}
+    keys = {path: entry_key({"path": str(path), "read": "sop_instance_uid"}, "") for path in paths}
+    stamps = {path: file_stamp(path) for path in paths} if journal else {}
+    todo = []
+    for path in paths:
+        cached = journal.lookup(keys[path], stamps[path]) if journal else None
+        if cached is None:
+            todo.append(path)
+        else:
+            found[path] = (str(cached.get("uid", "")), str(cached.get("reason", "")))
+    for index, outcome in pool.run_each(header_uid, todo, workers):
+        path = todo[index]
+        if isinstance(outcome, pool.ItemFailed):
+            outcome = ("", f"reading this file's header failed ({outcome})")
+        found[path] = outcome
+        if journal:
+            journal.record(keys[path], stamps[path], {"uid": outcome[0], "reason": outcome[1]})
+    return found
 
 
 def inspect_rows(
@@ -446,7 +461,7 @@ def _ingest(
         rows = rows_from_csv(source, task, result)
     elif source.is_dir() and labels is not None:
         result.source_kind = "labelled-folder"
-        rows = rows_from_labelled_folder(source, Path(labels), task, result, journal)
+        rows = rows_from_labelled_folder(source, Path(labels), task, result, journal, workers)
     elif source.is_dir():
         result.source_kind = "class-folders"
         rows = rows_from_class_folders(source, task, result)
