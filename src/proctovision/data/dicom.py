@@ -124,10 +124,6 @@ def _fill_transfer_syntax(dataset: object) -> None:
     )
 
 
-def _open(path: Path, pixels: bool = True):  # noqa: ANN202 - pydicom Dataset
-    return open_dicom(path, pixels=pixels).dataset
-
-
 def pseudonym(value: str, salt: str) -> str:
     """A stable salted pseudonym (HMAC-SHA256): the same patient maps to the same id under one salt."""
     if not value:
