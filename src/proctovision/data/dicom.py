@@ -169,7 +169,7 @@ DECIMAL_ELEMENTS = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowW
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-def _tag_text(dataset: object, keyword: str) -> str:
+def _tag_text(keyword: str) -> str:
     from pydicom.datadict import tag_for_keyword
 
     tag = tag_for_keyword(keyword) or 0
@@ -197,12 +197,12 @@ def check_header(path: Path, dataset: object, keywords: tuple[str, ...] = INTEGE
         except (ValueError, TypeError, OverflowError) as error:
             shown = _raw_value(dataset, keyword)
             kind = "an integer" if keyword in INTEGER_ELEMENTS else "a number"
-            raise ImageReadError(path, f"malformed header: {_tag_text(dataset, keyword)} = {shown!r} is not {kind}") \
+            raise ImageReadError(path, f"malformed header: {_tag_text(keyword)} = {shown!r} is not {kind}") \
                 from error
     if any(keyword in dataset for keyword in PIXEL_KEYWORDS):
         for keyword in ("Rows", "Columns"):
             if keyword not in dataset or not dataset[keyword].value:
-                raise ImageReadError(path, f"malformed header: {_tag_text(dataset, keyword)} is missing or zero")
+                raise ImageReadError(path, f"malformed header: {_tag_text(keyword)} is missing or zero")
 
 
 def _raw_value(dataset: object, keyword: str) -> str:
@@ -221,7 +221,7 @@ def frame_count(dataset: object) -> int:
 
 
 def object_kind(dataset: object) -> str:
-    """What a file holds, by its SOP Class name (\"RT Plan Storage\", \"12-lead ECG Waveform Storage\", ...)."""
+    """What a file holds, by its SOP Class name ('RT Plan Storage', '12-lead ECG Waveform Storage', ...)."""
     sop_class = getattr(dataset, "SOPClassUID", None)
     name = getattr(sop_class, "name", "") or str(sop_class or "")
     modality = str(getattr(dataset, "Modality", "") or "")
