@@ -173,3 +173,145 @@ def test_fistula_demo_runs_end_to_end_on_dicom(tmp_path: Path):
     manifest = pd.read_csv(summary["paths"]["manifest"], dtype=str)
     assert set(manifest["modality"]) == {"MR"} and manifest["patient_id"].str.startswith("P").all()
     assert summary["test"]["n_images"] > 0
+
+
+def cine(path: Path, frames: int = 6) -> Path:
+    """A multi-frame RLE file whose frames all differ (MR_small, shifted), built on the fly."""
+    from pydicom.uid import RLELossless, generate_uid
+
+    dataset = pydicom.dcmread(FILES / "MR_small.dcm")
+    stack = np.stack([np.roll(dataset.pixel_array, 7 * index, axis=1) for index in range(frames)])
+    dataset.NumberOfFrames = frames
+    dataset.SOPInstanceUID = generate_uid()
+    dataset.compress(RLELossless, stack, encoding_plugin="pydicom")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path)
+    return path
+
+
+@pytest.fixture
+def decoder_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count RLE frame decodes by wrapping every decoder plugin pydicom has for the syntax."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import RLELossless
+
+    decoder = get_decoder(RLELossless)
+    calls: list[int] = []
+    for label, function in list(decoder._available.items()):
+        def counted(src, runner, function=function):
+            calls.append(1)
+            return function(src, runner)
+
+        monkeypatch.setitem(decoder._available, label, counted)
+    return calls
+
+
+def test_ingest_decodes_every_frame_of_a_cine_exactly_once(tmp_path: Path, decoder_calls: list[int]):
+    from proctovision.tasks import load_task
+
+    path = cine(tmp_path / "data" / "normal" / "cine.dcm", frames=6)
+    frames_seen: list[int] = []
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0,
+                    frames_progress=frames_seen.append)
+    assert len(decoder_calls) == 6, "one decode per frame, not one whole-file decode per frame"
+    assert list(result.manifest["frame"]) == [str(index) for index in range(6)]
+    assert frames_seen[-1] == 6
+    assert result.manifest["phash"].nunique() > 1, "the frames differ, so their rows do"
+    decoder_calls.clear()
+    fourth = np.asarray(read_image(path, frame=4)).astype(int)
+    assert len(decoder_calls) == 1, "reading frame i by index decodes frame i only"
+    assert not np.array_equal(fourth, np.asarray(read_image(path, frame=0)).astype(int))
+
+
+def test_training_dataset_and_pixel_cache_decode_one_frame_per_row(tmp_path: Path, decoder_calls: list[int]):
+    from torchvision.transforms import v2
+
+    from proctovision.data.datasets import ManifestDataset
+    from proctovision.data.pixel_cache import PixelCache
+
+    path = cine(tmp_path / "cine.dcm", frames=5)
+    frame = pd.DataFrame({"path": [str(path)] * 5, "frame": [str(index) for index in range(5)], "label": ["normal"] * 5})
+    dataset = ManifestDataset(frame, ("normal", "internal_orifice"), v2.Compose([v2.PILToTensor()]))
+    items = [dataset[index][0] for index in range(5)]
+    assert len(decoder_calls) == 5
+    assert not any(np.array_equal(items[0].numpy(), item.numpy()) for item in items[1:])
+    decoder_calls.clear()
+    cache = PixelCache(tmp_path / "cache", frame, size=32)
+    for index in range(5):
+        cache.image(index)
+    assert len(decoder_calls) == 5 and cache.decoded == 5
+
+
+def test_malformed_header_is_that_file_reason_and_the_rest_goes_on(tmp_path: Path):
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    from proctovision.data.images import ImageReadError
+    from proctovision.tasks import load_task
+
+    folder = tmp_path / "data" / "normal"
+    cine(folder / "a_good_cine.dcm", frames=3)
+    broken = pydicom.dcmread(cine(tmp_path / "spare.dcm", frames=3))
+    broken["NumberOfFrames"] = RawDataElement(Tag(0x00280008), "IS", 2, b"1A", 0, False, True)
+    broken.save_as(folder / "b_bad_frames.dcm")
+    shutil.copy(FILES / "MR_small.dcm", folder / "c_good.dcm")
+    with pytest.raises(ImageReadError, match=r"malformed header: NumberOfFrames \(0028,0008\) = '1A' is not an integer"):
+        read_image(folder / "b_bad_frames.dcm")
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0)
+    reasons = {Path(item.path).name: item.reason for item in result.excluded}
+    assert list(reasons) == ["b_bad_frames.dcm"]
+    assert "NumberOfFrames (0028,0008)" in reasons["b_bad_frames.dcm"]
+    assert list(result.manifest["path"].map(lambda p: Path(p).name)) == ["a_good_cine.dcm"] * 3 + ["c_good.dcm"]
+
+
+def test_a_file_without_preamble_is_read_and_noted_not_refused(tmp_path: Path):
+    from pydicom.filewriter import dcmwrite
+
+    from proctovision.tasks import load_task
+
+    dataset = pydicom.dcmread(FILES / "MR_small.dcm")
+    dataset.preamble = None
+    del dataset.file_meta
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    dcmwrite(folder / "old_style", dataset, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    raw = (folder / "old_style").read_bytes()
+    assert raw[128:132] != b"DICM" and raw[:2] == b"\x08\x00", "no preamble, no meta header"
+    assert np.array_equal(np.asarray(read_image(folder / "old_style")).astype(int), pixels("MR_small.dcm"))
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0)
+    assert not result.excluded
+    assert len(result.manifest) == 1 and result.manifest["modality"].iloc[0] == "MR"
+    assert any("without the 128-byte preamble" in note and "old_style" in note for note in result.notes)
+
+
+def test_reasons_name_the_object_the_truncation_and_the_transfer_syntax(tmp_path: Path):
+    from proctovision.tasks import load_task
+
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    for name in ("rtplan.dcm", "rtstruct.dcm", "test-SR.dcm", "waveform_ecg.dcm", "MR_truncated.dcm", "rtdose.dcm"):
+        shutil.copy(FILES / name, folder / name)
+    whole = (FILES / "CT_small.dcm").read_bytes()
+    pixels_start = whole.index(b"\xe0\x7f\x10\x00OW") + 12  # explicit VR: tag, VR, 2 reserved, 4-byte length
+    (folder / "ct_cut_in_pixels.dcm").write_bytes(whole[: pixels_start + 20000])
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0)
+    reasons = {Path(item.path).name: item.reason for item in result.excluded}
+    assert reasons["rtplan.dcm"] == "no pixel data: RT Plan Storage object (RTPLAN), not an image"
+    assert "RT Structure Set" in reasons["rtstruct.dcm"] and reasons["rtstruct.dcm"].startswith("no pixel data")
+    assert "SR Storage" in reasons["test-SR.dcm"] and "ECG Waveform" in reasons["waveform_ecg.dcm"]
+    assert reasons["MR_truncated.dcm"] == "truncated pixel data (8130 of 8192 bytes)"
+    assert reasons["ct_cut_in_pixels.dcm"] == "truncated pixel data (20000 of 32768 bytes)"
+    assert list(result.manifest["frame"]) == [str(index) for index in range(15)], "the RT Dose grid has pixels"
+
+
+def test_colour_cine_frames_by_index_match_pydicom_own_decoding():
+    """A 30-frame YBR_FULL_422 JPEG ultrasound cine: each frame read by index (decoded by Pillow, YCbCr→RGB by
+    Pillow) against pydicom's whole-cine decoding and colour conversion."""
+    reference = pydicom.dcmread(FILES / "examples_ybr_color.dcm").pixel_array.astype(int)
+    assert reference.shape == (30, 240, 320, 3)
+    for index in (0, 13, 29):
+        got = pixels("examples_ybr_color.dcm", frame=index)
+        expected = to_uint8(reference[index].astype(float)).astype(int)
+        difference = np.abs(got - expected)
+        assert difference.max() <= 6 and difference.mean() < 0.1, index
+    assert not np.array_equal(pixels("examples_ybr_color.dcm", frame=0), pixels("examples_ybr_color.dcm", frame=29))

@@ -63,21 +63,35 @@ def ingest(
     query: Annotated[
         Optional[list[str]], typer.Option(help="with --dicomweb: QIDO filter KEY=VALUE (repeatable)")
     ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(min=0, help="processes reading files (default: this machine's cores; 0: none)")
+    ] = None,
+    resume: Annotated[
+        Optional[bool], typer.Option("--resume/--fresh", help="reuse the journal beside the manifest: read only "
+                                     "files that are new or changed (--resume also updates an existing manifest); "
+                                     "--fresh reads everything again")
+    ] = None,
 ) -> None:
     """Build a manifest and a quality report from class folders, a CSV, a DICOM folder, or a PACS over DICOMweb.
+
+    An interrupted ingest continues where it stopped when run again; --resume on a grown archive reads only
+    the new files.
 
     Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
              proctovision ingest archive/ --task fistula --labels labels.csv --window pelvis --out mri/manifest.csv
              proctovision ingest --dicomweb http://pacs:8042/dicom-web --query ModalitiesInStudy=MR \\
                  --task fistula --labels labels.csv --out mri/manifest.csv
+             proctovision ingest archive/ --task fistula --labels labels.csv --workers 8 --resume --out mri/manifest.csv
     """
     from proctovision.data import ingest as ingest_lib
     from proctovision.data.dicom import parse_window, salt_for
+    from proctovision.data.journal import journal_path
+    from proctovision.data.pool import default_workers
     from proctovision.tasks import load_task
 
     task_def = load_task(task)
-    if out.exists() and not overwrite:
-        fail(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not overwrite and not resume:
+        fail(f"{out} exists; pass --overwrite to replace it, or --resume to add what is new in {source}")
     if dicomweb and source is not None:
         fail("give either SOURCE or --dicomweb URL, not both")
     if source is None and not dicomweb:
@@ -89,9 +103,14 @@ def ingest(
     fetch_failures: list = []
     if dicomweb:
         source, fetch_failures = fetch_dicomweb(dicomweb, out, options.salt, study, series, query, overwrite)
-    with progress_bar("Reading images") as update:
-        result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update, labels=labels,
-                                   dicom_options=options)
+    frames = [0]
+    with progress_bar("Reading files") as update:
+        result = ingest_lib.ingest(
+            source, task_def, patient_regex=patient_regex, labels=labels, dicom_options=options,
+            workers=default_workers() if workers is None else workers, journal=journal_path(out),
+            fresh=resume is False, frames_progress=lambda count: frames.__setitem__(0, count),
+            progress=lambda done, total: update(done, total, note=f"{frames[0]} frames"),
+        )
     result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in fetch_failures)
     report = ingest_lib.write_outputs(result, task_def, source, out)
     print_ingest_summary(report, out)

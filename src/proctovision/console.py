@@ -20,7 +20,11 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     ) as progress:
         task_id = progress.add_task(description, total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task_id, completed=done, total=total)
+        def update(done: int, total: int, note: str = "") -> None:
+            """``note`` (e.g. a second count) follows the description."""
+            if note:
+                progress.update(task_id, completed=done, total=total, description=f"{description} ({note})")
+            else:
+                progress.update(task_id, completed=done, total=total)
 
         yield update

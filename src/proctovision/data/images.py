@@ -32,10 +32,22 @@ def looks_like_dicom(path: Path) -> bool:
         return True
     try:
         with open(path, "rb") as stream:
-            stream.seek(128)
-            return stream.read(4) == b"DICM"
+            head = stream.read(132)
     except OSError:
         return False
+    return head[128:132] == b"DICM" or looks_like_headerless_dicom(head)
+
+
+def looks_like_headerless_dicom(head: bytes) -> bool:
+    """Old-style files start straight with a group 0008 (or 0002) element: no preamble, no 'DICM'."""
+    if len(head) < 8:
+        return False
+    for order in ("little", "big"):
+        group = int.from_bytes(head[0:2], order)
+        element = int.from_bytes(head[2:4], order)
+        if group in (0x0002, 0x0008) and element < 0x0200:
+            return True
+    return False
 
 
 def is_hidden(path: Path) -> bool:

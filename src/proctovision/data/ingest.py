@@ -6,6 +6,7 @@ Bad rows never stop the batch: each is left out and listed, by file and reason, 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -17,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from proctovision import fileio
-from proctovision.data import images
+from proctovision.data import images, pool
+from proctovision.data.journal import Journal, entry_key, file_stamp
 from proctovision.data.manifest import ManifestError, class_counts, patient_counts, write_manifest
 from proctovision.errors import UserError
+from proctovision.tables import read_table
 from proctovision.tasks import Task
 
 Progress = Callable[[int, int], None]
@@ -109,16 +112,7 @@ def rows_from_class_folders(root: Path, task: Task, result: IngestResult) -> lis
 
 def rows_from_csv(csv_path: Path, task: Task, result: IngestResult) -> list[dict]:
     """A CSV with path,label,patient_id (paths relative to the CSV) and any extra columns."""
-    try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise IngestError(f"{csv_path}: not a readable CSV ({error})") from error
-    frame.columns = [str(column).strip() for column in frame.columns]
-    missing = [column for column in ("path", "label") if column not in frame.columns]
-    if missing:
-        raise IngestError(
-            f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}"
-        )
+    frame = read_table(csv_path, ("path", "label"), IngestError)
     if "patient_id" not in frame.columns:
         frame["patient_id"] = ""
         result.notes.append("the CSV has no patient_id column: each image is treated as its own patient")
@@ -157,19 +151,14 @@ class DicomOptions:
     export_root: Path | None = None
 
 
-def expand_dicom(row: dict, options: DicomOptions) -> list[dict]:
-    """A DICOM row becomes one row per frame, with pseudonymised patient/study/series and no identifying tag."""
-    from proctovision.data import dicom
-
-    info = dicom.read_info(Path(row["path"]), options.salt)
+def dicom_base_row(row: dict, info: object, options: DicomOptions) -> dict:
+    """A DICOM row's columns: pseudonymised patient/study/series and no identifying tag."""
     base = {key: value for key, value in row.items() if key != "sop_instance_uid"}
     base.update(
         patient_id=row.get("patient_id") or info.patient, study_id=info.study, series_id=info.series,
         modality=info.modality, window=options.window,
     )
-    if info.frames == 1:
-        return [{**base, "frame": ""}]
-    return [{**base, "frame": str(index)} for index in range(info.frames)]
+    return base
 
 
 def export_png(picture: object, row: dict, options: DicomOptions) -> None:
@@ -184,14 +173,11 @@ def export_png(picture: object, row: dict, options: DicomOptions) -> None:
     fileio.write_with(target, lambda path: picture.save(path, format="PNG"))
 
 
-def rows_from_labelled_folder(root: Path, labels_csv: Path, task: Task, result: IngestResult) -> list[dict]:
+def rows_from_labelled_folder(
+    root: Path, labels_csv: Path, task: Task, result: IngestResult, journal: Journal | None = None, workers: int = 0,
+) -> list[dict]:
     """Any folder of files (DICOM archives: nested, any names) labelled by a CSV keyed by SOPInstanceUID or path."""
-    from proctovision.data import dicom
-
-    try:
-        labels = pd.read_csv(labels_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, FileNotFoundError) as error:
-        raise IngestError(f"{labels_csv}: not a readable CSV ({error})") from error
+    labels = read_table(labels_csv, (), IngestError)
     labels.columns = [column.strip().lower() for column in labels.columns]
     key = next((column for column in ("sop_instance_uid", "sopinstanceuid", "path") if column in labels.columns), None)
     if key is None or "label" not in labels.columns:
@@ -199,20 +185,17 @@ def rows_from_labelled_folder(root: Path, labels_csv: Path, task: Task, result: 
     by_lower = {name.lower(): name for name in task.classes}
     lookup = dict(zip(labels[key].str.strip(), labels["label"].str.strip()))
     rows = []
-    for path in walk_files(root):
-        if images.is_hidden(path):
-            continue
+    files = [path for path in walk_files(root) if not images.is_hidden(path)]
+    uids = sop_instance_uids(files, journal, workers) if key != "path" else {}
+    for path in files:
         if key == "path":
             wanted = lookup.get(str(path.relative_to(root)))
         else:
-            if not images.looks_like_dicom(path):
-                result.excluded.append(Exclusion(str(path), "not a DICOM file (labels are keyed by SOPInstanceUID)"))
+            uid, reason = uids[path]
+            if reason:
+                result.excluded.append(Exclusion(str(path), reason))
                 continue
-            try:
-                wanted = lookup.get(dicom.read_info(path, "").sop_instance_uid)
-            except images.ImageReadError as error:
-                result.excluded.append(Exclusion(str(path), error.reason))
-                continue
+            wanted = lookup.get(uid)
         if wanted is None:
             result.excluded.append(Exclusion(str(path), f"no label in {labels_csv.name}"))
             continue
@@ -224,37 +207,186 @@ def rows_from_labelled_folder(root: Path, labels_csv: Path, task: Task, result: 
     return rows
 
 
+@dataclass
+class FileOutcome:
+    """What reading one file gave: its manifest rows (one per frame), or the reason it is left out."""
+
+    rows: list[dict] = field(default_factory=list)
+    reason: str = ""
+    note: str = ""
+
+    @property
+    def frames(self) -> int:
+        return len(self.rows)
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "reason": self.reason, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FileOutcome:
+        return cls(rows=list(data.get("rows", [])), reason=str(data.get("reason", "")), note=str(data.get("note", "")))
+
+
+HEADERLESS_NOTE = "no 128-byte preamble (an old-style DICOM file): read anyway"
+
+
+def inspect_file(row: dict, options: DicomOptions) -> FileOutcome:
+    """Read one file once and judge it; any failure becomes its reason, never an exception."""
+    path = Path(row["path"])
+    try:
+        if path.is_file() and path.stat().st_size > 0 and images.looks_like_dicom(path):
+            return inspect_dicom(row, path, options)
+        return inspect_picture(row, path, options)
+    except images.ImageReadError as error:
+        return FileOutcome(reason=error.reason)
+    except OSError as error:
+        return FileOutcome(reason=f"cannot read file: {error.strerror or error}")
+    except Exception as error:  # noqa: BLE001 - one bad file must never cost the rest
+        return FileOutcome(reason=f"unexpected error while reading ({type(error).__name__}: {error})")
+
+
+def inspect_picture(row: dict, path: Path, options: DicomOptions) -> FileOutcome:
+    picture = images.read_image(path)
+    item = dict(row)
+    describe_frame(item, picture, file_sha256(path), None, options)
+    return FileOutcome(rows=[item])
+
+
+def inspect_dicom(row: dict, path: Path, options: DicomOptions) -> FileOutcome:
+    """Header and every frame from one parse of the file; each frame decoded exactly once."""
+    from proctovision.data import dicom
+
+    digest = file_sha256(path)  # streamed: one copy of the file in memory (pydicom's), not two
+    opened = dicom.open_dicom(path)
+    info = dicom.info_of(opened, options.salt)
+    base = dicom_base_row(row, info, options)
+    rows = []
+    for index, picture in enumerate(dicom.iter_dicom_rgb(opened, options.window)):
+        frame = index if info.frames > 1 else None
+        item = {**base, "frame": "" if frame is None else str(frame)}
+        describe_frame(item, picture, digest, frame, options)
+        rows.append(item)
+    if len(rows) != info.frames:
+        raise images.ImageReadError(path, f"pixel data holds {len(rows)} frame(s) where NumberOfFrames says "
+                                          f"{info.frames}")
+    return FileOutcome(rows=rows, note=HEADERLESS_NOTE if opened.headerless else "")
+
+
+def describe_frame(item: dict, picture: object, digest: str, frame: int | None, options: DicomOptions) -> None:
+    item["width"], item["height"] = picture.width, picture.height
+    item["sha256"] = digest if frame is None else f"{digest}:{frame}"
+    item["phash"] = str(imagehash.phash(picture))
+    if options.export_png is not None:
+        export_png(picture, item, options)
+
+
+def reading_settings(options: DicomOptions) -> str:
+    """What changes a file's rows besides the file: a journal entry counts only under the same settings."""
+    salt = hashlib.sha256(options.salt.encode()).hexdigest()
+    return json.dumps({"window": options.window, "salt": salt, "png": str(options.export_png or "")})
+
+
+def header_uid(path: Path) -> tuple[str, str]:
+    """``(SOPInstanceUID, "")`` from the header alone, or ``("", reason)``."""
+    from proctovision.data import dicom
+
+    if not images.looks_like_dicom(path):
+        return "", "not a DICOM file (labels are keyed by SOPInstanceUID)"
+    try:
+        return dicom.read_info(path, "").sop_instance_uid, ""
+    except images.ImageReadError as error:
+        return "", error.reason
+    except Exception as error:  # noqa: BLE001 - one bad header must never cost the rest
+        return "", f"unreadable DICOM header ({type(error).__name__}: {error})"
+
+
+def sop_instance_uids(paths: list[Path], journal: Journal | None, workers: int) -> dict[Path, tuple[str, str]]:
+    """Every file's SOPInstanceUID (or why not), headers read on ``workers`` processes and remembered in the
+    journal, so that a re-run opens only new or changed files."""
+    found: dict[Path, tuple[str, str]] = {}
+    keys = {path: entry_key({"path": str(path), "read": "sop_instance_uid"}, "") for path in paths}
+    stamps = {path: file_stamp(path) for path in paths} if journal else {}
+    todo = []
+    for path in paths:
+        cached = journal.lookup(keys[path], stamps[path]) if journal else None
+        if cached is None:
+            todo.append(path)
+        else:
+            found[path] = (str(cached.get("uid", "")), str(cached.get("reason", "")))
+    for index, outcome in pool.run_each(header_uid, todo, workers):
+        path = todo[index]
+        if isinstance(outcome, pool.ItemFailed):
+            outcome = ("", f"reading this file's header failed ({outcome})")
+        found[path] = outcome
+        if journal:
+            journal.record(keys[path], stamps[path], {"uid": outcome[0], "reason": outcome[1]})
+    return found
+
+
 def inspect_rows(
     rows: list[dict], result: IngestResult, progress: Progress | None = None, options: DicomOptions | None = None,
+    workers: int = 0, journal: Journal | None = None, frames_progress: Callable[[int], None] | None = None,
+    inspect: Callable[[dict, DicomOptions], FileOutcome] | None = None,
 ) -> list[dict]:
-    """Open every image once: drop unreadable ones with the reason, record size and hash.
+    """Read every file once (on ``workers`` processes; 0 = here): keep its rows, or list it with the reason.
 
-    DICOM files are expanded to one row per frame first, and read with the ingest's window.
+    Outcomes stream in as files finish and go to the journal at once; the manifest keeps the input order.
     """
     options = options or DicomOptions()
-    kept: list[dict] = []
-    for done, row in enumerate(rows, start=1):
-        path = Path(row["path"])
-        try:
-            expanded = expand_dicom(row, options) if path.is_file() and images.looks_like_dicom(path) else [row]
-            digest = file_sha256(path) if path.is_file() else ""
-            for item in expanded:
-                frame_index = int(item["frame"]) if str(item.get("frame", "")).strip() else None
-                window = item.get("window") if "window" in item else None
-                picture = images.read_image(path, frame=frame_index, window=window)
-                item["width"], item["height"] = picture.width, picture.height
-                item["sha256"] = digest if frame_index is None else f"{digest}:{frame_index}"
-                item["phash"] = str(imagehash.phash(picture))
-                if options.export_png is not None:
-                    export_png(picture, item, options)
-        except images.ImageReadError as error:
-            result.excluded.append(Exclusion(str(path), error.reason))
-        except OSError as error:
-            result.excluded.append(Exclusion(str(path), f"cannot read file: {error.strerror or error}"))
+    settings = reading_settings(options)
+    outcomes: list[FileOutcome | None] = [None] * len(rows)
+    keys = [entry_key(row, settings) for row in rows]
+    stamps = [file_stamp(row["path"]) for row in rows] if journal else [""] * len(rows)
+    todo = []
+    for position, row in enumerate(rows):
+        cached = journal.lookup(keys[position], stamps[position]) if journal else None
+        if cached is None:
+            todo.append(position)
         else:
-            kept.extend(expanded)
-        if progress:
-            progress(done, len(rows))
+            outcomes[position] = FileOutcome.from_dict(cached)
+    done, frames = len(rows) - len(todo), sum(outcome.frames for outcome in outcomes if outcome)
+    if done:
+        result.notes.append(f"{done} file(s) unchanged since the last ingest were taken from its journal "
+                            f"({journal.path.name}), not read again")
+    report_progress(progress, frames_progress, done, len(rows), frames)
+    reader = inspect or inspect_file
+    for index, outcome in pool.run_each(reader, [rows[position] for position in todo], workers, options):
+        position = todo[index]
+        if isinstance(outcome, pool.WorkerCrash):
+            outcome = FileOutcome(reason=f"reading this file crashed ({outcome}): a damaged file or a decoder fault")
+        elif isinstance(outcome, pool.ItemFailed):
+            outcome = FileOutcome(reason=f"reading this file failed ({outcome})")
+        outcomes[position] = outcome
+        if journal:
+            journal.record(keys[position], stamps[position], outcome.as_dict())
+        done, frames = done + 1, frames + outcome.frames
+        report_progress(progress, frames_progress, done, len(rows), frames)
+    return collect(rows, outcomes, result)
+
+
+def report_progress(progress: Progress | None, frames_progress: Callable[[int], None] | None, done: int, total: int,
+                    frames: int) -> None:
+    if frames_progress:
+        frames_progress(frames)
+    if progress:
+        progress(done, total)
+
+
+def collect(rows: list[dict], outcomes: list[FileOutcome | None], result: IngestResult) -> list[dict]:
+    """Kept rows in input order; exclusions and notes, by file."""
+    kept: list[dict] = []
+    headerless = []
+    for row, outcome in zip(rows, outcomes):
+        if outcome is None or outcome.reason:
+            result.excluded.append(Exclusion(row["path"], outcome.reason if outcome else "not read"))
+            continue
+        kept.extend(outcome.rows)
+        if outcome.note == HEADERLESS_NOTE:
+            headerless.append(Path(row["path"]).name)
+    if headerless:
+        shown = ", ".join(headerless[:5]) + (f" and {len(headerless) - 5} more" if len(headerless) > 5 else "")
+        result.notes.append(f"{len(headerless)} DICOM file(s) without the 128-byte preamble (old-style files) were "
+                            f"read anyway: {shown}")
     return kept
 
 
@@ -284,8 +416,31 @@ def ingest(
     progress: Progress | None = None,
     labels: Path | None = None,
     dicom_options: DicomOptions | None = None,
+    workers: int = 0,
+    journal: str | Path | None = None,
+    fresh: bool = False,
+    frames_progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Build a manifest from class folders, a CSV manifest, or a folder labelled by ``labels`` (DICOM archives)."""
+    """Build a manifest from class folders, a CSV manifest, or a folder labelled by ``labels`` (DICOM archives).
+
+    ``workers`` processes read the files (0: this process). With a ``journal`` file, files already judged by an
+    earlier (or interrupted) ingest with the same settings and unchanged since are not read again; ``fresh``
+    starts the journal anew.
+    """
+    if journal is None:
+        return _ingest(source, task, patient_regex, progress, labels, dicom_options, workers, None, frames_progress)
+    with Journal(journal, fresh=fresh) as opened:
+        result = _ingest(source, task, patient_regex, progress, labels, dicom_options, workers, opened,
+                         frames_progress)
+        opened.compact()
+    return result
+
+
+def _ingest(
+    source: str | Path, task: Task, patient_regex: str | None, progress: Progress | None, labels: Path | None,
+    dicom_options: DicomOptions | None, workers: int, journal: Journal | None,
+    frames_progress: Callable[[int], None] | None,
+) -> IngestResult:
     source = Path(source)
     result = IngestResult(manifest=pd.DataFrame())
     if not source.exists():
@@ -295,7 +450,7 @@ def ingest(
         rows = rows_from_csv(source, task, result)
     elif source.is_dir() and labels is not None:
         result.source_kind = "labelled-folder"
-        rows = rows_from_labelled_folder(source, Path(labels), task, result)
+        rows = rows_from_labelled_folder(source, Path(labels), task, result, journal, workers)
     elif source.is_dir():
         result.source_kind = "class-folders"
         rows = rows_from_class_folders(source, task, result)
@@ -304,7 +459,8 @@ def ingest(
     options = dicom_options or DicomOptions()
     if options.export_png is not None and options.export_root is None:
         options.export_root = source if source.is_dir() else source.parent
-    rows = inspect_rows(rows, result, progress, options)
+    rows = inspect_rows(rows, result, progress, options, workers=workers, journal=journal,
+                        frames_progress=frames_progress)
     fill_patient_ids(rows, result, patient_regex)
     columns = ["path", "label", "patient_id"]
     frame = pd.DataFrame(rows)
