@@ -1,6 +1,10 @@
 """Matplotlib figures in the shape of the hemorrhoid study's Fig. 2-4, plus ROC and reliability plots."""
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -9,9 +13,50 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from proctovision import fileio  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+from proctovision import fileio, i18n  # noqa: E402
 
 MODEL_COLOUR, READER_COLOUR = "#3c78c3", "#d9822b"
+# Fonts with Simplified Chinese glyphs, best first: Debian's fonts-noto-cjk, Adobe's Source Han, WenQuanYi.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "Noto Sans CJK JP",
+             "Noto Serif CJK SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
+
+
+class MissingFontWarning(UserWarning):
+    """No font with Chinese glyphs is installed: figures fall back to English labels."""
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The first installed font, by family name, that draws Simplified Chinese; None when there is none."""
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+@contextlib.contextmanager
+def figure_language(language: str | None) -> Iterator[Callable[[str], str]]:
+    """Draw figures in ``language``: yields its gettext, with a CJK font in use for Chinese.
+
+    Without a CJK font every Chinese label would be drawn as empty boxes, so the labels stay English and a
+    warning says which package to install.
+    """
+    language = i18n.normalise(language)
+    if language == "en":
+        yield i18n.gettext_for("en")
+        return
+    font = cjk_font()
+    if font is None:
+        warnings.warn(
+            "no font with Chinese glyphs found (looked for " + ", ".join(CJK_FONTS[:3]) + "); figure labels stay "
+            "English. Install one, e.g. `apt-get install fonts-noto-cjk`.", MissingFontWarning, stacklevel=3,
+        )
+        yield i18n.gettext_for("en")
+        return
+    with plt.rc_context({"font.family": "sans-serif",
+                         "font.sans-serif": [font, *plt.rcParams["font.sans-serif"]],
+                         "axes.unicode_minus": False}):
+        yield i18n.gettext_for(language)
 
 
 def save(figure: plt.Figure, path: Path) -> Path:
