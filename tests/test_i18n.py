@@ -308,11 +308,15 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
 
     run, comparison = evaluated_run
     runner = CliRunner()
-    result = runner.invoke(app, ["report", str(run), "--comparison", str(comparison), "--lang", "zh-CN",
-                                 "--out", str(tmp_path / "zh.html")])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["report", str(run), "--comparison", str(comparison), "--lang", "zh-CN",
+                                     "--no-cams", "--out", str(tmp_path / "zh.html")])
     assert result.exit_code == 0, result.output
+    if HAS_CJK_FONT:
+        assert [str(w.message) for w in caught if "Glyph" in str(w.message)] == [], "Chinese training curves drawn"
     chinese = (tmp_path / "zh.html").read_text(encoding="utf-8")
-    for title in ("目录", "数据", "配置", "评价指标及 95% 置信区间", "图表", "Grad-CAM 热图集", "CLAIM 清单（本次运行可填写的条目）",
+    for title in ("目录", "数据", "配置", "评价指标及 95% 置信区间", "图表", "Grad-CAM 热图集", "本报告未计算 Grad-CAM 热图。", "CLAIM 清单（本次运行可填写的条目）",
                   "模型与阅片者对比", "配对检验", "训练曲线", "受试者工作特征曲线（测试集）", "混淆矩阵（测试集）",
                   "灵敏度", "特异度", "准确率", "参考标准", "生成于 "):
         assert title in chinese, title
@@ -336,10 +340,10 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
     assert "灵敏度" not in english
 
 
-def test_report_refuses_an_unknown_language(tmp_path):
-    import subprocess
-    import sys
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_report_and_export_refuse_an_unknown_language(command, tmp_path):
+    from proctovision.cli import app
 
-    process = subprocess.run([sys.executable, "-m", "proctovision", "report", str(tmp_path), "--lang", "fr"],
-                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
-    assert process.returncode == 1 and "error:" in process.stderr and "'fr'" in process.stderr
+    result = CliRunner().invoke(app, [command, str(tmp_path), "--lang", "fr", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "error:" in result.output and "'fr'" in result.output
+    assert not (tmp_path / "out").exists()

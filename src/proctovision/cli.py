@@ -371,7 +371,10 @@ def report(
     from proctovision import i18n
     from proctovision.reporting.report import build_report
 
-    language = i18n.resolve(lang)
+    try:
+        language = i18n.resolve(lang)
+    except i18n.LanguageError as error:
+        fail(str(error))
     with console.status("Writing the report"):
         path = build_report(list(runs), out, comparison=comparison, cams=cams, lang=language)
     console.print(f"report: {path}")
@@ -474,7 +477,11 @@ def export(
 
     if format != "onnx":
         fail(f"unknown format {format!r}: only onnx is supported")
-    check = export_run(run, out, language=i18n.resolve(lang))
+    try:
+        language = i18n.resolve(lang)
+    except i18n.LanguageError as error:
+        fail(str(error))
+    check = export_run(run, out, language=language)
     console.print(f"ONNX parity: max |Δp| = {check['max_abs_diff']:.2e} on {check['n_inputs']} inputs (limit 1e-4)")
     console.print(f"model: {out / 'model.onnx'}\ncard: {out / 'MODEL_CARD.md'}")
 
