@@ -146,7 +146,8 @@ def test_dates_follow_the_locale():
 def test_catalogues_ship_with_the_package():
     import tomllib
 
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["proctovision"]
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = settings["package-data"]["proctovision"]
     shipped = [path for path in PACKAGE.rglob("*") if any(path.relative_to(PACKAGE).match(p) for p in patterns)]
     assert i18n.catalogue_path("zh-CN") in shipped
     assert PACKAGE / "serving" / "static" / "index.html" in shipped
@@ -316,7 +317,8 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
     if HAS_CJK_FONT:
         assert [str(w.message) for w in caught if "Glyph" in str(w.message)] == [], "Chinese training curves drawn"
     chinese = (tmp_path / "zh.html").read_text(encoding="utf-8")
-    for title in ("目录", "数据", "配置", "评价指标及 95% 置信区间", "图表", "Grad-CAM 热图集", "本报告未计算 Grad-CAM 热图。", "CLAIM 清单（本次运行可填写的条目）",
+    for title in ("目录", "数据", "配置", "评价指标及 95% 置信区间", "图表", "Grad-CAM 热图集", "本报告未计算 Grad-CAM 热图。",
+                  "CLAIM 清单（本次运行可填写的条目）",
                   "模型与阅片者对比", "配对检验", "训练曲线", "受试者工作特征曲线（测试集）", "混淆矩阵（测试集）",
                   "灵敏度", "特异度", "准确率", "参考标准", "生成于 "):
         assert title in chinese, title

@@ -466,7 +466,9 @@ def export(
     run: Annotated[Path, typer.Argument(help="run folder from `train`")],
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
     out: Annotated[Path, typer.Option(help="folder for model.onnx and the model card")] = Path("export"),
-    lang: Annotated[Optional[str], typer.Option(help="language of MODEL_CARD.md: en or zh-CN (default as `report`)")] = None,
+    lang: Annotated[
+        Optional[str], typer.Option(help="language of MODEL_CARD.md: en or zh-CN (default as for `report`)")
+    ] = None,
 ) -> None:
     """Export to ONNX with a parity check against PyTorch, and write a model card beside it.
 

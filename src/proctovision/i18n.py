@@ -4,7 +4,8 @@ English is the source language (the msgids); ``locale/<lang>/LC_MESSAGES/proctov
 translation. The .po files are compiled in memory with Babel when first used, so an editable install and a
 wheel need nothing but the .po files. To refresh after changing strings::
 
-    pybabel extract -F src/proctovision/locale/babel.cfg -k N_ -o src/proctovision/locale/proctovision.pot src/proctovision
+    pybabel extract -F src/proctovision/locale/babel.cfg -k N_ --no-location --sort-output \
+        -o src/proctovision/locale/proctovision.pot src/proctovision
     pybabel update -i src/proctovision/locale/proctovision.pot -d src/proctovision/locale -D proctovision
 """
 from __future__ import annotations
