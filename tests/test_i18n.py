@@ -320,7 +320,8 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
     for title in ("目录", "数据", "配置", "评价指标及 95% 置信区间", "图表", "Grad-CAM 热图集", "本报告未计算 Grad-CAM 热图。",
                   "CLAIM 清单（本次运行可填写的条目）",
                   "模型与阅片者对比", "配对检验", "训练曲线", "受试者工作特征曲线（测试集）", "混淆矩阵（测试集）",
-                  "灵敏度", "特异度", "准确率", "参考标准", "生成于 "):
+                  "灵敏度", "特异度", "准确率", "参考标准", "生成于 ", "模型与阅片者的准确率、召回率、精确率和 F1 值",
+                  "<figcaption>阅片时间</figcaption>"):
         assert title in chinese, title
     parser = Readable()
     parser.feed(chinese)

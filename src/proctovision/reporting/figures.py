@@ -66,8 +66,10 @@ def save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: str = "") -> Path:
-    """One panel per metric: a bar per model (blue) and reader (orange), with its 95% CI."""
+def metric_bars(
+    table: list[dict], metrics: tuple[str, ...], path: Path, title: str = "", _: Callable[[str], str] = str,
+) -> Path:
+    """One panel per metric: a bar per model (blue) and reader (orange), with its 95% CI; ``_`` names metrics."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
     names = [row["participant"] for row in table]
@@ -80,7 +82,7 @@ def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: 
         for position, value in enumerate(values):
             axis.text(position, value / 2, f"{value:.3f}", ha="center", va="center", rotation=90, color="white",
                       fontsize=8)
-        axis.set_title(metric)
+        axis.set_title(_(metric))
         axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         axis.set_ylim(0, 1.05)
     if title:
@@ -88,7 +90,7 @@ def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: 
     return save(figure, path)
 
 
-def reading_time_bars(table: list[dict], path: Path) -> Path:
+def reading_time_bars(table: list[dict], path: Path, _: Callable[[str], str] = str) -> Path:
     """Total seconds to read the set, models against readers; a log axis when they differ by orders."""
     rows = [row for row in table if row.get("reading_time_s")]
     figure, axis = plt.subplots(figsize=(max(4, 0.9 * len(rows) + 2), 3.6))
@@ -99,7 +101,7 @@ def reading_time_bars(table: list[dict], path: Path) -> Path:
         axis.set_yscale("log")
     for position, value in enumerate(values):
         axis.text(position, value, f"{value:.1f} s", ha="center", va="bottom", fontsize=8)
-    axis.set_ylabel("reading time (s)")
+    axis.set_ylabel(_("reading time (s)"))
     axis.tick_params(axis="x", rotation=45)
     return save(figure, path)
 

@@ -210,17 +210,39 @@ COMPARISON_CAPTIONS = {"metrics": N_("Accuracy, recall, precision and F1 of mode
                        "pr": N_("Precision-recall curves"), "roc_all": N_("ROC of every run")}
 
 
-def comparison_sections(folders: list[Path], out: Path, _) -> list[dict]:
-    """Each `compare` folder's tables and figures, figures embedded and captioned in the report's language."""
+def comparison_sections(folders: list[Path], out: Path, work: Path, language: str) -> list[dict]:
+    """Each `compare` folder's tables and figures, figures embedded and captioned in the report's language.
+
+    The bar charts are drawn again from comparison.json in the report's language; curves are embedded as drawn.
+    """
+    _ = i18n.gettext_for(language)
     comparisons = []
-    for folder in folders:
+    for index, folder in enumerate(folders):
         title = folder.parent.name if folder.parent != out.parent else ""
         comparison = read_comparison(folder, title)
-        if comparison:
-            comparison["images"] = {_(COMPARISON_CAPTIONS.get(name, name)): embed(path)
-                                    for name, path in comparison.pop("image_paths").items()}
-            comparisons.append(comparison)
+        if not comparison:
+            continue
+        paths = comparison.pop("image_paths")
+        if language != "en":
+            paths.update(translated_bars(folder, work / f"comparison_{index}", language))
+        comparison["images"] = {_(COMPARISON_CAPTIONS.get(name, name)): embed(path) for name, path in paths.items()}
+        comparisons.append(comparison)
     return comparisons
+
+
+def translated_bars(folder: Path, target: Path, language: str) -> dict[str, Path]:
+    """The metric and reading-time bars of a `compare` folder, labelled in ``language``."""
+    from proctovision.evaluation.compare import STUDY_METRICS
+
+    payload = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
+    table = payload.get("table", [])
+    drawn = {}
+    with figures.figure_language(language) as _:
+        split = _(str(payload.get("split", "")))
+        drawn["metrics"] = figures.metric_bars(table, STUDY_METRICS, target / "metrics.png", split, _)
+        if any(row.get("reading_time_s") for row in table):
+            drawn["reading_time"] = figures.reading_time_bars(table, target / "reading_time.png", _)
+    return drawn
 
 
 def build_report(
@@ -240,7 +262,7 @@ def build_report(
     environment = i18n.environment(jinja2.PackageLoader("proctovision", "reporting/templates"), language)
     environment.filters["metric_rows"] = metric_rows
     html = environment.get_template("report.html.j2").render(
-        sections=sections, comparisons=comparison_sections([Path(f) for f in folders], out, _),
+        sections=sections, comparisons=comparison_sections([Path(f) for f in folders], out, work, language),
         version=__version__, title=title or _("ProctoVision report"), extras=extras or [],
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
