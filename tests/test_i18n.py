@@ -341,6 +341,11 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
                   "ROC (test)", "sensitivity"):
         assert title in english, title
     assert "灵敏度" not in english
+    from proctovision.reporting.report import embed
+
+    for name in ("confusion_test.png", "reliability_test.png", "roc_test.png", "pr_test.png"):
+        drawn_by_evaluation = embed(run / "figures" / name)
+        assert drawn_by_evaluation in english and drawn_by_evaluation not in chinese, f"{name} redrawn in Chinese"
 
 
 @pytest.mark.parametrize("command", ["report", "export"])

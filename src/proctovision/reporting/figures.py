@@ -106,14 +106,17 @@ def reading_time_bars(table: list[dict], path: Path, _: Callable[[str], str] = s
     return save(figure, path)
 
 
-def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC") -> Path:
+def roc_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC",
+    _: Callable[[str], str] = str,
+) -> Path:
     """Several ROC curves on one figure: name → (fpr, tpr, auc)."""
     figure, axis = plt.subplots(figsize=(4.6, 4.4))
     for name, (fpr, tpr, auc) in curves.items():
         axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set_xlabel("1 - specificity")
-    axis.set_ylabel("sensitivity")
+    axis.set_xlabel(_("1 - specificity"))
+    axis.set_ylabel(_("sensitivity"))
     axis.set_title(title)
     axis.legend(fontsize=7, loc="lower right")
     return save(figure, path)
@@ -121,7 +124,7 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Pa
 
 def pr_curves(
     curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, prevalence: float | None = None,
-    title: str = "Precision-recall",
+    title: str = "Precision-recall", _: Callable[[str], str] = str,
 ) -> Path:
     """Several precision-recall curves on one figure: name → (recall, precision, average precision).
 
@@ -131,38 +134,41 @@ def pr_curves(
     for name, (recall, precision, average_precision) in curves.items():
         axis.step(recall, precision, where="post", label=f"{name} (AP {average_precision:.3f})")
     if prevalence is not None:
-        axis.axhline(prevalence, color="grey", linestyle=":", label=f"prevalence {prevalence:.2f}")
+        axis.axhline(prevalence, color="grey", linestyle=":", label=_("prevalence {value:.2f}").format(value=prevalence))
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.05)
-    axis.set_xlabel("recall (sensitivity)")
-    axis.set_ylabel("precision (PPV)")
+    axis.set_xlabel(_("recall (sensitivity)"))
+    axis.set_ylabel(_("precision (PPV)"))
     axis.set_title(title)
     axis.legend(fontsize=7, loc="lower left")
     return save(figure, path)
 
 
-def reliability_diagram(table: dict, path: Path, title: str = "Calibration") -> Path:
+def reliability_diagram(table: dict, path: Path, title: str = "Calibration", _: Callable[[str], str] = str) -> Path:
     figure, axis = plt.subplots(figsize=(4.4, 4.2))
     points = [(c, a) for c, a in zip(table["confidence"], table["accuracy"]) if c is not None]
     if points:
         confidence, accuracy = zip(*points)
         axis.plot(confidence, accuracy, marker="o")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set_xlabel("confidence")
-    axis.set_ylabel("accuracy")
+    axis.set_xlabel(_("confidence"))
+    axis.set_ylabel(_("accuracy"))
     axis.set_title(title)
     return save(figure, path)
 
 
-def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+def confusion_matrix_figure(
+    matrix: list[list[int]], classes: list[str], path: Path, _: Callable[[str], str] = str,
+) -> Path:
     figure, axis = plt.subplots(figsize=(3.8, 3.4))
     values = np.array(matrix)
     axis.imshow(values, cmap="Blues")
     for (row, column), count in np.ndenumerate(values):
         axis.text(column, row, str(count), ha="center", va="center",
                   color="white" if count > values.max() / 2 else "black")
-    axis.set_xticks(range(len(classes)), classes)
-    axis.set_yticks(range(len(classes)), classes)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    names = [_(name) for name in classes]
+    axis.set_xticks(range(len(classes)), names)
+    axis.set_yticks(range(len(classes)), names)
+    axis.set_xlabel(_("predicted"))
+    axis.set_ylabel(_("true"))
     return save(figure, path)

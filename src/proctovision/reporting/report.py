@@ -13,7 +13,7 @@ import pandas as pd
 from proctovision import __version__, fileio, i18n
 from proctovision.data.manifest import read_manifest
 from proctovision.i18n import N_
-from proctovision.reporting import figures
+from proctovision.reporting import figures, translated
 from proctovision.reporting.comparison import read_comparison
 from proctovision.runs import RunInfo, read_run
 
@@ -177,10 +177,13 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en
     if history:
         section.images[_("Training curves")] = embed(history)
     for split in metrics:
+        redrawn = {} if language == "en" else translated.split_figures(
+            run, split, metrics[split], figure_dir / "figures", language)
         for english, caption, name in FIGURE_CAPTIONS:
-            if (run.paths.figures / name.format(split=split)).is_file():
+            path = redrawn.get(name.format(split=split), run.paths.figures / name.format(split=split))
+            if path.is_file():
                 label = f"{english} ({split})" if language == "en" else _(caption).format(split=_(split))
-                section.images[label] = embed(run.paths.figures / name.format(split=split))
+                section.images[label] = embed(path)
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
         grid, summary = cam_gallery(run, split, figure_dir / "cams")
@@ -224,25 +227,10 @@ def comparison_sections(folders: list[Path], out: Path, work: Path, language: st
             continue
         paths = comparison.pop("image_paths")
         if language != "en":
-            paths.update(translated_bars(folder, work / f"comparison_{index}", language))
+            paths.update(translated.comparison_bars(folder, work / f"comparison_{index}", language))
         comparison["images"] = {_(COMPARISON_CAPTIONS.get(name, name)): embed(path) for name, path in paths.items()}
         comparisons.append(comparison)
     return comparisons
-
-
-def translated_bars(folder: Path, target: Path, language: str) -> dict[str, Path]:
-    """The metric and reading-time bars of a `compare` folder, labelled in ``language``."""
-    from proctovision.evaluation.compare import STUDY_METRICS
-
-    payload = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
-    table = payload.get("table", [])
-    drawn = {}
-    with figures.figure_language(language) as _:
-        split = _(str(payload.get("split", "")))
-        drawn["metrics"] = figures.metric_bars(table, STUDY_METRICS, target / "metrics.png", split, _)
-        if any(row.get("reading_time_s") for row in table):
-            drawn["reading_time"] = figures.reading_time_bars(table, target / "reading_time.png", _)
-    return drawn
 
 
 def build_report(
