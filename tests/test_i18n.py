@@ -203,6 +203,15 @@ def test_model_card_in_chinese(run_dir):
     assert english.startswith("# Model card: hemorrhoid") and "| sensitivity | 0.75 | 0.5 - 1.0 |" in english
 
 
+def test_export_writes_the_card_in_the_chosen_language_and_the_json_in_english(run_dir, tmp_path):
+    from proctovision.runs import read_run
+    from proctovision.serving.card import build_card, read_card, write_card
+
+    write_card(tmp_path, build_card(read_run(run_dir)), "zh-CN")
+    assert (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8").startswith("# 模型说明卡：内痔")
+    assert read_card(tmp_path)["intended_use"].startswith("Research decision support")
+
+
 # --- the page ---
 def test_page_follows_accept_language_and_the_switch(run_dir):
     from proctovision.serving.app import create_app
