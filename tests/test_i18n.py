@@ -330,7 +330,7 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
                   "CLAIM 清单（本次运行可填写的条目）",
                   "模型与阅片者对比", "配对检验", "训练曲线", "受试者工作特征曲线（测试集）", "混淆矩阵（测试集）",
                   "灵敏度", "特异度", "准确率", "参考标准", "生成于 ", "模型与阅片者的准确率、召回率、精确率和 F1 值",
-                  "<figcaption>阅片时间</figcaption>"):
+                  "<figcaption>阅片时间</figcaption>", "约登指数"):
         assert title in chinese, title
     parser = Readable()
     parser.feed(chinese)

@@ -129,7 +129,7 @@ def claim_items(
     if test and test.get("threshold"):
         threshold = test["threshold"]
         operating = _("threshold {value:.3f} ({rule}, chosen on {split})").format(
-            value=threshold["value"], rule=threshold["rule"], split=term(str(threshold["chosen_on"])))
+            value=threshold["value"], rule=term(str(threshold["rule"])), split=term(str(threshold["chosen_on"])))
     return [
         (_("Data source"), source),
         (_("Partitioning"), _("Patient-level stratified split: {sides}; patients on more than one side: {leaks}.")
