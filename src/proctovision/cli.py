@@ -513,15 +513,22 @@ def report(
     out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
     comparison: Annotated[Optional[Path], typer.Option(help="a folder written by `compare`, to include")] = None,
     cams: Annotated[bool, typer.Option(help="compute a Grad-CAM gallery of right and wrong cases")] = True,
+    lang: Annotated[Optional[str], typer.Option(
+        help="en or zh-CN; default: $PROCTOVISION_LANGUAGE, else `language:` in the settings file, else en")] = None,
 ) -> None:
     """One self-contained HTML report: data, QC, config, curves, metrics with CIs, Grad-CAM, CLAIM checklist.
 
-    Example: proctovision report runs/convmixer runs/effnet --comparison comparison/ --out report.html
+    Example: proctovision report runs/convmixer runs/effnet --comparison comparison/ --lang zh-CN --out report.html
     """
+    from proctovision import i18n
     from proctovision.reporting.report import build_report
 
+    try:
+        language = i18n.resolve(lang)
+    except i18n.LanguageError as error:
+        fail(str(error))
     with console.status("Writing the report"):
-        path = build_report(list(runs), out, comparison=comparison, cams=cams)
+        path = build_report(list(runs), out, comparison=comparison, cams=cams, lang=language)
     console.print(f"report: {path}")
 
 
@@ -656,16 +663,24 @@ def export(
     run: Annotated[Path, typer.Argument(help="run folder from `train`")],
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
     out: Annotated[Path, typer.Option(help="folder for model.onnx and the model card")] = Path("export"),
+    lang: Annotated[
+        Optional[str], typer.Option(help="language of MODEL_CARD.md: en or zh-CN (default as for `report`)")
+    ] = None,
 ) -> None:
     """Export to ONNX with a parity check against PyTorch, and write a model card beside it.
 
-    Example: proctovision export runs/r18 --format onnx --out deploy/r18
+    Example: proctovision export runs/r18 --format onnx --lang zh-CN --out deploy/r18
     """
+    from proctovision import i18n
     from proctovision.serving.export import export_run
 
     if format != "onnx":
         fail(f"unknown format {format!r}: only onnx is supported")
-    check = export_run(run, out)
+    try:
+        language = i18n.resolve(lang)
+    except i18n.LanguageError as error:
+        fail(str(error))
+    check = export_run(run, out, language=language)
     console.print(f"ONNX parity: max |Δp| = {check['max_abs_diff']:.2e} on {check['n_inputs']} inputs (limit 1e-4)")
     console.print(f"model: {out / 'model.onnx'}\ncard: {out / 'MODEL_CARD.md'}")
 

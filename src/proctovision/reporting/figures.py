@@ -1,6 +1,10 @@
 """Matplotlib figures in the shape of the hemorrhoid study's Fig. 2-4, plus ROC and reliability plots."""
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -9,9 +13,50 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from proctovision import fileio  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+from proctovision import fileio, i18n  # noqa: E402
 
 MODEL_COLOUR, READER_COLOUR = "#3c78c3", "#d9822b"
+# Fonts with Simplified Chinese glyphs, best first: Debian's fonts-noto-cjk, Adobe's Source Han, WenQuanYi.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "Noto Sans CJK JP",
+             "Noto Serif CJK SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
+
+
+class MissingFontWarning(UserWarning):
+    """No font with Chinese glyphs is installed: figures fall back to English labels."""
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The first installed font, by family name, that draws Simplified Chinese; None when there is none."""
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+@contextlib.contextmanager
+def figure_language(language: str | None) -> Iterator[Callable[[str], str]]:
+    """Draw figures in ``language``: yields its gettext, with a CJK font in use for Chinese.
+
+    Without a CJK font every Chinese label would be drawn as empty boxes, so the labels stay English and a
+    warning says which package to install.
+    """
+    language = i18n.normalise(language)
+    if language == "en":
+        yield i18n.gettext_for("en")
+        return
+    font = cjk_font()
+    if font is None:
+        warnings.warn(
+            "no font with Chinese glyphs found (looked for " + ", ".join(CJK_FONTS[:3]) + "); figure labels stay "
+            "English. Install one, e.g. `apt-get install fonts-noto-cjk`.", MissingFontWarning, stacklevel=3,
+        )
+        yield i18n.gettext_for("en")
+        return
+    with plt.rc_context({"font.family": "sans-serif",
+                         "font.sans-serif": [font, *plt.rcParams["font.sans-serif"]],
+                         "axes.unicode_minus": False}):
+        yield i18n.gettext_for(language)
 
 
 def save(figure: plt.Figure, path: Path) -> Path:
@@ -21,8 +66,10 @@ def save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: str = "") -> Path:
-    """One panel per metric: a bar per model (blue) and reader (orange), with its 95% CI."""
+def metric_bars(
+    table: list[dict], metrics: tuple[str, ...], path: Path, title: str = "", _: Callable[[str], str] = str,
+) -> Path:
+    """One panel per metric: a bar per model (blue) and reader (orange), with its 95% CI; ``_`` names metrics."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
     names = [row["participant"] for row in table]
@@ -35,7 +82,7 @@ def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: 
         for position, value in enumerate(values):
             axis.text(position, value / 2, f"{value:.3f}", ha="center", va="center", rotation=90, color="white",
                       fontsize=8)
-        axis.set_title(metric)
+        axis.set_title(_(metric))
         axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         axis.set_ylim(0, 1.05)
     if title:
@@ -43,7 +90,7 @@ def metric_bars(table: list[dict], metrics: tuple[str, ...], path: Path, title: 
     return save(figure, path)
 
 
-def reading_time_bars(table: list[dict], path: Path) -> Path:
+def reading_time_bars(table: list[dict], path: Path, _: Callable[[str], str] = str) -> Path:
     """Total seconds to read the set, models against readers; a log axis when they differ by orders."""
     rows = [row for row in table if row.get("reading_time_s")]
     figure, axis = plt.subplots(figsize=(max(4, 0.9 * len(rows) + 2), 3.6))
@@ -54,19 +101,22 @@ def reading_time_bars(table: list[dict], path: Path) -> Path:
         axis.set_yscale("log")
     for position, value in enumerate(values):
         axis.text(position, value, f"{value:.1f} s", ha="center", va="bottom", fontsize=8)
-    axis.set_ylabel("reading time (s)")
+    axis.set_ylabel(_("reading time (s)"))
     axis.tick_params(axis="x", rotation=45)
     return save(figure, path)
 
 
-def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC") -> Path:
+def roc_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC",
+    _: Callable[[str], str] = str,
+) -> Path:
     """Several ROC curves on one figure: name → (fpr, tpr, auc)."""
     figure, axis = plt.subplots(figsize=(4.6, 4.4))
     for name, (fpr, tpr, auc) in curves.items():
         axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set_xlabel("1 - specificity")
-    axis.set_ylabel("sensitivity")
+    axis.set_xlabel(_("1 - specificity"))
+    axis.set_ylabel(_("sensitivity"))
     axis.set_title(title)
     axis.legend(fontsize=7, loc="lower right")
     return save(figure, path)
@@ -74,7 +124,7 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Pa
 
 def pr_curves(
     curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, prevalence: float | None = None,
-    title: str = "Precision-recall",
+    title: str = "Precision-recall", _: Callable[[str], str] = str,
 ) -> Path:
     """Several precision-recall curves on one figure: name → (recall, precision, average precision).
 
@@ -84,40 +134,43 @@ def pr_curves(
     for name, (recall, precision, average_precision) in curves.items():
         axis.step(recall, precision, where="post", label=f"{name} (AP {average_precision:.3f})")
     if prevalence is not None:
-        axis.axhline(prevalence, color="grey", linestyle=":", label=f"prevalence {prevalence:.2f}")
+        axis.axhline(prevalence, color="grey", linestyle=":", label=_("prevalence {value:.2f}").format(value=prevalence))
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.05)
-    axis.set_xlabel("recall (sensitivity)")
-    axis.set_ylabel("precision (PPV)")
+    axis.set_xlabel(_("recall (sensitivity)"))
+    axis.set_ylabel(_("precision (PPV)"))
     axis.set_title(title)
     axis.legend(fontsize=7, loc="lower left")
     return save(figure, path)
 
 
-def reliability_diagram(table: dict, path: Path, title: str = "Calibration") -> Path:
+def reliability_diagram(table: dict, path: Path, title: str = "Calibration", _: Callable[[str], str] = str) -> Path:
     figure, axis = plt.subplots(figsize=(4.4, 4.2))
     points = [(c, a) for c, a in zip(table["confidence"], table["accuracy"]) if c is not None]
     if points:
         confidence, accuracy = zip(*points)
         axis.plot(confidence, accuracy, marker="o")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set_xlabel("confidence")
-    axis.set_ylabel("accuracy")
+    axis.set_xlabel(_("confidence"))
+    axis.set_ylabel(_("accuracy"))
     axis.set_title(title)
     return save(figure, path)
 
 
-def confusion_matrix_figure(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+def confusion_matrix_figure(
+    matrix: list[list[int]], classes: list[str], path: Path, _: Callable[[str], str] = str,
+) -> Path:
     figure, axis = plt.subplots(figsize=(3.8, 3.4))
     values = np.array(matrix)
     axis.imshow(values, cmap="Blues")
     for (row, column), count in np.ndenumerate(values):
         axis.text(column, row, str(count), ha="center", va="center",
                   color="white" if count > values.max() / 2 else "black")
-    axis.set_xticks(range(len(classes)), classes)
-    axis.set_yticks(range(len(classes)), classes)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    names = [_(name) for name in classes]
+    axis.set_xticks(range(len(classes)), names)
+    axis.set_yticks(range(len(classes)), names)
+    axis.set_xlabel(_("predicted"))
+    axis.set_ylabel(_("true"))
     return save(figure, path)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from proctovision import __version__, fileio
+from proctovision import __version__, fileio, i18n
 from proctovision.data.manifest import read_manifest
-from proctovision.reporting import figures
+from proctovision.i18n import N_
+from proctovision.reporting import figures, translated
+from proctovision.reporting.comparison import read_comparison
 from proctovision.runs import RunInfo, read_run
 
 HEADLINE_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "roc_auc",
@@ -32,6 +35,7 @@ class RunSection:
     synthetic: bool = False
     cam_method: str = ""
     cam_summary: str = ""
+    class_labels: list[str] = field(default_factory=list)
 
 
 def embed(path: Path) -> str:
@@ -56,24 +60,25 @@ def data_table(frame: pd.DataFrame) -> list[dict]:
     return [{"split": str(s), "label": label, **values} for (s, label), values in table.to_dict("index").items()]
 
 
-def history_figure(run: RunInfo, path: Path) -> Path | None:
+def history_figure(run: RunInfo, path: Path, language: str = "en") -> Path | None:
     import matplotlib.pyplot as plt
 
     if not run.paths.history.is_file():
         return None
     history = pd.read_csv(run.paths.history)
-    figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(8, 3.2))
-    for column, axis in (("loss", loss), ("accuracy", accuracy)):
-        for stage in ("train", "val"):
-            if f"{stage}_{column}" in history:
-                axis.plot(history["epoch"], history[f"{stage}_{column}"], marker=".", label=stage)
-        axis.set_xlabel("epoch")
-        axis.set_title(column)
-        axis.legend()
-    return figures.save(figure, path)
+    with figures.figure_language(language) as _:
+        figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(8, 3.2))
+        for column, axis in ((N_("loss"), loss), (N_("accuracy"), accuracy)):
+            for stage in ("train", "val"):
+                if f"{stage}_{column}" in history:
+                    axis.plot(history["epoch"], history[f"{stage}_{column}"], marker=".", label=_(stage))
+            axis.set_xlabel(_("epoch"))
+            axis.set_title(_(column))
+            axis.legend()
+        return figures.save(figure, path)
 
 
-def cam_gallery(run: RunInfo, split: str) -> tuple[Path | None, str]:
+def cam_gallery(run: RunInfo, split: str, _=str) -> tuple[Path | None, str]:
     """The Grad-CAM gallery that evaluate/explain wrote into the run folder (cams/<split>/): the grid and a line.
 
     The report draws nothing itself and never loads a checkpoint; it embeds what is there.
@@ -81,48 +86,81 @@ def cam_gallery(run: RunInfo, split: str) -> tuple[Path | None, str]:
     folder = run.paths.root / "cams" / split
     summary_path = folder / "summary.json"
     if not summary_path.is_file():
-        return None, (f"No Grad-CAM gallery in this run folder for the {split} split: run "
-                      f"`proctovision evaluate {run.paths.root} --split {split} --cams`.")
+        return None, _("No Grad-CAM gallery in this run folder for the {split} split: run `proctovision evaluate "
+                       "{run} --split {split} --cams`.").format(split=split, run=run.paths.root)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     grid = folder / summary["grid"] if summary.get("grid") else None
-    road = (f"ROAD faithfulness on {summary['road_scored']} of them: mean {summary['road_mean']:.3f} (higher: the "
-            f"map marks what the model uses)." if summary.get("road_mean") is not None else "ROAD not scored.")
-    text = (f"{summary['method']} on {summary['n_images']} {split} images, wrong cases first "
-            f"({summary['n_wrong']} wrong at the operating threshold); {road}")
+    text = _("{method} on {n} images of the {split} split, wrong cases first ({wrong} wrong at the operating "
+             "threshold).").format(method=summary["method"], n=summary["n_images"], split=_(split),
+                                   wrong=summary["n_wrong"])
+    if summary.get("road_mean") is not None:
+        text += " " + _("ROAD faithfulness on {scored} of them: mean {mean:.3f} (higher: the map marks what the "
+                        "model uses).").format(scored=summary["road_scored"], mean=summary["road_mean"])
     return (grid if grid and grid.is_file() else None), text
 
 
-def claim_items(run: RunInfo, frame: pd.DataFrame, qc: dict | None, splits: dict, synthetic: bool, cams: bool) -> list:
+def claim_items(
+    run: RunInfo, frame: pd.DataFrame, qc: dict | None, splits: dict, synthetic: bool, cams: bool, _=str,
+) -> list:
+    """The CLAIM items this run can fill, worded in the report's language (``_`` is its gettext)."""
+    term = _  # names that arrive as data, listed in i18n.TERMS
     config = run.config
     resolved = run.resolved
     sides = frame["split"].value_counts().to_dict() if "split" in frame else {}
+    sides = ", ".join(f"{term(str(name))} {count}" for name, count in sides.items())
     leaks = frame.groupby("patient_id")["split"].nunique().gt(1).sum() if "split" in frame else 0
     test = splits.get("test") or next(iter(splits.values()), None)
+    source = _("Split file {file}; {images} images from {patients} patients").format(
+        file=config.data.split.name, images=len(frame), patients=frame["patient_id"].nunique())
+    if synthetic:
+        source = _("SYNTHETIC demo data generated by ProctoVision; no patient data.") + " " + source
+    if qc:
+        source += _("; {count} files excluded at ingest with reasons (qc.json)").format(
+            count=len(qc.get("excluded", [])))
+    metrics = _("Not evaluated yet: run `proctovision evaluate`.")
+    if test:
+        metrics = _("{split} split: {images} images, {patients} patients; 95% CIs by patient bootstrap "
+                    "({resamples} resamples).").format(split=term(test["split"]), images=test["n_images"],
+                                                       patients=test["n_patients"],
+                                                       resamples=test["bootstrap"]["resamples"])
+    operating = _("argmax over classes")
+    if test and test.get("threshold"):
+        threshold = test["threshold"]
+        operating = _("threshold {value:.3f} ({rule}, chosen on {split})").format(
+            value=threshold["value"], rule=term(str(threshold["rule"])), split=term(str(threshold["chosen_on"])))
     return [
-        ("Data source", ("SYNTHETIC demo data generated by ProctoVision; no patient data. " if synthetic else "")
-         + f"Split file {config.data.split.name}; {len(frame)} images from {frame['patient_id'].nunique()} patients"
-         + (f"; {len(qc.get('excluded', []))} files excluded at ingest with reasons (qc.json)" if qc else "")),
-        ("Partitioning", f"Patient-level stratified split: {sides}; patients on more than one side: {leaks}."),
-        ("Ground truth", "Labels as given in the manifest (state the reference standard and who labelled)."),
-        ("Model", f"{config.model.backbone} ({resolved.get('timm_name')}), mode {config.model.mode}, start weights "
-                  f"{resolved.get('weights_source')}, head {config.model.head}."),
-        ("Training", f"{config.trainer.epochs} epochs, {config.optim.optimizer} lr {config.optim.lr}, batch "
-                     f"{config.data.batch_size}, augmentation {config.data.augmentation} (training split only), "
-                     f"seed {config.trainer.seed}; versions {resolved.get('versions')}."),
-        ("Metrics with CIs", (f"{test['split']} split: {test['n_images']} images, {test['n_patients']} patients; 95% CIs "
-                              f"by patient bootstrap ({test['bootstrap']['resamples']} resamples).") if test else
-         "Not evaluated yet: run `proctovision evaluate`."),
-        ("Operating point", (f"threshold {test['threshold']['value']:.3f} ({test['threshold']['rule']}, chosen on "
-                             f"{test['threshold']['chosen_on']})") if test and test.get("threshold") else
-         "argmax over classes"),
-        ("Calibration", "Brier score, ECE and reliability diagram reported per split." if test else "-"),
-        ("Saliency", "Grad-CAM maps with ROAD faithfulness scores (gallery below)." if cams else "Not computed."),
-        ("Failure analysis", "Wrong cases shown first in the Grad-CAM grid; confusion matrix per split." if cams else
-         "Confusion matrix per split."),
+        (_("Data source"), source),
+        (_("Partitioning"), _("Patient-level stratified split: {sides}; patients on more than one side: {leaks}.")
+         .format(sides=sides, leaks=leaks)),
+        (_("Ground truth"), _("Labels as given in the manifest (state the reference standard and who labelled).")),
+        (_("Model"), _("{backbone} ({timm}), mode {mode}, start weights {weights}, head {head}.").format(
+            backbone=config.model.backbone, timm=resolved.get("timm_name"), mode=config.model.mode,
+            weights=resolved.get("weights_source"), head=config.model.head)),
+        (_("Training"), _("{epochs} epochs, {optimizer} lr {lr}, batch {batch}, augmentation {augmentation} "
+                          "(training split only), seed {seed}; versions {versions}.").format(
+            epochs=config.trainer.epochs, optimizer=config.optim.optimizer, lr=config.optim.lr,
+            batch=config.data.batch_size, augmentation=config.data.augmentation, seed=config.trainer.seed,
+            versions=resolved.get("versions"))),
+        (_("Metrics with CIs"), metrics),
+        (_("Operating point"), operating),
+        (_("Calibration"), _("Brier score, ECE and reliability diagram reported per split.") if test else "-"),
+        (_("Saliency"), _("Grad-CAM maps with ROAD faithfulness scores (gallery below).") if cams else
+         _("Not computed.")),
+        (_("Failure analysis"), _("Wrong cases shown first in the Grad-CAM grid; confusion matrix per split.") if cams
+         else _("Confusion matrix per split.")),
     ]
 
 
-def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
+FIGURE_CAPTIONS = (("ROC", N_("ROC curve ({split})"), "roc_{split}.png"),
+                   ("Precision-recall", N_("Precision-recall ({split})"), "pr_{split}.png"),
+                   ("Confusion matrix", N_("Confusion matrix ({split})"), "confusion_{split}.png"),
+                   ("Calibration", N_("Calibration ({split})"), "reliability_{split}.png"),
+                   ("Decision curve: net benefit", N_("Decision curve: net benefit ({split})"),
+                    "decision_curve_{split}.png"))
+
+
+def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en") -> RunSection:
+    _ = i18n.gettext_for(language)
     run = read_run(run_dir)
     frame = read_manifest(run.config.data.split)
     qc_path = find_upwards(Path(run.config.data.split).parent, "qc.json", levels=1)
@@ -133,29 +171,33 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
     section = RunSection(
         name=run_dir.name, task=run.task.name, classes=list(run.task.classes), config_yaml=config_text,
         data_table=data_table(frame), qc=qc, splits=metrics, synthetic=synthetic,
+        class_labels=[_(name) for name in run.task.classes],
     )
-    history = history_figure(run, figure_dir / "history.png")
+    history = history_figure(run, figure_dir / "history.png", language)
     if history:
-        section.images["Training curves"] = embed(history)
+        section.images[_("Training curves")] = embed(history)
     for split in metrics:
-        for label, name in (("ROC", f"roc_{split}.png"), ("Precision-recall", f"pr_{split}.png"),
-                            ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png"),
-                            ("Decision curve: net benefit", f"decision_curve_{split}.png")):
-            if (run.paths.figures / name).is_file():
-                section.images[f"{label} ({split})"] = embed(run.paths.figures / name)
+        redrawn = {} if language == "en" else translated.split_figures(
+            run, split, metrics[split], figure_dir / "figures", language)
+        for english, caption, name in FIGURE_CAPTIONS:
+            path = redrawn.get(name.format(split=split), run.paths.figures / name.format(split=split))
+            if path.is_file():
+                label = f"{english} ({split})" if language == "en" else _(caption).format(split=_(split))
+                section.images[label] = embed(path)
         for key, name in (metrics[split].get("subgroup_figures") or {}).items():
             path = run.paths.figures / f"subgroups_{split}" / name
             if path.is_file():
                 column, metric = key.split(":", 1)
-                section.images[f"Subgroups: {metric} by {column} ({split})"] = embed(path)
+                caption = _("Subgroups: {metric} by {column} ({split})")
+                section.images[caption.format(metric=_(metric), column=column, split=_(split))] = embed(path)
     grid = None
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
-        grid, section.cam_summary = cam_gallery(run, split)
+        grid, section.cam_summary = cam_gallery(run, split, _)
         if grid:
-            section.images["Grad-CAM: right and wrong cases"] = embed(grid)
+            section.images[_("Grad-CAM: right and wrong cases")] = embed(grid)
             section.cam_method = "gradcam"
-    section.claim = claim_items(run, frame, qc, metrics, synthetic, grid is not None)
+    section.claim = claim_items(run, frame, qc, metrics, synthetic, grid is not None, _)
     return section
 
 
@@ -170,35 +212,52 @@ def metric_rows(split: dict) -> list[dict]:
     return rows
 
 
+COMPARISON_CAPTIONS = {"metrics": N_("Accuracy, recall, precision and F1 of models and readers"),
+                       "reading_time": N_("Reading time"), "roc": N_("ROC curves"),
+                       "pr": N_("Precision-recall curves"), "roc_all": N_("ROC of every run")}
+
+
+def comparison_sections(folders: list[Path], out: Path, work: Path, language: str) -> list[dict]:
+    """Each `compare` folder's tables and figures, figures embedded and captioned in the report's language.
+
+    The bar charts are drawn again from comparison.json in the report's language; curves are embedded as drawn.
+    """
+    _ = i18n.gettext_for(language)
+    comparisons = []
+    for index, folder in enumerate(folders):
+        title = folder.parent.name if folder.parent != out.parent else ""
+        comparison = read_comparison(folder, title)
+        if not comparison:
+            continue
+        paths = comparison.pop("image_paths")
+        if language != "en":
+            paths.update(translated.comparison_bars(folder, work / f"comparison_{index}", language))
+        comparison["images"] = {_(COMPARISON_CAPTIONS.get(name, name)): embed(path) for name, path in paths.items()}
+        comparisons.append(comparison)
+    return comparisons
+
+
 def build_report(
     runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
-    extras: list[tuple[str, str]] | None = None, title: str = "ProctoVision report",
+    extras: list[tuple[str, str]] | None = None, title: str | None = None, lang: str | None = None,
 ) -> Path:
-    """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``."""
+    """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``.
+
+    ``lang`` (``en``, ``zh-CN``) picks the catalogue; none given means the installation's default language.
+    """
+    language = i18n.resolve(lang)
+    _ = i18n.gettext_for(language)
     work = out.parent / f".{out.stem}_figures"
-    sections = [run_section(Path(run), work / f"{index}_{Path(run).name}", cams) for index, run in enumerate(runs)]
+    sections = [run_section(Path(run), work / f"{index}_{Path(run).name}", cams, language)
+                for index, run in enumerate(runs)]
     folders = [comparison] if isinstance(comparison, Path) else list(comparison or [])
-    comparisons = [
-        {
-            "title": folder.parent.name if folder.parent != out.parent else "",
-            "markdown": (folder / "comparison.md").read_text(encoding="utf-8"),
-            "images": {name.stem: embed(name) for name in sorted((folder / "figures").glob("*.png"))},
-        }
-        for folder in folders
-        if (folder / "comparison.md").is_file()
-    ]
-    for folder in folders:
-        overlay = folder.parent / "roc_all.png"
-        if overlay.is_file():
-            comparisons[-1]["images"]["ROC of every run"] = embed(overlay)
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("proctovision", "reporting/templates"), autoescape=True,
-    )
+    environment = i18n.environment(jinja2.PackageLoader("proctovision", "reporting/templates"), language)
     environment.filters["metric_rows"] = metric_rows
     html = environment.get_template("report.html.j2").render(
-        sections=sections, comparisons=comparisons, version=__version__, title=title, extras=extras or [],
+        sections=sections, comparisons=comparison_sections([Path(f) for f in folders], out, work, language),
+        version=__version__, title=title or _("ProctoVision report"), extras=extras or [],
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
-        summary=summary_rows(sections),
+        summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
     )
     fileio.write_text(out, html)
     return out

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proctovision.data.images import ImageReadError, read_image
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor
+from proctovision.serving.pages import page_language, render_page
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
@@ -138,8 +139,11 @@ def create_app(
         )
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    def page(request: Request, lang: str | None = None) -> HTMLResponse:
+        language = page_language(lang, request.headers.get("accept-language"))
+        classes = tuple(holder.predictor.classes) if holder.predictor else ()
+        return HTMLResponse(render_page(language, classes),
+                            headers={"Content-Language": language, "Vary": "Accept-Language"})
 
     @app.get("/health")
     def health() -> dict:

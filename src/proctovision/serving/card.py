@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from proctovision import fileio
+from proctovision import fileio, i18n
+from proctovision.i18n import N_
 from proctovision.tables import markdown_table
 
 CARD_NAME = "model_card.json"
+INTENDED_USE = N_("Research decision support; not a medical device. A clinician reads every image.")
 
 
 def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F821 - avoids importing torch here
@@ -31,7 +33,7 @@ def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F82
         **operating_point(metrics, run.task.is_binary),
         "versions": run.resolved.get("versions", {}),
         "onnx_parity": parity,
-        "intended_use": "Research decision support; not a medical device. A clinician reads every image.",
+        "intended_use": INTENDED_USE,
     }
 
 
@@ -59,49 +61,60 @@ def threshold_value(card: dict) -> float | None:
     return 0.5 if value is None else float(value)
 
 
-def card_markdown(card: dict) -> str:
+def card_markdown(card: dict, language: str | None = "en") -> str:
+    """MODEL_CARD.md in ``language``; model_card.json itself stays in English, for programs."""
+    _ = term = i18n.gettext_for(language)  # term(): names that arrive as data, listed in i18n.TERMS
+    preprocessing = card["preprocessing"]
     lines = [
-        f"# Model card: {card['task']['name']} ({card['backbone']}, {card['mode']})",
+        _("# Model card: {task} ({backbone}, {mode})").format(
+            task=term(card["task"]["name"]), backbone=card["backbone"], mode=card["mode"]),
         "",
-        f"Classes, in output order: {', '.join(card['classes'])}.",
-        f"Input: RGB, resized to {card['preprocessing']['input_size']} px square, scaled to 0..1, normalised with "
-        f"mean {card['preprocessing']['mean']} and std {card['preprocessing']['std']}.",
-        f"Weights at the start of training: {card['weights_source']}.",
-        f"Training data: {card['training_data']['n_train_images']} training and "
-        f"{card['training_data']['n_val_images']} validation images.",
-        *operating_lines(card),
+        _("Classes, in output order: {classes}.").format(classes=", ".join(_(name) for name in card["classes"])),
+        _("Input: RGB, resized to {size} px square, scaled to 0..1, normalised with mean {mean} and std {std}.")
+        .format(size=preprocessing["input_size"], mean=preprocessing["mean"], std=preprocessing["std"]),
+        _("Weights at the start of training: {source}.").format(source=card["weights_source"]),
+        _("Training data: {train} training and {val} validation images.").format(
+            train=card["training_data"]["n_train_images"], val=card["training_data"]["n_val_images"]),
+        *operating_lines(card, _),
         "",
-        card["intended_use"],
+        term(card["intended_use"]),
     ]
     for split, entry in card["metrics"].items():
-        lines += ["", f"## {split}: {entry['n_images']} images, {entry['n_patients']} patients", ""]
-        lines += markdown_table(["metric", "value", "95% CI"], [
-            [name, item["value"], f"{item['ci95'][0]} - {item['ci95'][1]}"]
+        lines += ["", _("## {split}: {images} images, {patients} patients").format(
+                      split=_(split), images=entry["n_images"], patients=entry["n_patients"]), ""]
+        lines += markdown_table([_("metric"), _("value"), _("95% CI")], [
+            [_(name), item["value"], f"{item['ci95'][0]} - {item['ci95'][1]}"]
             for name, item in (entry["metrics"] or {}).items()])
     if card.get("onnx_parity"):
-        lines += ["", f"ONNX parity: largest absolute probability difference {card['onnx_parity']['max_abs_diff']:.2e} "
-                      f"on {card['onnx_parity']['n_inputs']} inputs."]
+        lines += ["", _("ONNX parity: largest absolute probability difference {difference:.2e} on {n} inputs.")
+                  .format(difference=card["onnx_parity"]["max_abs_diff"], n=card["onnx_parity"]["n_inputs"])]
     return "\n".join(lines) + "\n"
 
 
-def operating_lines(card: dict) -> list[str]:
+def operating_lines(card: dict, _=str) -> list[str]:
+    term = _
     lines = []
     window = card["preprocessing"].get("window")
     if window:
-        lines.append(f"DICOM input: the training window {window} is applied before conversion to 8-bit.")
+        lines.append(_("DICOM input: the training window {window} is applied before conversion to 8-bit.")
+                     .format(window=window))
     threshold = card.get("threshold")
     if isinstance(threshold, dict):
-        where = f", chosen on the {threshold['chosen_on']} split" if threshold.get("chosen_on") else ""
-        lines.append(f"Decision: {card['classes'][1]} when its probability is at least {threshold['value']:.4f} "
-                     f"({threshold['rule']}{where}).")
+        decision = _("Decision: {positive} when its probability is at least {value:.4f} ({rule}).")
+        if threshold.get("chosen_on"):
+            decision = _("Decision: {positive} when its probability is at least {value:.4f} ({rule}, chosen on the "
+                         "{split} split).")
+        lines.append(decision.format(positive=term(card["classes"][1]), value=threshold["value"],
+                                     rule=term(threshold["rule"]), split=term(str(threshold.get("chosen_on")))))
     if card.get("temperature"):
-        lines.append(f"Probabilities are temperature-scaled (T = {card['temperature']:.4f}, fitted on validation).")
+        lines.append(_("Probabilities are temperature-scaled (T = {temperature:.4f}, fitted on validation).")
+                     .format(temperature=card["temperature"]))
     return lines
 
 
-def write_card(folder: Path, card: dict) -> None:
+def write_card(folder: Path, card: dict, language: str | None = "en") -> None:
     fileio.write_json(folder / CARD_NAME, card)
-    fileio.write_text(folder / "MODEL_CARD.md", card_markdown(card))
+    fileio.write_text(folder / "MODEL_CARD.md", card_markdown(card, language))
 
 
 def read_card(folder: Path) -> dict:

@@ -50,8 +50,8 @@ def parity(model: nn.Module, onnx_path: Path, size: int, n_inputs: int = 6, seed
     return {"max_abs_diff": float(np.abs(expected - got).max()), "n_inputs": n_inputs, "tolerance": PARITY_TOLERANCE}
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> dict:
-    """Write model.onnx + model_card.json + MODEL_CARD.md to ``out``; refuse if parity fails."""
+def export_run(run_dir: str | Path, out: str | Path, language: str = "en") -> dict:
+    """Write model.onnx + model_card.json + MODEL_CARD.md (in ``language``) to ``out``; refuse if parity fails."""
     run = read_run(run_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,5 +67,5 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict:
                 f"{check['max_abs_diff']:.2e} (limit {PARITY_TOLERANCE:.0e}); nothing was written"
             )
         fileio.write_bytes(out / "model.onnx", candidate.read_bytes())
-    write_card(out, build_card(run, check))
+    write_card(out, build_card(run, check), language)
     return check

@@ -1,0 +1,90 @@
+"""The report's comparison section as table data, read from what `compare` wrote (comparison.json, tests.csv)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+TABLE_METRICS = ("accuracy", "sensitivity", "recall", "specificity", "precision", "npv", "f1", "roc_auc",
+                 "quadratic_kappa")
+DIFFERENCE_METRICS = ("sensitivity", "specificity", "f1", "roc_auc")
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def with_interval(value: object, low: object, high: object, style: str = ".3f") -> str:
+    """``0.812 (0.700 to 0.900)``; a dash where there is no value, the value alone where there is no interval."""
+    if not is_number(value):
+        return "-"
+    if not (is_number(low) and is_number(high)):
+        return f"{value:{style}}"
+    return f"{value:{style}} ({low:{style}} – {high:{style}})"
+
+
+def participant_table(table: list[dict]) -> tuple[list[str], list[dict]]:
+    """Metric columns any participant has, and one row per participant with each cell formatted."""
+    metrics = [name for name in TABLE_METRICS if any(is_number(row.get(name)) for row in table)]
+    rows = []
+    for row in table:
+        time = row.get("reading_time_s")
+        rows.append({
+            "participant": row["participant"], "kind": row["kind"],
+            "cells": [with_interval(row.get(name), row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high"))
+                      for name in metrics],
+            "reading_time": f"{time:.1f}" if is_number(time) else "-",
+        })
+    return metrics, rows
+
+
+def clean(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def test_tables(tests: pd.DataFrame) -> tuple[list[dict], list[str], list[dict]]:
+    """Paired tests (accuracy difference, McNemar, DeLong) and the other bootstrap differences, formatted."""
+    records = [{key: clean(value) for key, value in row.items()} for row in tests.to_dict("records")]
+    paired = []
+    for row in records:
+        delong = row.get("delong_p")
+        paired.append({
+            "a": row["a"], "b": row["b"],
+            "accuracy": with_interval(row.get("accuracy_difference"), row.get("difference_ci_low"),
+                                      row.get("difference_ci_high"), "+.3f"),
+            "mcnemar": "-" if not is_number(row.get("mcnemar_p")) else f"{row['mcnemar_p']:.4f}",
+            "exact": str(row.get("mcnemar_exact")).lower() == "true",
+            "delong": f"{delong:.4f}" if is_number(delong) else "-",
+        })
+    others = [name for name in DIFFERENCE_METRICS if any(f"{name}_difference" in row for row in records)]
+    differences = [
+        {"a": row["a"], "b": row["b"],
+         "cells": [with_interval(row.get(f"{name}_difference"), row.get(f"{name}_difference_ci_low"),
+                                 row.get(f"{name}_difference_ci_high"), "+.3f") for name in others]}
+        for row in records
+    ]
+    return paired, others, differences
+
+
+def read_comparison(folder: Path, title: str = "") -> dict | None:
+    """What the template needs from one `compare` folder; None when the folder holds no comparison.json."""
+    folder = Path(folder)
+    source = folder / "comparison.json"
+    if not source.is_file():
+        return None
+    payload = json.loads(source.read_text(encoding="utf-8"))
+    metrics, rows = participant_table(payload.get("table", []))
+    tests_csv = folder / "tests.csv"
+    tests = pd.read_csv(tests_csv) if tests_csv.is_file() and tests_csv.stat().st_size > 1 else pd.DataFrame()
+    paired, others, differences = test_tables(tests) if len(tests) else ([], [], [])
+    images = {path.stem: path for path in sorted((folder / "figures").glob("*.png"))}
+    overlay = folder.parent / "roc_all.png"
+    if overlay.is_file():
+        images["roc_all"] = overlay
+    return {
+        "title": title, "split": payload.get("split", ""), "n_images": payload.get("n_images"),
+        "metrics": metrics, "rows": rows, "paired": paired, "difference_metrics": others,
+        "differences": differences, "missing": payload.get("missing_images") or {}, "image_paths": images,
+    }

@@ -1,0 +1,33 @@
+"""The clinician's page in the reader's language: ?lang= first, then the browser's Accept-Language, then the default."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from proctovision import i18n
+
+STATIC = Path(__file__).parent / "static"
+
+
+def page_language(query: str | None, accept_language: str | None) -> str:
+    """The language the switch asked for, else the browser's best, else the installation's default."""
+    if query:
+        try:
+            return i18n.normalise(query)
+        except i18n.LanguageError:
+            pass
+    return i18n.from_accept_language(accept_language) or i18n.default_language()
+
+
+@lru_cache(maxsize=None)
+def template(language: str) -> jinja2.Template:
+    return i18n.environment(jinja2.FileSystemLoader(STATIC), language).get_template("index.html")
+
+
+def render_page(language: str, classes: tuple[str, ...] = ()) -> str:
+    """The page with every string in ``language``; class names of the model shown as clinicians name them."""
+    _ = i18n.gettext_for(language)
+    labels = {name: _(name) for name in (*i18n.CLASS_NAMES, *classes)}
+    return template(language).render(languages=i18n.LANGUAGES, class_labels=labels)
