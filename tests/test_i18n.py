@@ -300,7 +300,7 @@ def english_words(texts: list[str]) -> set[str]:
 def evaluated_run(split_file: Path, tmp_path: Path) -> tuple[Path, Path]:
     from proctovision.data.manifest import read_manifest
     from proctovision.evaluation.compare import compare
-    from proctovision.evaluation.evaluate import evaluate_run
+    from proctovision.inference.evaluate import evaluate_run
     from proctovision.evaluation.readers import simulate_readers
     from proctovision.training import train
 
@@ -337,9 +337,11 @@ def test_report_in_chinese_and_in_english(evaluated_run, tmp_path, monkeypatch):
     assert english_words(parser.texts) == set(), "headings, table headers and captions are all Chinese"
     assert '<html lang="zh-Hans">' in chinese and "<pre>" not in chinese.split('id="comparison"')[1]
     senior = next(row for row in json.loads((comparison / "comparison.json").read_text())["table"]
-                  if row["participant"] == "senior")
+                  if row["participant"] == "senior (simulated)")
     cell = f"<td>{senior['accuracy']:.3f} ({senior['accuracy_ci_low']:.3f} – {senior['accuracy_ci_high']:.3f})</td>"
-    assert re.search(r"<tr><td>senior</td><td>阅片者</td>" + re.escape(cell), chinese), "decimal points as in English"
+    assert re.search(r"<tr><td>senior \(simulated\)</td><td>模拟阅片者</td>" + re.escape(cell), chinese), \
+        "decimal points as in English; simulated readers labelled"
+    assert "多阅片者多病例分析" in chinese and "模拟阅片者" in chinese
 
     monkeypatch.setenv(i18n.ENV_LANGUAGE, "en")
     result = runner.invoke(app, ["report", str(run), "--comparison", str(comparison), "--no-cams",

@@ -50,7 +50,8 @@ TERMS = (
     N_("normal"), N_("hemorrhoid"), N_("Rf0"), N_("Rf1"), N_("Rf2"), N_("internal_orifice"),
     N_("train"), N_("val"), N_("test"), N_("image"), N_("patient"), N_("model"), N_("reader"),
     N_("youden"), N_("fixed"), N_("default (run not evaluated)"),
-    N_("ldrf"), N_("fistula"),
+    N_("ldrf"), N_("fistula"), N_("simulated reader"), N_("model vs readers"), N_("conditions"), N_("auc"),
+    N_("jackknife"), N_("bootstrap"),
 )
 CLASS_NAMES = ("normal", "hemorrhoid", "Rf0", "Rf1", "Rf2", "internal_orifice")
 

@@ -68,6 +68,28 @@ def test_tables(tests: pd.DataFrame) -> tuple[list[dict], list[str], list[dict]]
     return paired, others, differences
 
 
+def mrmc_rows(mrmc: dict | None) -> list[dict]:
+    """The MRMC analyses of comparison.json as table rows: design, figure of merit, a, b, difference (CI), df, p."""
+    rows = []
+    for analysis in (mrmc or {}).get("analyses", []):
+        if analysis["design"] == "model_vs_readers":
+            pairs = [(analysis["difference"], f"{analysis['difference']['a']} {analysis['model_fom']:.3f}",
+                      f"{analysis['readers_mean']:.3f}")]
+            design, condition = "model vs readers", analysis.get("condition") or ""
+        else:
+            means = analysis["condition_means"]
+            pairs = [(row, f"{row['a']} {means[row['a']]:.3f}", f"{row['b']} {means[row['b']]:.3f}")
+                     for row in analysis["rrrc"]["differences"]]
+            design, condition = "conditions", ""
+        for row, a, b in pairs:
+            low, high = row["ci95"]
+            rows.append({"design": design, "condition": condition, "fom": analysis["figure_of_merit"], "a": a,
+                         "b": b, "difference": with_interval(row["difference"], low, high, "+.3f"),
+                         "df": f"{row['df']:.1f}" if is_number(row["df"]) else "-",
+                         "p": f"{row['p_value']:.4f}" if is_number(row["p_value"]) else "-"})
+    return rows
+
+
 def read_comparison(folder: Path, title: str = "") -> dict | None:
     """What the template needs from one `compare` folder; None when the folder holds no comparison.json."""
     folder = Path(folder)
@@ -87,4 +109,5 @@ def read_comparison(folder: Path, title: str = "") -> dict | None:
         "title": title, "split": payload.get("split", ""), "n_images": payload.get("n_images"),
         "metrics": metrics, "rows": rows, "paired": paired, "difference_metrics": others,
         "differences": differences, "missing": payload.get("missing_images") or {}, "image_paths": images,
+        "mrmc": payload.get("mrmc"), "mrmc_rows": mrmc_rows(payload.get("mrmc")),
     }
