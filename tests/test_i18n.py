@@ -284,7 +284,7 @@ class Readable(HTMLParser):
 
 # Names that stay as they are in Chinese text (methods, abbreviations, the product, this test's data).
 LATIN = {"ProctoVision", "Grad-CAM", "CLAIM", "ROC", "AUC", "ECE", "Brier", "Kappa", "McNemar", "DeLong", "LDRf",
-         "run", "test_efficientnet", "scratch"}
+         "run", "test_efficientnet", "scratch", "OR-H"}
 
 
 def english_words(texts: list[str]) -> set[str]:

@@ -214,7 +214,8 @@ def metric_rows(split: dict) -> list[dict]:
 
 COMPARISON_CAPTIONS = {"metrics": N_("Accuracy, recall, precision and F1 of models and readers"),
                        "reading_time": N_("Reading time"), "roc": N_("ROC curves"),
-                       "pr": N_("Precision-recall curves"), "roc_all": N_("ROC of every run")}
+                       "pr": N_("Precision-recall curves"), "roc_all": N_("ROC of every run"),
+                       "readers_roc": N_("Each reader's operating point beside the model's ROC curve")}
 
 
 def comparison_sections(folders: list[Path], out: Path, work: Path, language: str) -> list[dict]:
