@@ -3,11 +3,15 @@
 The store is keyed by the rows it holds (path, frame, file size and time) and by the
 preprocessing (size, window), so later epochs and later runs on the same data read
 pixels instead of decoding JPEG/PNG/DICOM again, and any change gives a fresh store.
+Stores pile up in one folder across runs, so the folder is bounded (4 GiB unless
+PROCTOVISION_PIXEL_CACHE_GB says otherwise): a store that would take it past the bound is
+refused with the sizes and the ways out, before anything is written.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,52 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from proctovision.data.images import read_image
+from proctovision.errors import UserError
+
+LIMIT_ENV = "PROCTOVISION_PIXEL_CACHE_GB"
+DEFAULT_LIMIT_BYTES = 4 * 1024**3
+STORE_SUFFIXES = (".pixels.u8", ".ready.u8")
+
+
+class PixelCacheFull(UserError):
+    """A new store would take the cache folder past its size bound."""
+
+
+def limit_bytes() -> int:
+    """The folder's bound: PROCTOVISION_PIXEL_CACHE_GB (GiB, decimals allowed) or 4 GiB."""
+    value = os.environ.get(LIMIT_ENV, "").strip()
+    if not value:
+        return DEFAULT_LIMIT_BYTES
+    try:
+        gigabytes = float(value)
+    except ValueError as error:
+        raise UserError(f"{LIMIT_ENV}={value!r}: not a number of GiB") from error
+    if gigabytes <= 0:
+        raise UserError(f"{LIMIT_ENV}={value!r}: must be above 0")
+    return int(gigabytes * 1024**3)
+
+
+def store_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.name.endswith(STORE_SUFFIXES) and path.is_file())
+
+
+def held_bytes(folder: str | Path, exclude_key: str | None = None) -> int:
+    """Bytes the folder's stores take (their full reserved size), optionally leaving one store out."""
+    return sum(
+        path.stat().st_size for path in store_files(Path(folder))
+        if exclude_key is None or not path.name.startswith(f"{exclude_key}.")
+    )
+
+
+def gib(size: int) -> str:
+    return f"{size / 1024**3:.2f} GiB"
+
+
+def store_bytes(rows: int, size: int) -> int:
+    slots = max(rows, 1)
+    return slots * size * size * 3 + slots
 
 
 def cache_key(frame: pd.DataFrame, size: int, window: object = None) -> str:
@@ -34,8 +84,11 @@ def cache_key(frame: pd.DataFrame, size: int, window: object = None) -> str:
 class PixelCache:
     """Row ``i`` of the manifest frame ↔ slot ``i`` of an ``(N, size, size, 3)`` uint8 memmap."""
 
-    def __init__(self, folder: str | Path, frame: pd.DataFrame, size: int, window: object = None) -> None:
+    def __init__(
+        self, folder: str | Path, frame: pd.DataFrame, size: int, window: object = None, max_bytes: int | None = None
+    ) -> None:
         self.folder = Path(folder)
+        self.limit = limit_bytes() if max_bytes is None else max_bytes
         self.folder.mkdir(parents=True, exist_ok=True)
         self.paths = frame["path"].tolist()
         self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
@@ -43,6 +96,7 @@ class PixelCache:
         self.window = window
         self.key = cache_key(frame, size, window)
         self.resize = v2.Resize((size, size), antialias=True)
+        self._check_room(len(self.paths), size)
         shape = (max(len(self.paths), 1), size, size, 3)
         self.pixels = self._open(self.folder / f"{self.key}.pixels.u8", np.uint8, shape)
         self.ready = self._open(self.folder / f"{self.key}.ready.u8", np.uint8, (shape[0],))
@@ -52,6 +106,23 @@ class PixelCache:
     def _open(path: Path, dtype: type, shape: tuple[int, ...]) -> np.memmap:
         mode = "r+" if path.is_file() and path.stat().st_size == int(np.prod(shape)) * np.dtype(dtype).itemsize else "w+"
         return np.memmap(path, dtype=dtype, mode=mode, shape=shape)
+
+    def _check_room(self, rows: int, size: int) -> None:
+        needed = store_bytes(rows, size)
+        others = held_bytes(self.folder, exclude_key=self.key)
+        if others + needed > self.limit:
+            raise PixelCacheFull(
+                f"{self.folder}: the pixel cache for {rows} images at {size}x{size} px needs {gib(needed)} and the "
+                f"folder already holds {gib(others)}, above its limit of {gib(self.limit)}. Delete the folder (it is "
+                f"rebuilt when needed), raise {LIMIT_ENV}, or train with data.pixel_cache: false"
+            )
+
+    def describe(self) -> str:
+        """One line for logs and the demo: how much the folder holds against its bound."""
+        stores = len([path for path in store_files(self.folder) if path.name.endswith(STORE_SUFFIXES[0])])
+        return (f"pixel cache {self.folder}: {stores} store(s), {gib(held_bytes(self.folder))} of "
+                f"{gib(self.limit)}; this one {int(self.ready[: len(self.paths)].sum())}"
+                f"/{len(self.paths)} images ready")
 
     def __len__(self) -> int:
         return len(self.paths)
