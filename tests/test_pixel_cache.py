@@ -66,7 +66,8 @@ def _one_image_frame(tmp_path: Path, name: str):
 def test_a_store_past_the_bound_is_refused_before_anything_is_written(tmp_path: Path):
     import pytest
 
-    first = PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "a"), 32, max_bytes=7000)
+    frame = _one_image_frame(tmp_path, "a")
+    first = PixelCache(tmp_path / "cache", frame, 32, max_bytes=7000)
     first.image(0)
     assert pixel_cache_module.held_bytes(tmp_path / "cache") == 32 * 32 * 3 + 1
     before = sorted(p.name for p in (tmp_path / "cache").iterdir())
@@ -76,7 +77,8 @@ def test_a_store_past_the_bound_is_refused_before_anything_is_written(tmp_path: 
     assert str(tmp_path / "cache") in message and "needs" in message and "already holds" in message
     assert "0.00 GiB" in message and "PROCTOVISION_PIXEL_CACHE_GB" in message and "pixel_cache: false" in message
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before, "the refused store left files behind"
-    reopened = PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "a"), 32, max_bytes=7000)
+    first.flush()
+    reopened = PixelCache(tmp_path / "cache", frame, 32, max_bytes=7000)
     assert reopened.complete, "reopening a store already held is not counted twice against the bound"
 
 
