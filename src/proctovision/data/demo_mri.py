@@ -1,8 +1,10 @@
 """Synthetic MRI-like axial slices for the fistula task: 16-bit MR DICOM files, several slices per patient.
 
 A pelvis-like body with the anal canal at its centre; slices with an internal orifice show an
-enhancing tract leaving the canal wall (T1 contrast-enhanced fistulas enhance). Nothing here
-comes from a patient.
+enhancing tract leaving the canal wall (T1 contrast-enhanced fistulas enhance). As on a scanner,
+each slice has a smooth coil bias field, partial-volume blur (the tract is thinner than a 4 mm
+slice, so it often enhances only faintly) and Rician noise from magnitude reconstruction; tract
+width and contrast vary, so some tracts are hard to see. Nothing here comes from a patient.
 """
 from __future__ import annotations
 
@@ -11,9 +13,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import gaussian_filter
 
 from proctovision import fileio
 from proctovision.data.demo import SYNTHETIC_NOTE
+
+
+def bias_field(rng: np.random.Generator, size: int, strength: float = 0.3) -> np.ndarray:
+    """A smooth multiplicative intensity drift, as a receive coil gives (brighter near the coil)."""
+    yy, xx = np.mgrid[:size, :size].astype(float) / size - 0.5
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = xx * math.cos(angle) + yy * math.sin(angle)
+    return 1 + strength * (ramp + 0.5 * rng.normal(0, 0.3) * (xx**2 + yy**2))
+
+
+def rician(rng: np.random.Generator, image: np.ndarray, sigma: float) -> np.ndarray:
+    """Magnitude of the image plus complex Gaussian noise: the noise of magnitude MR images."""
+    real = image + rng.normal(0, sigma, image.shape)
+    imaginary = rng.normal(0, sigma, image.shape)
+    return np.hypot(real, imaginary)
 
 
 def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) -> np.ndarray:
@@ -29,11 +47,14 @@ def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) 
     image[radius < size * 0.05] = 250
     if orifice:
         angle = rng.uniform(0, 2 * math.pi)
-        length = size * rng.uniform(0.12, 0.22)
+        length = size * rng.uniform(0.08, 0.22)
+        width = size * rng.uniform(0.008, 0.02)
+        enhancement = rng.uniform(1700, 2700)
         for step in np.linspace(size * 0.05, size * 0.05 + length, 40):
             y, x = centre[0] + step * math.sin(angle), centre[1] + step * math.cos(angle)
-            image[np.hypot(xx - x, yy - y) < size * 0.018] = 2600
-    image += rng.normal(0, 60, image.shape)
+            image[np.hypot(xx - x, yy - y) < width] = enhancement
+    image = gaussian_filter(image, sigma=rng.uniform(0.6, 1.6))
+    image = rician(rng, image * bias_field(rng, size), sigma=rng.uniform(50, 110))
     return np.clip(image * gain, 0, 65535)
 
 
@@ -85,5 +106,9 @@ def generate_mri(out: str | Path, patients: int = 40, slices_per_patient: int = 
             labels.append({"sop_instance_uid": uid, "label": label})
     fileio.write_csv(out / "fistula.csv", pd.DataFrame(rows))
     fileio.write_csv(out / "fistula_labels.csv", pd.DataFrame(labels))
-    fileio.write_text(out / "README.txt", SYNTHETIC_NOTE + "\n")
+    fileio.write_text(out / "README.txt", "\n".join([
+        SYNTHETIC_NOTE, "", "MR DICOM slices drawn by ProctoVision; the patient tags (SYNTHETIC^PATIENT...) are fake.",
+        "Each slice has a coil bias field, partial-volume blur and Rician noise; tract width and contrast vary,",
+        "so some orifices are faint.", "",
+    ]))
     return out / "fistula.csv"
