@@ -32,7 +32,8 @@ MRI_NOTE = "MR slices carry fake patient tags, a coil bias field, partial-volume
 
 def banner(task: str) -> str:
     """What the demo's data and readers are, said before any figure is shown."""
-    data = MRI_NOTE if task == "fistula" else f"Endoscopy frames are 1280x1024 JPEGs with fake burned-in names. {CALIBRATION}"
+    endoscopy = f"Endoscopy frames are 1280x1024 JPEGs with fake burned-in names. {CALIBRATION}"
+    data = MRI_NOTE if task == "fistula" else endoscopy
     return f"{SYNTHETIC_NOTE} {data} {READERS_NOTE}"
 
 

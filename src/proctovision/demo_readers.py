@@ -36,7 +36,8 @@ def load_difficulty(path: str | Path) -> dict[str, float]:
     if not path.is_file():
         return {}
     frame = pd.read_csv(path)
-    return {os.path.realpath(path.parent / entry): float(value) for entry, value in zip(frame["path"], frame["difficulty"])}
+    pairs = zip(frame["path"], frame["difficulty"])
+    return {os.path.realpath(path.parent / entry): float(value) for entry, value in pairs}
 
 
 def error_count(images: int, model_errors: int, reader: SimulatedReader, margin: float = 0.06) -> int:
