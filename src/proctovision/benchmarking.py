@@ -107,8 +107,10 @@ def model_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int
 class FrameDecoder(torch.utils.data.Dataset):
     """Files → float32 CHW arrays normalised as the model expects, decoded at the smallest sufficient scale."""
 
-    def __init__(self, paths: list[str], size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, paths: list[str], size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                 reduced_decode: bool = True) -> None:
         self.paths, self.size = paths, size
+        self.min_size = size if reduced_decode else None
         self.mean = np.array(mean, dtype=np.float32)[:, None, None] * 255
         self.scale = 1 / (np.array(std, dtype=np.float32)[:, None, None] * 255)
 
@@ -120,14 +122,14 @@ class FrameDecoder(torch.utils.data.Dataset):
 
         from proctovision.data.images import read_image
 
-        image = read_image(self.paths[index], min_size=self.size).resize((self.size, self.size), Image.BILINEAR)
+        image = read_image(self.paths[index], min_size=self.min_size).resize((self.size, self.size), Image.BILINEAR)
         return (np.asarray(image, dtype=np.float32).transpose(2, 0, 1) - self.mean) * self.scale
 
 
-def frame_loader(paths: list[str], size: int, batch: int) -> torch.utils.data.DataLoader:
+def frame_loader(paths: list[str], size: int, batch: int, reduced_decode: bool = True) -> torch.utils.data.DataLoader:
     """Decoding in worker processes (one per spare core, at least one) that run ahead of the model."""
     workers = max(1, min(4, (os.cpu_count() or 1) - 1))
-    dataset = FrameDecoder(paths, size, (0.5,) * 3, (0.5,) * 3)
+    dataset = FrameDecoder(paths, size, (0.5,) * 3, (0.5,) * 3, reduced_decode)
     return torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, prefetch_factor=4,
                                        persistent_workers=True)
 
@@ -142,10 +144,10 @@ def full_size_frames(folder: Path, images: int) -> list[str]:
 
 
 def decode_and_end_to_end_rates(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int, folder: Path,
-                                images: int = 192) -> tuple[float, float]:
+                                images: int = 192, reduced_decode: bool = True) -> tuple[float, float]:
     """Images/s of the loader alone (decode) and of files → probabilities, on the same frames and workers."""
     paths = full_size_frames(folder, images)
-    loader = frame_loader(paths, size, batch)
+    loader = frame_loader(paths, size, batch, reduced_decode)
 
     def decode_all() -> None:
         for _ in loader:
