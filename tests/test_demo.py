@@ -92,3 +92,18 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):
     with pytest.raises(RunError, match="not made by the demo"):
         run_demo(tmp_path, epochs=1, patients=8)
     assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_mr_slices_get_noise_bias_and_blur_and_faint_tracts_are_the_hard_ones(tmp_path: Path):
+    import pydicom
+
+    from proctovision.data.demo_mri import generate_mri, tract_difficulty
+
+    generate_mri(tmp_path, patients=4, slices_per_patient=2, size=64, seed=3)
+    difficulty = pd.read_csv(tmp_path / "difficulty.csv")
+    assert len(difficulty) == 8 and difficulty["difficulty"].between(0, 1).all()
+    pixels = pydicom.dcmread(tmp_path / difficulty["path"].iloc[0]).pixel_array.astype(float)
+    background = pixels[:6, :6]
+    assert background.std() > 5 and background.min() >= 0, "Rician noise in the air, never negative"
+    assert tract_difficulty(1.5, 1800, 1.5, 110) > tract_difficulty(3.0, 2600, 0.6, 50)
+    assert "bias field" in (tmp_path / "README.txt").read_text()

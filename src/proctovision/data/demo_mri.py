@@ -34,7 +34,14 @@ def rician(rng: np.random.Generator, image: np.ndarray, sigma: float) -> np.ndar
     return np.hypot(real, imaginary)
 
 
-def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) -> np.ndarray:
+def tract_difficulty(width_px: float, enhancement: float, blur: float, noise: float) -> float:
+    """0 for a wide, bright tract on a clean slice .. 1 for a thin, faint one lost in blur and noise."""
+    contrast_to_noise = width_px * max(enhancement - 1300, 1.0) / (noise * (1 + blur))
+    return float(np.clip(1 - (math.log(contrast_to_noise) - math.log(2)) / (math.log(40) - math.log(2)), 0, 1))
+
+
+def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) -> tuple[np.ndarray, float]:
+    """One slice and its difficulty (how hard the tract, or its absence, is to see)."""
     yy, xx = np.mgrid[:size, :size].astype(float)
     centre = size / 2 + rng.normal(0, size * 0.01, 2)
     image = np.full((size, size), 40.0)
@@ -45,17 +52,18 @@ def draw_slice(rng: np.random.Generator, size: int, orifice: bool, gain: float) 
     radius = np.hypot(xx - centre[1], yy - centre[0])
     image[radius < size * 0.09] = 1100
     image[radius < size * 0.05] = 250
+    width, enhancement = size * rng.uniform(0.008, 0.02), rng.uniform(1700, 2700)
     if orifice:
         angle = rng.uniform(0, 2 * math.pi)
         length = size * rng.uniform(0.08, 0.22)
-        width = size * rng.uniform(0.008, 0.02)
-        enhancement = rng.uniform(1700, 2700)
         for step in np.linspace(size * 0.05, size * 0.05 + length, 40):
             y, x = centre[0] + step * math.sin(angle), centre[1] + step * math.cos(angle)
             image[np.hypot(xx - x, yy - y) < width] = enhancement
-    image = gaussian_filter(image, sigma=rng.uniform(0.6, 1.6))
-    image = rician(rng, image * bias_field(rng, size), sigma=rng.uniform(50, 110))
-    return np.clip(image * gain, 0, 65535)
+    blur, noise = rng.uniform(0.6, 1.6), rng.uniform(50, 110)
+    image = gaussian_filter(image, sigma=blur)
+    image = rician(rng, image * bias_field(rng, size), sigma=noise)
+    difficulty = tract_difficulty(width, enhancement, blur, noise) if orifice else 0.4 * noise / 110
+    return np.clip(image * gain, 0, 65535), difficulty
 
 
 def write_dicom(path: Path, pixels: np.ndarray, patient_number: int, slice_index: int, seed: int) -> str:
@@ -90,22 +98,24 @@ def write_dicom(path: Path, pixels: np.ndarray, patient_number: int, slice_index
 
 def generate_mri(out: str | Path, patients: int = 40, slices_per_patient: int = 4, size: int = 160, seed: int = 0) -> Path:
     """Write MR DICOM slices (mri/<class>/...), ``fistula.csv`` (path,label: patients come from the DICOM
-    PatientID, pseudonymised at ingest) and ``fistula_labels.csv`` keyed by SOPInstanceUID."""
+    PatientID, pseudonymised at ingest), ``fistula_labels.csv`` keyed by SOPInstanceUID and ``difficulty.csv``."""
     out = Path(out)
     rng = np.random.default_rng(seed)
-    rows, labels = [], []
+    rows, labels, difficulty = [], [], []
     for number in range(patients):
         has_fistula = number % 2 == 1
         label = "internal_orifice" if has_fistula else "normal"
         gain = float(rng.uniform(0.8, 1.25))
         for index in range(slices_per_patient):
-            pixels = draw_slice(rng, size, has_fistula, gain)
+            pixels, hardness = draw_slice(rng, size, has_fistula, gain)
             relative = Path("mri") / label / f"IM{number:04d}{index:02d}.dcm"
             uid = write_dicom(out / relative, pixels, number, index, seed)
             rows.append({"path": str(relative), "label": label, "synthetic": "yes"})
             labels.append({"sop_instance_uid": uid, "label": label})
+            difficulty.append({"path": str(relative), "difficulty": round(hardness, 4)})
     fileio.write_csv(out / "fistula.csv", pd.DataFrame(rows))
     fileio.write_csv(out / "fistula_labels.csv", pd.DataFrame(labels))
+    fileio.write_csv(out / "difficulty.csv", pd.DataFrame(difficulty))
     fileio.write_text(out / "README.txt", "\n".join([
         SYNTHETIC_NOTE, "", "MR DICOM slices drawn by ProctoVision; the patient tags (SYNTHETIC^PATIENT...) are fake.",
         "Each slice has a coil bias field, partial-volume blur and Rician noise; tract width and contrast vary,",
