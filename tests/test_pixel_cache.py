@@ -98,3 +98,4 @@ def test_the_bound_comes_from_the_environment_and_describe_says_what_is_held(tmp
     assert cache.limit == 4 * 1024**3
     cache.image(0)
     assert cache.describe().endswith("1 store(s), 0.00 GiB of 4.00 GiB; this one 1/1 images ready")
+    assert pixel_cache_module.describe_folder(tmp_path / "cache", 2 * 1024**3).endswith("1 store(s), 0.00 GiB of 2.00 GiB")

@@ -13,6 +13,7 @@ from proctovision.data.demo import CALIBRATION, SYNTHETIC_NOTE, generate_endosco
 from proctovision.data.demo_mri import generate_mri
 from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
+from proctovision.data.pixel_cache import describe_folder
 from proctovision.data.split import holdout_split
 from proctovision.demo_readers import load_difficulty, simulate_readers
 from proctovision.evaluation.compare import compare
@@ -86,6 +87,7 @@ def run_demo(
         out=run_dir,
     )
     train(config)
+    console.print(describe_folder(split_path.parent / ".pixel_cache"))
     console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
     test_entry = evaluate_run(run_dir, "test")

@@ -63,6 +63,13 @@ def gib(size: int) -> str:
     return f"{size / 1024**3:.2f} GiB"
 
 
+def describe_folder(folder: str | Path, limit: int | None = None) -> str:
+    """How much a cache folder holds against its bound, in one line."""
+    stores = sum(1 for path in store_files(Path(folder)) if path.name.endswith(STORE_SUFFIXES[0]))
+    return (f"pixel cache {folder}: {stores} store(s), {gib(held_bytes(folder))} of "
+            f"{gib(limit_bytes() if limit is None else limit)}")
+
+
 def store_bytes(rows: int, size: int) -> int:
     slots = max(rows, 1)
     return slots * size * size * 3 + slots
@@ -118,11 +125,9 @@ class PixelCache:
             )
 
     def describe(self) -> str:
-        """One line for logs and the demo: how much the folder holds against its bound."""
-        stores = len([path for path in store_files(self.folder) if path.name.endswith(STORE_SUFFIXES[0])])
-        return (f"pixel cache {self.folder}: {stores} store(s), {gib(held_bytes(self.folder))} of "
-                f"{gib(self.limit)}; this one {int(self.ready[: len(self.paths)].sum())}"
-                f"/{len(self.paths)} images ready")
+        """One line for logs: how much the folder holds against its bound, and how full this store is."""
+        ready = int(self.ready[: len(self.paths)].sum())
+        return f"{describe_folder(self.folder, self.limit)}; this one {ready}/{len(self.paths)} images ready"
 
     def __len__(self) -> int:
         return len(self.paths)
