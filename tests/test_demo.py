@@ -1,35 +1,90 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from proctovision.data.demo import generate_endoscopy
+from proctovision.data.demo import FRAME_SIZE, generate_endoscopy
 from proctovision.data.manifest import read_manifest
 from proctovision.demo_pipeline import run_demo
 from proctovision.runs import RunError
 
 
-def test_generator_writes_patients_with_several_images(tmp_path: Path):
-    sources = generate_endoscopy(tmp_path, patients=8, images_per_patient=3, seed=1)
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("frames")
+    return folder, generate_endoscopy(folder, patients=8, images_per_patient=3, seed=2)
+
+
+def test_generator_writes_full_size_processor_frames_per_patient(generated):
+    tmp_path, sources = generated
     frame = read_manifest(sources["hemorrhoid"])
     assert len(frame) == 24 and frame["patient_id"].nunique() == 8
     assert set(frame["label"]) == {"normal", "hemorrhoid"}
     assert set(read_manifest(sources["ldrf"])["label"]) == {"Rf0", "Rf1", "Rf2"}
-    assert "SYNTHETIC" in (tmp_path / "README.txt").read_text()
+    readme = (tmp_path / "README.txt").read_text()
+    assert "SYNTHETIC" in readme and "FAKE" in readme and "0.80-0.93" in readme
+    with Image.open(frame["path"].iloc[0]) as first:
+        assert first.format == "JPEG" and first.size == FRAME_SIZE == (1280, 1024)
+    pixels = np.asarray(Image.open(frame["path"].iloc[0]).convert("RGB"), dtype=float)
+    border = pixels[:, :250]
+    assert pixels[1000:, 1200:].max() < 30 and pixels[:20, :20].max() < 30, "black border"
+    assert (border[30:260] > 200).any(axis=-1).sum() > 500, "burned-in text in the border"
+    assert (border[300:900] > 40).sum() == 0, "the border is black between the text blocks"
+    assert pixels[380:640, 500:1000].mean() > 60, "the content area is lit"
 
 
-def test_demo_end_to_end_learns_its_data(tmp_path: Path):
-    """A shortened demo with the real offline ImageNet backbone reaches the accuracy the full demo promises."""
-    summary = run_demo(tmp_path / "demo", task="hemorrhoid", epochs=12, patients=28, images_per_patient=3)
+def _content_colour(path: str) -> np.ndarray:
+    pixels = np.asarray(Image.open(path).convert("RGB").resize((160, 128)), dtype=float)
+    return pixels[20:108, 60:130].reshape(-1, 3).mean(axis=0)
+
+
+def test_frames_of_one_patient_resemble_each_other_and_lesion_strength_overlaps(generated):
+    tmp_path, sources = generated
+    frame = read_manifest(sources["hemorrhoid"])
+    frame["colour"] = [_content_colour(path) for path in frame["path"]]
+    per_patient = [np.stack(group.tolist()) for _, group in frame.groupby("patient_id")["colour"]]
+    within = np.mean([np.linalg.norm(colours - colours.mean(axis=0), axis=1).mean() for colours in per_patient])
+    centres = np.stack([colours.mean(axis=0) for colours in per_patient])
+    between = np.linalg.norm(centres - centres.mean(axis=0), axis=1).mean()
+    assert within < between, (within, between)
+    texts = [np.asarray(Image.open(p).convert("L"))[30:260, :250] for p in frame["path"]]
+    same = frame["patient_id"].to_numpy()
+    assert np.abs(texts[0].astype(int) - texts[1]).mean() < np.abs(texts[0].astype(int) - texts[3]).mean()
+    assert same[0] == same[1] != same[3]
+    difficulty = pd.read_csv(tmp_path / "difficulty.csv")
+    assert difficulty["difficulty"].between(0, 1).all() and len(difficulty) == len(frame)
+    strength = difficulty.set_index("path")["visible_strength"]
+    labels = pd.read_csv(sources["hemorrhoid"]).set_index("path")["label"]
+    weakest_lesion = strength[labels == "hemorrhoid"].min()
+    strongest_normal = strength[labels == "normal"].max()
+    assert weakest_lesion < strongest_normal, "some hemorrhoid frames look normal and some normal ones suspicious"
+
+
+def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
+    """A shortened demo with the real offline ImageNet backbone: well above chance, yet not perfect."""
+    summary = run_demo(tmp_path / "demo", task="hemorrhoid", epochs=12, patients=32, images_per_patient=3)
+    assert "SYNTHETIC" in summary["banner"] and "0.80-0.93" in summary["banner"] and "senior" in summary["banner"]
     metrics = json.loads(Path(summary["paths"]["metrics"]).read_text())
-    assert metrics["test"]["metrics"]["accuracy"]["value"] >= 0.85
+    accuracy = metrics["test"]["metrics"]["accuracy"]
+    assert accuracy["value"] >= 0.7, "the model learned well above chance (0.5, balanced classes)"
+    low, high = accuracy["ci95"]
+    assert high - low > 0.02, "the demo's confidence intervals are informative, not 1.000-1.000"
     assert (tmp_path / "demo" / "data" / "qc.md").is_file()
+    assert "simulated" in (tmp_path / "demo" / "data" / "README.txt").read_text()
     comparison = tmp_path / "demo" / "comparison"
     table = pd.read_csv(comparison / "comparison.csv")
     assert sorted(table["kind"]) == ["model", "simulated reader", "simulated reader"]
     readers = set(table.loc[table["kind"] == "simulated reader", "participant"])
     assert readers == {"senior (simulated)", "junior (simulated)"}
+    scores = dict(zip(table["participant"], table["accuracy"]))
+    model_score = table.loc[table["kind"] == "model", "accuracy"].iloc[0]
+    assert scores["junior (simulated)"] < model_score, "the junior reader does not beat the model"
+    assert scores["senior (simulated)"] > model_score or model_score == 1.0, "the senior reader beats the model"
+    mrmc = json.loads((comparison / "comparison.json").read_text())["mrmc"]
+    assert mrmc["simulated_readers"] and mrmc["analyses"], "the simulated panel gets an MRMC analysis"
     assert table[["accuracy_ci_low", "accuracy_ci_high"]].notna().all().all()
     assert len(pd.read_csv(comparison / "tests.csv")) == 3
     for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):
@@ -41,3 +96,18 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):
     with pytest.raises(RunError, match="not made by the demo"):
         run_demo(tmp_path, epochs=1, patients=8)
     assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_mr_slices_get_noise_bias_and_blur_and_faint_tracts_are_the_hard_ones(tmp_path: Path):
+    import pydicom
+
+    from proctovision.data.demo_mri import generate_mri, tract_difficulty
+
+    generate_mri(tmp_path, patients=4, slices_per_patient=2, size=64, seed=3)
+    difficulty = pd.read_csv(tmp_path / "difficulty.csv")
+    assert len(difficulty) == 8 and difficulty["difficulty"].between(0, 1).all()
+    pixels = pydicom.dcmread(tmp_path / difficulty["path"].iloc[0]).pixel_array.astype(float)
+    background = pixels[:6, :6]
+    assert background.std() > 5 and background.min() >= 0, "Rician noise in the air, never negative"
+    assert tract_difficulty(1.5, 1800, 1.5, 110) > tract_difficulty(3.0, 2600, 0.6, 50)
+    assert "bias field" in (tmp_path / "README.txt").read_text()

@@ -114,3 +114,36 @@ def test_unsupported_files_in_class_folders_are_listed(tmp_path: Path):
     (tmp_path / "normal" / ".DS_Store").write_bytes(b"\x00")
     result = ingest(tmp_path, load_task("hemorrhoid"))
     assert [(Path(e.path).name, e.reason) for e in result.excluded] == [("Thumbs.db", "unsupported file type (.db)")]
+
+
+def _frame_jpeg(path: Path, size=(1280, 1024), exif=None) -> Path:
+    """A textured frame, so that a decode at reduced scale can be compared with a full one."""
+    yy, xx = np.mgrid[: size[1], : size[0]]
+    pixels = np.stack([(xx * 255 // size[0]), (yy * 255 // size[1]), ((xx // 40 + yy // 40) % 2) * 200], axis=-1)
+    Image.fromarray(pixels.astype(np.uint8)).save(path, format="JPEG", quality=90, **({"exif": exif} if exif else {}))
+    return path
+
+
+def test_min_size_decodes_a_full_size_jpeg_at_reduced_scale_never_below_the_input(tmp_path: Path):
+    path = _frame_jpeg(tmp_path / "frame.jpg")
+    assert read_image(path).size == (1280, 1024), "without the hint the default decode is full size"
+    assert read_image(path, min_size=224).size == (320, 256)
+    assert read_image(path, min_size=500).size == (640, 512)
+    assert read_image(path, min_size=600).size == (1280, 1024), "1/2 scale would go below 600 px in height"
+    full = np.asarray(read_image(path).resize((224, 224), Image.BILINEAR), dtype=float)
+    reduced = np.asarray(read_image(path, min_size=224).resize((224, 224), Image.BILINEAR), dtype=float)
+    assert np.abs(full - reduced).mean() < 4.0, "the reduced decode shows the same picture at the model's size"
+
+
+def test_min_size_leaves_other_formats_and_small_files_at_their_size(tmp_path: Path):
+    Image.new("RGB", (1280, 1024), (9, 90, 200)).save(tmp_path / "frame.png")
+    assert read_image(tmp_path / "frame.png", min_size=224).size == (1280, 1024)
+    small = _frame_jpeg(tmp_path / "small.jpg", size=(300, 260))
+    assert read_image(small, min_size=224).size == (300, 260)
+
+
+def test_min_size_keeps_exif_orientation(tmp_path: Path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _frame_jpeg(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    assert read_image(path, min_size=224).size == (256, 320)

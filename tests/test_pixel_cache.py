@@ -54,3 +54,48 @@ def test_key_changes_with_size_window_and_file_contents(tmp_path: Path):
     solid_image(path, (200, 20, 30), size=(50, 40))
     assert key != cache_key(frame, 32)
     assert np.asarray(PixelCache(tmp_path / "c", frame, 32).image(0)).shape == (32, 32, 3)
+
+
+def _one_image_frame(tmp_path: Path, name: str):
+    import pandas as pd
+
+    path = solid_image(tmp_path / f"{name}.png", (10, 20, 30))
+    return pd.DataFrame({"path": [str(path)], "label": ["normal"], "patient_id": ["p"]})
+
+
+def test_a_store_past_the_bound_is_refused_before_anything_is_written(tmp_path: Path):
+    import pytest
+
+    frame = _one_image_frame(tmp_path, "a")
+    first = PixelCache(tmp_path / "cache", frame, 32, max_bytes=7000)
+    first.image(0)
+    assert pixel_cache_module.held_bytes(tmp_path / "cache") == 32 * 32 * 3 + 1
+    before = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    with pytest.raises(pixel_cache_module.PixelCacheFull) as refused:
+        PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "b"), 40, max_bytes=7000)
+    message = str(refused.value)
+    assert str(tmp_path / "cache") in message and "needs" in message and "already holds" in message
+    assert "0.00 GiB" in message and "PROCTOVISION_PIXEL_CACHE_GB" in message and "pixel_cache: false" in message
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before, "the refused store left files behind"
+    first.flush()
+    reopened = PixelCache(tmp_path / "cache", frame, 32, max_bytes=7000)
+    assert reopened.complete, "reopening a store already held is not counted twice against the bound"
+
+
+def test_the_bound_comes_from_the_environment_and_describe_says_what_is_held(tmp_path: Path, monkeypatch):
+    import pytest
+
+    from proctovision.errors import UserError
+
+    monkeypatch.setenv("PROCTOVISION_PIXEL_CACHE_GB", "0.000001")
+    with pytest.raises(pixel_cache_module.PixelCacheFull):
+        PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "a"), 32)
+    monkeypatch.setenv("PROCTOVISION_PIXEL_CACHE_GB", "lots")
+    with pytest.raises(UserError, match="not a number"):
+        PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "a"), 32)
+    monkeypatch.delenv("PROCTOVISION_PIXEL_CACHE_GB")
+    cache = PixelCache(tmp_path / "cache", _one_image_frame(tmp_path, "a"), 32)
+    assert cache.limit == 4 * 1024**3
+    cache.image(0)
+    assert cache.describe().endswith("1 store(s), 0.00 GiB of 4.00 GiB; this one 1/1 images ready")
+    assert pixel_cache_module.describe_folder(tmp_path / "cache", 2 * 1024**3).endswith("1 store(s), 0.00 GiB of 2.00 GiB")

@@ -2,8 +2,11 @@
 
 For each backbone at its input size: images/s in PyTorch eager and in ONNX Runtime, nominal
 FLOPs per image (torch.utils.flop_counter), the matmul GFLOP/s this CPU reaches in the same
-run and the fraction of it each path reaches, and the end-to-end rate from image files on
-disk to probabilities with decoding overlapped with inference.
+run and the fraction of it each path reaches, and, from one run on full-size (1280x1024 JPEG)
+generated frames: the decode rate (files to normalised tensors in the loader's worker process),
+and the end-to-end rate from files to probabilities with that decoding overlapped with inference.
+JPEGs decode at reduced DCT scale (never below the input size), so a full-size frame does not
+cost a full-size decode.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ class BenchResult:
     onnx_images_per_s: float | None
     end_to_end_images_per_s: float | None
     matmul_gflops: float
+    decode_images_per_s: float | None = None
 
     @property
     def eager_fraction(self) -> float:
@@ -100,33 +104,67 @@ def model_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int
     return best_rate(lambda: runner(inputs), batch)
 
 
-def end_to_end_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int, folder: Path,
-                    images: int = 96) -> float:
-    """Files on disk → decoded, resized, normalised → probabilities, with a DataLoader worker decoding ahead."""
-    from torch.utils.data import DataLoader
+class FrameDecoder(torch.utils.data.Dataset):
+    """Files → the model's input arrays through the preprocessing spec and the predictor's own decoding
+    (``load_input``: JPEG decoded at the smallest scale not below the input size, unless ``reduced_decode`` is off)."""
 
-    from proctovision.data.datasets import ManifestDataset
+    def __init__(self, paths: list[str], size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                 reduced_decode: bool = True) -> None:
+        from proctovision.preprocessing import Preprocessing
+
+        self.paths = paths
+        self.spec = Preprocessing(size, tuple(mean), tuple(std))
+        self.reduced_decode = reduced_decode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        from proctovision.data.images import read_image
+        from proctovision.inference.predictor import load_input
+
+        if self.reduced_decode:
+            return load_input((self.paths[index], None), self.spec)
+        return self.spec.to_array(read_image(self.paths[index]))
+
+
+def frame_loader(paths: list[str], size: int, batch: int, reduced_decode: bool = True) -> torch.utils.data.DataLoader:
+    """Decoding in worker processes (one per spare core, at least one) that run ahead of the model."""
+    workers = max(1, min(4, (os.cpu_count() or 1) - 1))
+    dataset = FrameDecoder(paths, size, (0.5,) * 3, (0.5,) * 3, reduced_decode)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, prefetch_factor=4,
+                                       persistent_workers=True)
+
+
+def full_size_frames(folder: Path, images: int) -> list[str]:
+    """Generated 1280x1024 endoscopy JPEGs, as a processor exports them."""
     from proctovision.data.demo import generate_endoscopy
     from proctovision.data.manifest import read_manifest
-    from proctovision.data.transforms import eval_transform
-    from proctovision.models.registry import Preprocessing
 
     sources = generate_endoscopy(folder / "data", patients=max(images // 4, 1), images_per_patient=4)
-    frame = read_manifest(sources["hemorrhoid"])
-    pre = Preprocessing(size, (0.5,) * 3, (0.5,) * 3)
-    dataset = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(pre))
-    loader = DataLoader(dataset, batch_size=batch, num_workers=1 if (os.cpu_count() or 1) <= 2 else 2,
-                        prefetch_factor=4, persistent_workers=True)
+    return [str(path) for path in read_manifest(sources["hemorrhoid"])["path"]]
+
+
+def decode_and_end_to_end_rates(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int, folder: Path,
+                                images: int = 192, reduced_decode: bool = True) -> tuple[float, float]:
+    """Images/s of the loader alone (decode) and of files → probabilities, on the same frames and workers."""
+    paths = full_size_frames(folder, images)
+    loader = frame_loader(paths, size, batch, reduced_decode)
+
+    def decode_all() -> None:
+        for _ in loader:
+            pass
 
     def read_all() -> None:
-        for pixels, _, _ in loader:
+        for pixels in loader:
             runner(pixels.numpy())
 
-    return best_rate(read_all, len(dataset), repeats=2)
+    decode = best_rate(decode_all, len(paths), repeats=2)
+    return decode, best_rate(read_all, len(paths), repeats=3)
 
 
 def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end: bool, size: int | None) -> BenchResult:
-    """Eager and ONNX Runtime model-only rates; the end-to-end rate uses the faster of the two runtimes."""
+    """Eager and ONNX Runtime model-only rates; decode and end-to-end rates use the faster of the two runtimes."""
     spec = get_backbone(name)
     size = size or spec.preprocessing.input_size
     model = ClassifierModule(spec.name, 2, mode="frozen", head="linear", image_size=size).eval()
@@ -136,11 +174,11 @@ def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end:
         onnx_runner = onnx_session(model, size, Path(folder)) if onnx else None
         onnx_speed = model_rate(onnx_runner, size, batch) if onnx_runner else None
         fastest = onnx_runner if onnx_speed and onnx_speed > eager_speed else eager
+        decode, files = decode_and_end_to_end_rates(fastest, size, batch, Path(folder)) if end_to_end else (None, None)
         return BenchResult(
             backbone=spec.name, input_size=size, gflops_per_image=flops_per_image(model, size),
-            eager_images_per_s=eager_speed, onnx_images_per_s=onnx_speed,
-            end_to_end_images_per_s=end_to_end_rate(fastest, size, batch, Path(folder)) if end_to_end else None,
-            matmul_gflops=gflops,
+            eager_images_per_s=eager_speed, onnx_images_per_s=onnx_speed, end_to_end_images_per_s=files,
+            matmul_gflops=gflops, decode_images_per_s=decode,
         )
 
 

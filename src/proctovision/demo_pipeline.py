@@ -9,20 +9,33 @@ from proctovision import fileio
 from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
 from proctovision.console import console, progress_bar
 from proctovision.data import ingest as ingest_lib
-from proctovision.data.demo import SYNTHETIC_NOTE, generate_endoscopy
+from proctovision.data.demo import CALIBRATION, SYNTHETIC_NOTE, generate_endoscopy
 from proctovision.data.demo_mri import generate_mri
 from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
+from proctovision.data.pixel_cache import describe_folder
 from proctovision.data.split import holdout_split
+from proctovision.demo_readers import load_difficulty, simulate_readers
 from proctovision.evaluation.compare import compare
 from proctovision.inference.evaluate import evaluate_run
-from proctovision.evaluation.readers import simulate_readers
 from proctovision.reporting.report import build_report
 from proctovision.runs import RunError
 from proctovision.tasks import load_task
 from proctovision.training import train
 
 MARKER = ".proctovision-demo"
+READERS_NOTE = (
+    "The two readers are simulated: the senior one is drawn to make fewer errors than the model on the test split, "
+    "the junior one more, and both err mostly on the hardest images (not coin flips)."
+)
+MRI_NOTE = "MR slices carry fake patient tags, a coil bias field, partial-volume blur and Rician noise."
+
+
+def banner(task: str) -> str:
+    """What the demo's data and readers are, said before any figure is shown."""
+    endoscopy = f"Endoscopy frames are 1280x1024 JPEGs with fake burned-in names. {CALIBRATION}"
+    data = MRI_NOTE if task == "fistula" else endoscopy
+    return f"{SYNTHETIC_NOTE} {data} {READERS_NOTE}"
 
 
 def prepare_output(out: Path) -> None:
@@ -43,7 +56,8 @@ def run_demo(
     started = time.perf_counter()
     prepare_output(out)
     task_def = load_task(task)
-    console.rule(f"[bold]ProctoVision demo: {task_def.name}[/] ({SYNTHETIC_NOTE})")
+    console.rule(f"[bold]ProctoVision demo: {task_def.name}[/] (SYNTHETIC data)")
+    console.print(banner(task_def.name), style="bold yellow")
     manifest_path = out / "data" / f"manifest_{task_def.name}.csv"
     if task_def.name == "fistula":
         console.print("1/6 generating synthetic MR DICOM slices (16-bit, MR modality, synthetic patient tags)")
@@ -73,12 +87,19 @@ def run_demo(
         out=run_dir,
     )
     train(config)
+    console.print(describe_folder(split_path.parent / ".pixel_cache"))
     console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
     test_entry = evaluate_run(run_dir, "test", cams=True)
     console.print("6/6 compare with two simulated readers (senior and junior), then the report")
     test_rows = read_manifest(split_path).query("split == 'test'")
-    readers_path = simulate_readers(test_rows, task_def.classes, out / "data" / "readers.csv", seed=seed)
+    model_errors = round((1 - test_entry["metrics"]["accuracy"]["value"]) * test_entry["n_images"])
+    readers_path = simulate_readers(
+        test_rows, task_def.classes, load_difficulty(out / "data" / "difficulty.csv"), model_errors,
+        out / "data" / "readers.csv", seed=seed,
+    )
+    readme = out / "data" / "README.txt"
+    fileio.write_text(readme, (readme.read_text() if readme.is_file() else SYNTHETIC_NOTE + "\n") + READERS_NOTE + "\n")
     compare([run_dir], out / "comparison", readers=readers_path, split="test", simulated_readers=True)
     console.print("writing the report (Grad-CAM gallery included)")
     report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
@@ -86,6 +107,7 @@ def run_demo(
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
         "test": test_entry,
+        "banner": banner(task_def.name),
         "seconds": elapsed,
         "paths": {
             "data": out / "data", "manifest": manifest_path, "quality report": out / "data" / "qc.md",

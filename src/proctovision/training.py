@@ -153,11 +153,13 @@ def feature_loaders(
     data = config.data
     cache = pixel_cache_for(train, preprocessing, config)
     window = manifest_window(train)
-    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), window, pixel_cache=cache)
+    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), window, pixel_cache=cache,
+                            min_size=preprocessing.input_size)
     views = [compute_features(module, make_loader(plain, data.batch_size, False, data.num_workers))]
     if data.augmentation != "none":
         augmented = ManifestDataset(
-            train, task.classes, train_transform(preprocessing, data.augmentation), window, pixel_cache=cache
+            train, task.classes, train_transform(preprocessing, data.augmentation), window, pixel_cache=cache,
+            min_size=preprocessing.input_size,
         )
         augmented.seed_augmentation(config.trainer.seed)
         for view in range(data.augmented_views):
@@ -166,7 +168,8 @@ def feature_loaders(
     train_x = torch.cat([view[0] for view in views])
     train_y = torch.cat([view[1] for view in views])
     val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config)
+        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config),
+        min_size=preprocessing.input_size,
     )
     val_x, val_y = compute_features(module, make_loader(val_set, data.batch_size, False, data.num_workers))
     seed = config.trainer.seed
@@ -184,9 +187,11 @@ def image_loaders(
     train_set = ManifestDataset(
         train, task.classes, train_transform(preprocessing, data.augmentation), window,
         pixel_cache=pixel_cache_for(train, preprocessing, config), copies=data.train_copies,
+        min_size=preprocessing.input_size,
     )
     val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config)
+        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config),
+        min_size=preprocessing.input_size,
     )
     return (
         make_loader(train_set, data.batch_size, True, data.num_workers, config.trainer.seed),

@@ -16,7 +16,7 @@ class ManifestDataset(Dataset):
 
     def __init__(
         self, frame: pd.DataFrame, classes: tuple[str, ...], transform: Callable, window: object = None,
-        pixel_cache: PixelCache | None = None, copies: int = 1,
+        pixel_cache: PixelCache | None = None, copies: int = 1, min_size: int | None = None,
     ):
         self.paths = frame["path"].tolist()
         self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
@@ -29,6 +29,7 @@ class ManifestDataset(Dataset):
         self.seed: int | None = None
         self.epoch = 0
         self.copies = copies
+        self.min_size = min_size
 
     def seed_augmentation(self, seed: int) -> None:
         """Make item ``i`` of epoch ``e`` always get the same random augmentation: resume equals no interruption."""
@@ -51,5 +52,5 @@ class ManifestDataset(Dataset):
             return self._transform(self.pixel_cache.image(index), item), self.labels[index], index
         frame = self.frames[index]
         frame = None if frame is None or pd.isna(frame) else int(frame)
-        image = read_image(self.paths[index], frame=frame, window=self.window)
+        image = read_image(self.paths[index], frame=frame, window=self.window, min_size=self.min_size)
         return self._transform(image, item), self.labels[index], index

@@ -77,12 +77,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_raster(path: Path) -> Image.Image:
-    """Read a JPEG/PNG/TIFF/... file fully, applying EXIF orientation."""
+def read_raster(path: Path, min_size: int | None = None) -> Image.Image:
+    """Read a JPEG/PNG/TIFF/... file, applying EXIF orientation.
+
+    With ``min_size``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose width and
+    height both stay at or above ``min_size``: a 1280x1024 frame for a 224 px model decodes at
+    320x256, about a tenth of the work, and is never smaller than the model's input.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
+                if min_size:
+                    opened.draft(None, (min_size, min_size))
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
                 image = image.copy() if image is opened else image
@@ -105,8 +112,15 @@ def read_raster(path: Path) -> Image.Image:
     return to_rgb(image)
 
 
-def read_image(path: str | Path, frame: int | None = None, window: object | None = None) -> Image.Image:
-    """Read an image or DICOM file into RGB; ``frame``/``window`` apply to DICOM only."""
+def read_image(
+    path: str | Path, frame: int | None = None, window: object | None = None, min_size: int | None = None
+) -> Image.Image:
+    """Read an image or DICOM file into RGB; ``frame``/``window`` apply to DICOM only.
+
+    ``min_size`` is a decode hint for callers that resize to a model input next: JPEGs may come back
+    smaller than stored, never below ``min_size`` on either side (or their stored size if smaller).
+    Without it, every file is decoded at full size.
+    """
     path = Path(path)
     if path.is_symlink() and not path.exists():
         raise ImageReadError(path, "broken or looping symbolic link")
@@ -118,4 +132,4 @@ def read_image(path: str | Path, frame: int | None = None, window: object | None
         from proctovision.data import dicom
 
         return dicom.read_dicom_rgb(path, frame=frame, window=window)
-    return read_raster(path)
+    return read_raster(path, min_size=min_size)

@@ -67,7 +67,7 @@ def load_input(key: InputKey, spec: Preprocessing) -> np.ndarray | str:
     """One input as the model's array, or the reason it cannot be read (workers return, never raise)."""
     path, frame = key
     try:
-        return spec.to_array(read_image(path, frame=frame, window=spec.window))
+        return spec.to_array(read_image(path, frame=frame, window=spec.window, min_size=spec.input_size))
     except ImageReadError as error:
         return error.reason
     except Exception as error:  # noqa: BLE001 - one broken file must not stop the batch

@@ -169,7 +169,7 @@ def create_app(
             if size == 0:
                 raise HTTPException(400, "the uploaded file is empty")
             try:
-                images = await run_in_threadpool(read_frames, path, predictor.spec.window)
+                images = await run_in_threadpool(read_frames, path, predictor.spec)
             except ImageReadError as error:
                 raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
         answers = [await run_in_threadpool(answer, predictor, image, holder.model_lock, index < MAX_FRAME_HEATMAPS)
@@ -182,12 +182,13 @@ def create_app(
     return app
 
 
-def read_frames(path: Path, window: object) -> list[Image.Image]:
-    """Every frame of an upload: one for an image, each frame of a multi-frame DICOM file."""
+def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa: F821
+    """Every frame of an upload (one for an image, each frame of a multi-frame DICOM file), decoded as the
+    predictor decodes files: the spec's window, JPEG scaled down no further than the model's input size."""
     keys, errors = expand_frames([path])
     if errors:
         raise ImageReadError(path, errors[0][1])
-    return [read_image(path, frame=frame, window=window) for _, frame in keys]
+    return [read_image(path, frame=frame, window=spec.window, min_size=spec.input_size) for _, frame in keys]
 
 
 def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock, with_heatmap: bool = True) -> dict:
