@@ -27,7 +27,9 @@ def test_frame_decoder_reads_full_size_frames_at_reduced_scale(tmp_path, monkeyp
     assert len(paths) == 4 and Image.open(paths[0]).size == (1280, 1024)
     decoded_sizes = []
     real = images.read_image
-    monkeypatch.setattr(images, "read_image", lambda *a, **k: decoded_sizes.append(real(*a, **k).size) or real(*a, **k))
+    from proctovision.inference import predictor
+
+    monkeypatch.setattr(predictor, "read_image", lambda *a, **k: decoded_sizes.append(real(*a, **k).size) or real(*a, **k))
     item = FrameDecoder(paths, 224, (0.5,) * 3, (0.5,) * 3)[0]
     assert decoded_sizes == [(320, 256)], "a 1280x1024 JPEG for 224 px decodes at 1/4 scale"
     assert item.shape == (3, 224, 224) and item.dtype == np.float32

@@ -20,6 +20,7 @@ from PIL import Image
 
 from proctovision.data.images import read_image
 from proctovision.errors import UserError
+from proctovision.preprocessing import square_resize
 
 LIMIT_ENV = "PROCTOVISION_PIXEL_CACHE_GB"
 DEFAULT_LIMIT_BYTES = 4 * 1024**3
