@@ -22,14 +22,18 @@ def test_senior_beats_the_model_junior_does_not_and_errors_fall_on_hard_images(t
     out = simulate_readers(truth, ("normal", "hemorrhoid"), difficulty, model_errors, tmp_path / "readers.csv")
     readers = pd.read_csv(out)
     hardness = np.linspace(0, 1, 200)
+    assert set(readers["reader"]) == {"senior (simulated)", "junior (simulated)"} and (readers["simulated"] == "yes").all()
     for name, compare in (("senior", lambda errors: errors < model_errors), ("junior", lambda e: e > model_errors)):
-        rows = readers[readers["reader"] == name].reset_index(drop=True)
+        rows = readers[readers["reader"] == f"{name} (simulated)"].reset_index(drop=True)
         wrong = (rows["label"] != truth["label"]).to_numpy()
         assert compare(wrong.sum()), (name, wrong.sum())
         assert hardness[wrong].mean() > 0.7, "errors should fall mostly on the hardest images"
         assert hardness[:100][wrong[:100]].size < hardness[100:][wrong[100:]].size / 2
         assert (rows["path"] == [f"images/{index:03d}.jpg" for index in range(200)]).all()
         assert rows["reading_time_s"].nunique() == 1
+        called_positive = (rows["label"] == "hemorrhoid").to_numpy()
+        assert (rows["score"][called_positive] >= 4).all() and (rows["score"][~called_positive] <= 2).all()
+        assert rows["score"][called_positive & (hardness > 0.5)].max() == 4, "less sure on hard images"
 
 
 def test_error_counts_keep_the_order_even_on_a_tiny_split():
