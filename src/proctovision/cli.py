@@ -63,11 +63,15 @@ def ingest(
     query: Annotated[
         Optional[list[str]], typer.Option(help="with --dicomweb: QIDO filter KEY=VALUE (repeatable)")
     ] = None,
+    crop_content: Annotated[bool, typer.Option(
+        help="endoscopy: models trained on this manifest see only the round/octagonal content area (recorded "
+             "in the preprocessing spec; burned-in border text never reaches the model)")] = False,
 ) -> None:
     """Build a manifest and a quality report from class folders, a CSV, a DICOM folder, or a PACS over DICOMweb.
 
     Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
              proctovision ingest archive/ --task fistula --labels labels.csv --window pelvis --out mri/manifest.csv
+             proctovision ingest stills/ --task hemorrhoid --crop-content --out data/manifest.csv
              proctovision ingest --dicomweb http://pacs:8042/dicom-web --query ModalitiesInStudy=MR \\
                  --task fistula --labels labels.csv --out mri/manifest.csv
     """
@@ -93,6 +97,11 @@ def ingest(
         result = ingest_lib.ingest(source, task_def, patient_regex=patient_regex, progress=update, labels=labels,
                                    dicom_options=options)
     result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in fetch_failures)
+    if crop_content:
+        from proctovision.data.content_area import mark_content_crop
+
+        result.manifest, crop_failures = mark_content_crop(result.manifest)
+        result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in crop_failures)
     report = ingest_lib.write_outputs(result, task_def, source, out)
     print_ingest_summary(report, out)
     if report["n_images"] == 0:

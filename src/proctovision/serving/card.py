@@ -89,6 +89,9 @@ def operating_lines(card: dict) -> list[str]:
     window = card["preprocessing"].get("window")
     if window:
         lines.append(f"DICOM input: the training window {window} is applied before conversion to 8-bit.")
+    if card["preprocessing"].get("crop") == "content":
+        lines.append("Endoscopy input: each image is cut to its round/octagonal content area before resizing, "
+                     "as in training.")
     threshold = card.get("threshold")
     if isinstance(threshold, dict):
         where = f", chosen on the {threshold['chosen_on']} split" if threshold.get("chosen_on") else ""
