@@ -72,8 +72,7 @@ def find_content_area(frames: Sequence[np.ndarray]) -> ContentArea:
     if count == 0:
         raise ContentAreaError("every frame is dark: no content area")
     sizes = ndimage.sum_labels(field, labels, index=np.arange(1, count + 1))
-    largest = labels == (int(np.argmax(sizes)) + 1)
-    largest = ndimage.binary_fill_holes(ndimage.binary_dilation(largest, structure=disk) & bright | largest)
+    largest = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
     if largest.mean() < 0.05:
         raise ContentAreaError("the bright area is too small to be an endoscopic field")
     full = np.asarray(Image.fromarray(largest.astype(np.uint8) * 255).resize((width, height), Image.NEAREST)) > 0
