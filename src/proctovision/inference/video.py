@@ -182,9 +182,7 @@ class FrameModel:
             raise VideoError("the model was trained on content-cropped images but no content area was found")
 
     def model_image(self, pixels: np.ndarray) -> Image.Image:
-        if self.spec.crop == "content":
-            return Image.fromarray(self.area.crop_array(pixels))
-        return Image.fromarray(pixels)
+        return Image.fromarray(self.area.crop_array(pixels) if self.spec.crop == "content" else pixels)
 
     def to_array(self, pixels: np.ndarray) -> np.ndarray:
         return self.spec.prepared(self.model_image(pixels))
