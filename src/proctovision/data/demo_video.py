@@ -22,7 +22,8 @@ from proctovision.data import demo
 
 BURNED_IN_TEXT = ("SYNTHETIC^PATIENT  ID 0000000", "DEMO HOSPITAL  ENDO-1", "DOB 01.01.1970")
 TEXT_COLOUR = (235, 235, 235)
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
+              ".y4m": "yuv4mpegpipe"}
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,10 @@ def _paste(view: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, left: int, t
 def write_demo_video(out: str | Path, size: tuple[int, int] = (1280, 1024), fps: int = 30, seconds: float = 10.0,
                      segments: Sequence[tuple[float, float]] = ((3.0, 6.0),), seed: int = 0,
                      codec: str = "h264") -> DemoVideo:
-    """Write the video (``h264`` in .mp4, or ``mjpeg``) and ``<name>.truth.json`` beside it."""
+    """Write the video (``h264`` in .mp4, or ``mjpeg``; raw frames in .y4m, as Chromium's fake camera reads)
+    and ``<name>.truth.json`` beside it."""
     out = Path(out)
+    codec = "rawvideo" if out.suffix.lower() == ".y4m" else codec
     out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
 
@@ -152,7 +155,7 @@ def write_demo_video(out: str | Path, size: tuple[int, int] = (1280, 1024), fps:
         with av.open(str(path), mode="w", format=CONTAINERS.get(out.suffix.lower(), "mp4")) as box:
             stream = box.add_stream("libx264" if codec == "h264" else codec, rate=fps)
             stream.width, stream.height = size
-            stream.pix_fmt = "yuv420p" if codec == "h264" else "yuvj420p"
+            stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
             if codec == "h264":
                 stream.options = {"preset": "veryfast", "crf": "20"}
             for pixels in frames(size, fps, seconds, segments, seed):
