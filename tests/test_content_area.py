@@ -102,3 +102,35 @@ def test_training_refuses_a_split_mixing_cropped_and_whole_images():
     assert manifest_crop(pd.DataFrame({"path": ["a"]})) is None
     with pytest.raises(RunError, match="mixes content crops"):
         manifest_crop(pd.DataFrame({"crop": ["content", "square"]}))
+
+
+def test_crop_recorded_at_ingest_travels_to_the_run_and_its_card(tmp_path):
+    from conftest import tiny_run_config
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+    from proctovision.data.manifest import read_manifest, write_manifest
+    from proctovision.data.split import holdout_split
+    from proctovision.inference.predictor import load_predictor
+    from proctovision.training import train
+
+    for label, tint in (("normal", 0), ("hemorrhoid", 1)):
+        for index in range(6):
+            pixels, _ = endoscopy_frame(seed=index + 10 * tint)
+            pixels = pixels.copy()
+            pixels[..., 2] = np.where(pixels[..., 0] > 0, 60 + 60 * tint, 0)
+            folder = tmp_path / "stills" / label
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / f"P{tint}{index:02d}_{index}.png")
+    manifest = tmp_path / "work" / "manifest.csv"
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "stills"), "--crop-content", "--out", str(manifest),
+                                      "--patient-regex", r"^(P\d+)_"])
+    assert result.exit_code == 0, result.output
+    frame = read_manifest(manifest)
+    assert set(frame["crop"]) == {"content"}
+    write_manifest(holdout_split(frame, 0.2, 0.2, seed=0), tmp_path / "work" / "split.csv")
+    run = train(tiny_run_config(tmp_path / "work" / "split.csv", tmp_path / "run", epochs=1), progress=False).root
+    predictor = load_predictor(run)
+    assert predictor.spec.crop == "content" and predictor.card["preprocessing"]["crop"] == "content"
+    image = Image.fromarray(endoscopy_frame(seed=99)[0])
+    assert np.array_equal(predictor.prepare(image), predictor.spec.prepared(crop_content(image)))
