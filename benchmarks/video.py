@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -78,6 +79,7 @@ def main() -> None:
         predictor = load_predictor(export_lite0(scratch / "lite0", args.size))
         container = open_source(str(video))
         stream = container.streams.video[0]
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"input: {stream.codec_context.name} {stream.width}x{stream.height} @ {float(stream.average_rate):.0f} "
               f"frames/s; model: tf_efficientnet_lite0 @ {args.size} px, {predictor.backend}, batch {args.batch}")
         head = [pixels for _, pixels in zip(range(8), (p for _, p in decoded_frames(container)))]
@@ -88,14 +90,19 @@ def main() -> None:
         print(f"decode + resize:        {decode_rate(video, True, predictor):7.1f} frames/s")
         print(f"model only:             {model_rate(predictor, args.size, args.batch):7.1f} images/s")
         options = VideoOptions(batch_size=args.batch, annotate=False)
+        cpu = time.process_time()
         result = run_file(predictor, str(video), None, options)
+        per_frame = (time.process_time() - cpu) / len(result.rows)
         print(f"file mode end to end:   {result.fps:7.1f} frames/s ({len(result.rows)} frames, no CAM, "
               "no annotated MP4)")
+        print(f"  CPU time per frame:   {per_frame * 1000:7.2f} ms (all threads): at most "
+              f"{len(os.sched_getaffinity(0)) / per_frame:.0f} frames/s on {len(os.sched_getaffinity(0))} idle cores")
         annotated = run_file(predictor, str(video), scratch / "annotated", VideoOptions(batch_size=args.batch))
         print(f"  with annotated MP4:   {annotated.fps:7.1f} frames/s (640 px wide)")
         live = run_live(predictor, str(video), None, VideoOptions(annotate=False))
         print(f"live at {live.source_fps:.0f} frames/s:     {len(live.rows)} of {live.frames_seen} frames classified, "
               f"{live.dropped} dropped; latency p50 {live.latency_ms(50):.1f} ms, p95 {live.latency_ms(95):.1f} ms")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
