@@ -161,3 +161,18 @@ def test_video_command_writes_outputs_and_refuses_bad_input(demo_video, detector
         run_file(load_predictor(detector), str(broken), None)
     cam = runner.invoke(app, ["video", str(detector), str(path), "--out", str(tmp_path / "y"), "--cam-every", "5"])
     assert cam.exit_code == 1 and "run folder" in cam.output
+
+
+def test_grad_cam_overlay_every_nth_frame_from_a_run_folder(demo_video, run_dir, tmp_path):
+    path, _ = demo_video
+    predictor = load_predictor(run_dir)
+    options = VideoOptions(max_frames=24, cam_every=8, annotate_width=SIZE[0], batch_size=8)
+    run_file(predictor, str(path), tmp_path / "cam", options)
+    run_file(predictor, str(path), tmp_path / "plain", VideoOptions(max_frames=24, annotate_width=SIZE[0]))
+    with_cam, plain = decoded(tmp_path / "cam" / "annotated.mp4"), decoded(tmp_path / "plain" / "annotated.mp4")
+    assert len(with_cam) == len(plain) == 24
+    field = (slice(60, 200), slice(100, 220))
+    difference = [np.abs(a[field].astype(int) - b[field].astype(int)).mean() for a, b in zip(with_cam, plain)]
+    assert min(difference) > 5
+    summary = json.loads((tmp_path / "cam" / "summary.json").read_text())
+    assert summary["backend"] == "pytorch" and summary["frames_processed"] == 24

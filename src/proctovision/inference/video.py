@@ -205,8 +205,8 @@ class Annotator:
     """Writes the annotated MP4 in its own thread: content area only (rest black), class, bar, CAM overlay."""
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, classes: tuple[str, ...],
-                 area: ContentArea | None, width: int) -> None:
-        self.path, self.classes, self.area = path, classes, area
+                 area: ContentArea | None, width: int, model_crops: bool = False) -> None:
+        self.path, self.classes, self.area, self.model_crops = path, classes, area, model_crops
         scale = min(1.0, width / size[0])
         self.out_size = (int(size[0] * scale) // 2 * 2, int(size[1] * scale) // 2 * 2)
         self.font = ImageFont.load_default(size=18)
@@ -262,7 +262,7 @@ class Annotator:
 
         overlay = Image.open(io.BytesIO(cam_png)).convert("RGB")
         layer = np.zeros(shape, dtype=np.uint8)
-        if self.area is not None:
+        if self.area is not None and self.model_crops:
             left, top, right, bottom = self.area.box
             layer[top:bottom, left:right] = np.asarray(overlay.resize((right - left, bottom - top)))
         else:
@@ -298,7 +298,7 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     model = FrameModel(predictor, area)
     smoother = Smoother(options.smoothing, options.alpha, options.window)
     hysteresis = Hysteresis(len(result.classes), predictor.threshold, options.margin)
-    annotator = _annotator(out, head[0][1], result, options)
+    annotator = _annotator(out, head[0][1], result, options, model)
     start = time.perf_counter()
     pending: deque[tuple[list, Future]] = deque()
     batches = _batches(_chain(head, frames), options.batch_size)
@@ -356,7 +356,7 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     model.probabilities(model.batch([head[0][1]]))
     smoother = Smoother(options.smoothing, options.alpha, options.window)
     hysteresis = Hysteresis(len(result.classes), predictor.threshold, options.margin)
-    annotator = _annotator(out, head[0][1], result, options)
+    annotator = _annotator(out, head[0][1], result, options, model)
     latest = LatestFrame()
     capture = threading.Thread(target=_capture, args=(_chain(head, frames), latest, pace, stop), daemon=True)
     start = time.perf_counter()
@@ -432,16 +432,17 @@ def _cam(predictor: object, model: FrameModel, pixels: np.ndarray, row: FrameRow
          options: VideoOptions) -> bytes | None:
     if options.cam_every <= 0 or row.index % options.cam_every:
         return None
-    return predictor.heatmap_png(model.model_image(pixels), row.shown)
+    return predictor.heatmap_png(Image.fromarray(pixels), row.shown)
 
 
-def _annotator(out: Path | None, first: np.ndarray, result: VideoResult, options: VideoOptions) -> Annotator | None:
+def _annotator(out: Path | None, first: np.ndarray, result: VideoResult, options: VideoOptions,
+               model: FrameModel) -> Annotator | None:
     if out is None or not options.annotate:
         return None
     out.mkdir(parents=True, exist_ok=True)
     size = (first.shape[1], first.shape[0])
     return Annotator(out / "annotated.mp4", size, result.source_fps or 30.0, result.classes, result.content_area,
-                     options.annotate_width)
+                     options.annotate_width, model.spec.crop == "content")
 
 
 def _threaded(items: Iterator, maxsize: int) -> Iterator:

@@ -57,16 +57,18 @@ class LiveSession:
             shown = self.hysteresis.update(smoothed)
             heatmap = None
             if self.frames % CAM_EVERY == 0:
-                heatmap = self.predictor.heatmap_png(model.model_image(pixels), shown)
+                heatmap = self.predictor.heatmap_png(Image.fromarray(pixels), shown)
         self.frames += 1
         area = model.area
         height, width = pixels.shape[:2]
+        box = [round(v / s, 4) for v, s in zip(area.box, (width, height, width, height))] if area else None
         return {
             "frame": self.frames, "shown": self.predictor.classes[shown],
             "smoothed_probability": round(float(smoothed[shown]), 4),
             "probabilities": {name: round(float(p), 4) for name, p in zip(self.predictor.classes, probabilities)},
-            "content_box": [round(v / s, 4) for v, s in zip(area.box, (width, height, width, height))] if area else None,
+            "content_box": box,
             "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
+            "heatmap_box": box if box and model.spec.crop == "content" else [0, 0, 1, 1],
             "server_ms": round((time.perf_counter() - start) * 1000, 1),
         }
 
