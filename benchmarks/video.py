@@ -23,7 +23,7 @@ import torch
 from proctovision.data.demo_video import write_demo_video
 from proctovision.inference.predictor import load_predictor
 from proctovision.inference.video import (
-    FrameModel, VideoOptions, content_area_of, decoded_frames, open_source, run_file, run_live,
+    FrameModel, VideoOptions, content_area_of, decoded_frames, open_source, run_file, run_live, without_spinning,
 )
 from proctovision.serving.export import Probabilities, to_onnx
 
@@ -55,10 +55,11 @@ def decode_rate(video: Path, prepare: bool, predictor: object) -> float:
 def model_rate(predictor: object, size: int, batch: int, seconds: float = 8.0) -> float:
     inputs = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
     predictor.raw_probabilities(inputs)
-    count, start = 0, time.perf_counter()
+    count, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         predictor.raw_probabilities(inputs)
         count += batch
+    print(f"  (model CPU time {(time.process_time() - cpu) / count * 1000:.2f} ms per image)")
     return count / (time.perf_counter() - start)
 
 
@@ -76,7 +77,7 @@ def main() -> None:
         scratch = Path(scratch)
         video = args.video or Path(write_demo_video(scratch / "scope.mp4", size=(args.width, args.height),
                                                     seconds=args.seconds, segments=[(3.0, 6.0)]).path)
-        predictor = load_predictor(export_lite0(scratch / "lite0", args.size))
+        predictor = without_spinning(load_predictor(export_lite0(scratch / "lite0", args.size)))
         container = open_source(str(video))
         stream = container.streams.video[0]
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

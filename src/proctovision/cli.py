@@ -653,6 +653,7 @@ def video(
     annotate: Annotated[bool, typer.Option(help="write annotated.mp4 (content area only, class, bar)")] = True,
     annotate_width: Annotated[int, typer.Option(help="width of annotated.mp4 in pixels")] = 640,
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames from the source")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace the outputs of an earlier run in --out")] = False,
 ) -> None:
     """Classify a video file or a live source frame by frame: smoothed probabilities, a flicker-free class,
@@ -667,11 +668,13 @@ def video(
     if (out / "summary.json").exists() and not overwrite:
         fail(f"{out} holds an earlier video result; pass --overwrite or choose another --out")
     options = VideoOptions(smoothing=smoothing, alpha=alpha, window=window, margin=margin, batch_size=batch_size,
-                           cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live)
+                           cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live,
+                           max_frames=max_frames)
     predictor = load_predictor(model, backend)
     if cam_every and predictor.backend != "pytorch":
         fail("--cam-every needs a run folder (PyTorch); an ONNX export has no gradients")
     if live:
+        console.print("live: press Ctrl-C to stop; the outputs are written then")
         result = run_live(predictor, source, out, options)
     else:
         with progress_bar("Frames") as update:

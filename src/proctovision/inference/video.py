@@ -194,6 +194,23 @@ class FrameModel:
         return self.predictor.calibrate(self.predictor.raw_probabilities(batch))
 
 
+def without_spinning(predictor: object) -> object:
+    """ONNX Runtime's worker threads spin while they wait for work; in this pipeline they would spin on the
+    cores that decoding and resizing need. Same model file and providers, spinning off."""
+    session = getattr(predictor, "session", None)
+    if predictor.backend != "onnxruntime" or session is None or getattr(predictor, "spinning_off", False):
+        return predictor
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    model_file = getattr(session, "_model_path", None) or str(Path(predictor.folder) / "model.onnx")
+    predictor.session = onnxruntime.InferenceSession(model_file, options, providers=session.get_providers())
+    predictor.spinning_off = True
+    return predictor
+
+
 def content_area_of(frames: list[np.ndarray]) -> tuple[ContentArea | None, str | None]:
     try:
         return find_content_area(frames), None
@@ -225,8 +242,16 @@ class Annotator:
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
+            self.scratch.unlink(missing_ok=True)
             raise VideoError(f"{self.path}: annotated video not written ({self.error})")
         self.scratch.replace(self.path)
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file: an earlier annotated.mp4 stays as it was."""
+        self.error = self.error or RuntimeError("aborted")
+        self.queue.put(None)
+        self.thread.join()
+        self.scratch.unlink(missing_ok=True)
 
     def _run(self) -> None:
         try:
@@ -285,6 +310,7 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     """Every frame of a video file, in batches of consecutive frames with decoding, preparation and inference
     overlapped."""
     container = open_source(source)
+    predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend)
     frames = _threaded(decoded_frames(container, options.max_frames), maxsize=4 * options.batch_size)
@@ -300,8 +326,28 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     hysteresis = Hysteresis(len(result.classes), predictor.threshold, options.margin)
     annotator = _annotator(out, head[0][1], result, options, model)
     start = time.perf_counter()
-    pending: deque[tuple[list, Future]] = deque()
     batches = _batches(_chain(head, frames), options.batch_size)
+    try:
+        _classify_batches(batches, model, predictor, smoother, hysteresis, result, annotator, options, progress)
+    except BaseException:
+        if annotator is not None:
+            annotator.abort()
+        raise
+    result.seconds = time.perf_counter() - start
+    result.frames_seen = len(result.rows)
+    container.close()
+    if annotator is not None:
+        annotator.close()
+    if out is not None:
+        write_outputs(result, out, options)
+    return result
+
+
+def _classify_batches(batches: Iterator[list], model: FrameModel, predictor: object, smoother: Smoother,
+                      hysteresis: Hysteresis, result: VideoResult, annotator: Annotator | None,
+                      options: VideoOptions, progress: Callable[[int], None] | None) -> None:
+    """Prepare up to ``prep_threads`` + 1 batches ahead in threads while the model runs on the current one."""
+    pending: deque[tuple[list, Future]] = deque()
     with ThreadPoolExecutor(max_workers=options.prep_threads) as pool:
         def submit() -> bool:
             batch = next(batches, None)
@@ -325,14 +371,6 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
                     annotator.add(pixels, frame_row, _cam(predictor, model, pixels, frame_row, options))
             if progress:
                 progress(len(result.rows))
-    result.seconds = time.perf_counter() - start
-    result.frames_seen = len(result.rows)
-    container.close()
-    if annotator is not None:
-        annotator.close()
-    if out is not None:
-        write_outputs(result, out, options)
-    return result
 
 
 def run_live(predictor: object, source: str, out: Path | None, options: VideoOptions = VideoOptions(),
@@ -342,6 +380,7 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     rate (``pace``), as a camera would deliver it."""
     container = open_source(source)
     pace = (not source.startswith("/dev/") and Path(source).is_file()) if pace is None else pace
+    predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend)
     frames = decoded_frames(container, options.max_frames)
@@ -358,19 +397,24 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     hysteresis = Hysteresis(len(result.classes), predictor.threshold, options.margin)
     annotator = _annotator(out, head[0][1], result, options, model)
     latest = LatestFrame()
+    stop = stop or threading.Event()
     capture = threading.Thread(target=_capture, args=(_chain(head, frames), latest, pace, stop), daemon=True)
     start = time.perf_counter()
     capture.start()
-    while (item := latest.take()) is not None:
-        seconds, pixels, arrived = item
-        row = model.probabilities(model.batch([pixels]))[0]
-        smoothed = smoother.update(row)
-        frame_row = FrameRow(len(result.rows), seconds, row, smoothed, hysteresis.update(smoothed),
-                             time.perf_counter() - arrived)
-        result.rows.append(frame_row)
-        if annotator is not None:
-            annotator.add(pixels, frame_row, _cam(predictor, model, pixels, frame_row, options))
-    capture.join()
+    try:
+        while (item := latest.take()) is not None:
+            seconds, pixels, arrived = item
+            row = model.probabilities(model.batch([pixels]))[0]
+            smoothed = smoother.update(row)
+            frame_row = FrameRow(len(result.rows), seconds, row, smoothed, hysteresis.update(smoothed),
+                                 time.perf_counter() - arrived)
+            result.rows.append(frame_row)
+            if annotator is not None:
+                annotator.add(pixels, frame_row, _cam(predictor, model, pixels, frame_row, options))
+    except KeyboardInterrupt:
+        result.errors.append("stopped by the user")
+    stop.set()
+    capture.join(timeout=5)
     result.seconds = time.perf_counter() - start
     result.frames_seen, result.dropped = latest.arrived, latest.dropped
     container.close()
