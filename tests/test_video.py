@@ -178,10 +178,11 @@ def test_grad_cam_overlay_every_nth_frame_from_a_run_folder(demo_video, run_dir,
     assert summary["backend"] == "pytorch" and summary["frames_processed"] == 24
 
 
-@pytest.mark.parametrize("name, codec", [("scope.avi", "mjpeg"), ("scope.mkv", "h264"), ("scope.mov", "h264")])
-def test_other_containers_and_codecs_decode_every_frame(detector, tmp_path, name, codec):
+@pytest.mark.parametrize("name, codec, decoder", [("scope.avi", "mjpeg", "mjpeg"), ("scope.mkv", "h264", "h264"),
+                                                   ("scope.mov", "h264", "h264"), ("scope.mp4", "libx265", "hevc")])
+def test_other_containers_and_codecs_decode_every_frame(detector, tmp_path, name, codec, decoder):
     video = write_demo_video(tmp_path / name, size=(160, 128), fps=10, seconds=1.0, segments=[], codec=codec)
     result = run_file(load_predictor(detector), video.path, None, VideoOptions(batch_size=4))
     assert len(result.rows) == video.n_frames == 10
     with av.open(video.path) as container:
-        assert container.streams.video[0].codec_context.name == codec
+        assert container.streams.video[0].codec_context.name == decoder

@@ -143,7 +143,7 @@ def _paste(view: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, left: int, t
 def write_demo_video(out: str | Path, size: tuple[int, int] = (1280, 1024), fps: int = 30, seconds: float = 10.0,
                      segments: Sequence[tuple[float, float]] = ((3.0, 6.0),), seed: int = 0,
                      codec: str = "h264") -> DemoVideo:
-    """Write the video (``h264`` in .mp4, or ``mjpeg``; raw frames in .y4m, as Chromium's fake camera reads)
+    """Write the video (``h264`` in .mp4, or any FFmpeg encoder: ``mjpeg``, ``libx265``; raw frames in .y4m, as Chromium's fake camera reads)
     and ``<name>.truth.json`` beside it."""
     out = Path(out)
     codec = "rawvideo" if out.suffix.lower() == ".y4m" else codec
