@@ -149,6 +149,11 @@ def test_video_command_writes_outputs_and_refuses_bad_input(demo_video, detector
     assert result.exit_code == 0, result.output
     assert "180 of 180 frame(s)" in result.output and "0 dropped" in result.output
     assert (tmp_path / "cli" / "segments.csv").is_file() and not (tmp_path / "cli" / "annotated.mp4").exists()
+    live = runner.invoke(app, ["video", str(detector), str(path), "--out", str(tmp_path / "live"), "--live",
+                               "--max-frames", "30", "--no-annotate"])
+    assert live.exit_code == 0, live.output
+    assert "of 30 frame(s)" in live.output and "latency p95" in live.output
+    assert json.loads((tmp_path / "live" / "summary.json").read_text())["mode"] == "live"
     again = runner.invoke(app, ["video", str(detector), str(path), "--out", str(tmp_path / "cli")])
     assert again.exit_code == 1 and "--overwrite" in again.output
     missing = runner.invoke(app, ["video", str(detector), str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")])
