@@ -191,3 +191,13 @@ def test_other_containers_and_codecs_decode_every_frame(detector, tmp_path, name
     assert len(result.rows) == video.n_frames == 10
     with av.open(video.path) as container:
         assert container.streams.video[0].codec_context.name == decoder
+
+
+def test_a_truncated_video_is_classified_up_to_the_damage_and_says_so(detector, tmp_path):
+    video = write_demo_video(tmp_path / "whole.mkv", size=(160, 128), fps=10, seconds=3.0, segments=[])
+    data = Path(video.path).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])
+    result = run_file(load_predictor(detector), str(tmp_path / "cut.mkv"), tmp_path / "out",
+                      VideoOptions(batch_size=4, annotate=False))
+    assert 0 < len(result.rows) < video.n_frames
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == len(result.rows)

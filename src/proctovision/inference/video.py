@@ -14,11 +14,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from itertools import islice
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -146,24 +146,33 @@ def open_source(source: str) -> av.container.InputContainer:
         raise VideoError(f"{source}: cannot open as video ({error})") from error
 
 
-def decoded_frames(container: av.container.InputContainer, limit: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """``(seconds from start, RGB uint8 [H, W, 3])`` for every frame; FFmpeg decodes with its own threads."""
+def decoded_frames(container: av.container.InputContainer, limit: int | None = None,
+                   notes: list[str] | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """``(seconds from start, RGB uint8 [H, W, 3])`` for every frame; FFmpeg decodes with its own threads.
+
+    A damaged stream ends at the damage, said in ``notes``: the frames before it are still classified."""
     if not container.streams.video:
         raise VideoError("the input has no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     base = float(stream.time_base) if stream.time_base else None
     start = None
-    for count, frame in enumerate(container.decode(stream)):
-        if limit is not None and count >= limit:
-            return
-        if frame.pts is not None and base:
-            start = frame.pts * base if start is None else start
-            seconds = frame.pts * base - start
-        else:
-            rate = float(stream.average_rate or 30)
-            seconds = count / rate
-        yield seconds, frame.to_ndarray(format="rgb24")
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            if limit is not None and count >= limit:
+                return
+            if frame.pts is not None and base:
+                start = frame.pts * base if start is None else start
+                seconds = frame.pts * base - start
+            else:
+                seconds = count / float(stream.average_rate or 30)
+            count += 1
+            yield seconds, frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as error:
+        if notes is None:
+            raise VideoError(f"decoding stopped after {count} frame(s): {error}") from error
+        notes.append(f"decoding stopped after {count} frame(s): {type(error).__name__}")
 
 
 def stream_fps(container: av.container.InputContainer) -> float | None:
@@ -313,7 +322,7 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend)
-    frames = _threaded(decoded_frames(container, options.max_frames), maxsize=4 * options.batch_size)
+    frames = _threaded(decoded_frames(container, options.max_frames, result.errors), maxsize=4 * options.batch_size)
     head = list(islice(frames, AREA_FRAMES))
     if not head:
         raise VideoError(f"{source}: no decodable frame")
@@ -383,7 +392,7 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend)
-    frames = decoded_frames(container, options.max_frames)
+    frames = decoded_frames(container, options.max_frames, result.errors)
     head = list(islice(frames, 1))
     if not head:
         raise VideoError(f"{source}: no frame from the source")
