@@ -201,13 +201,3 @@ def test_a_truncated_video_is_classified_up_to_the_damage_and_says_so(detector, 
                       VideoOptions(batch_size=4, annotate=False))
     assert 0 < len(result.rows) < video.n_frames
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == len(result.rows)
-
-
-def test_demo_video_step_writes_segments_beside_the_truth(run_dir, tmp_path):
-    from proctovision.demo_pipeline import classify_demo_video
-
-    result = classify_demo_video(run_dir, tmp_path / "video", size=(160, 128), seconds=1.0)
-    truth = json.loads((tmp_path / "video" / "scope.truth.json").read_text())
-    frames = pd.read_csv(result / "frames.csv")
-    assert len(frames) == truth["n_frames"] == 25
-    assert (result / "annotated.mp4").is_file() and len(pd.read_csv(result / "segments.csv")) >= 1

@@ -420,7 +420,6 @@ def demo(
     patients: int = 60,
     images_per_patient: int = 4,
     backbone: str = "efficientnet_lite0",
-    video: Annotated[bool, typer.Option(help="also run the trained model on a generated endoscopy video")] = False,
 ) -> None:
     """Generate synthetic data, then ingest, split, train, evaluate: offline, a few minutes on a CPU.
 
@@ -429,7 +428,7 @@ def demo(
     from proctovision.demo_pipeline import run_demo
 
     summary = run_demo(out, task=task, epochs=epochs, patients=patients, images_per_patient=images_per_patient,
-                       backbone=backbone, video=video)
+                       backbone=backbone)
     print_metrics(summary["test"])
     console.print("[bold]The demo data are synthetic: these figures say the pipeline works, nothing clinical.[/]")
     for name, path in summary["paths"].items():

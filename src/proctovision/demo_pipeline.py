@@ -37,7 +37,7 @@ def prepare_output(out: Path) -> None:
 
 def run_demo(
     out: str | Path, task: str = "hemorrhoid", epochs: int = 30, patients: int = 60, images_per_patient: int = 4,
-    backbone: str = "efficientnet_lite0", seed: int = 0, video: bool = False,
+    backbone: str = "efficientnet_lite0", seed: int = 0,
 ) -> dict:
     out = Path(out)
     started = time.perf_counter()
@@ -82,10 +82,6 @@ def run_demo(
     compare([run_dir], out / "comparison", readers=readers_path, split="test", simulated_readers=True)
     console.print("writing the report (Grad-CAM gallery included)")
     report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
-    extra = {}
-    if video and task_def.name == "hemorrhoid":
-        console.print("then: the trained model on a generated endoscopy video (a lesion passes at 2-5 s)")
-        extra["video"] = classify_demo_video(run_dir, out / "video")
     elapsed = time.perf_counter() - started
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
@@ -95,19 +91,6 @@ def run_demo(
             "data": out / "data", "manifest": manifest_path, "quality report": out / "data" / "qc.md",
             "split": split_path, "run": run_dir, "metrics": run_dir / "metrics.json",
             "predictions": run_dir / "predictions.csv", "readers": readers_path,
-            "comparison": out / "comparison" / "comparison.md", "report": report, **extra,
+            "comparison": out / "comparison" / "comparison.md", "report": report,
         },
     }
-
-
-def classify_demo_video(run_dir: Path, folder: Path, size: tuple[int, int] = (640, 512), seconds: float = 8.0) -> Path:
-    """A generated video through `video`'s file mode: segments.csv beside the video's truth file."""
-    from proctovision.data.demo_video import write_demo_video
-    from proctovision.inference.predictor import load_predictor
-    from proctovision.inference.video import VideoOptions, run_file
-
-    clip = write_demo_video(folder / "scope.mp4", size=size, fps=25, seconds=seconds, segments=[(2.0, 5.0)])
-    result = run_file(load_predictor(run_dir), clip.path, folder / "result", VideoOptions())
-    console.print(f"video: {len(result.rows)} frames at {result.fps:.0f} frames/s; segments in "
-                  f"{folder / 'result' / 'segments.csv'}, truth in {folder / 'scope.truth.json'}")
-    return folder / "result"
