@@ -71,6 +71,9 @@ def ingest(
                                      "files that are new or changed (--resume also updates an existing manifest); "
                                      "--fresh reads everything again")
     ] = None,
+    crop_content: Annotated[bool, typer.Option(
+        help="endoscopy: models trained on this manifest see only the round/octagonal content area (recorded "
+             "in the preprocessing spec; burned-in border text never reaches the model)")] = False,
 ) -> None:
     """Build a manifest and a quality report from class folders, a CSV, a DICOM folder, or a PACS over DICOMweb.
 
@@ -79,6 +82,7 @@ def ingest(
 
     Example: proctovision ingest data/endoscopy --task hemorrhoid --out data/manifest.csv
              proctovision ingest archive/ --task fistula --labels labels.csv --window pelvis --out mri/manifest.csv
+             proctovision ingest stills/ --task hemorrhoid --crop-content --out data/manifest.csv
              proctovision ingest --dicomweb http://pacs:8042/dicom-web --query ModalitiesInStudy=MR \\
                  --task fistula --labels labels.csv --out mri/manifest.csv
              proctovision ingest archive/ --task fistula --labels labels.csv --workers 8 --resume --out mri/manifest.csv
@@ -112,6 +116,11 @@ def ingest(
             progress=lambda done, total: update(done, total, note=f"{frames[0]} frames"),
         )
     result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in fetch_failures)
+    if crop_content:
+        from proctovision.data.content_area import mark_content_crop
+
+        result.manifest, crop_failures = mark_content_crop(result.manifest)
+        result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in crop_failures)
     report = ingest_lib.write_outputs(result, task_def, source, out)
     print_ingest_summary(report, out)
     if report["n_images"] == 0:
@@ -656,6 +665,59 @@ def write_heatmaps(predictor: object, predictions: list, folder: Path) -> None:
         suffix = "" if item.frame is None else f"_f{item.frame}"
         fileio.write_bytes(folder / f"{number:05d}_{Path(item.path).stem}{suffix}.png", png)
     console.print(f"heatmaps: {folder}")
+
+
+@app.command()
+def video(
+    model: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL", help="run folder, or folder from `export`")],
+    source: Annotated[str, typer.Argument(metavar="INPUT", help="video file (MP4, AVI, MKV, MOV) or capture device "
+                                          "(/dev/video0, v4l2:/dev/video1, dshow:video=NAME)")],
+    out: Annotated[Path, typer.Option(help="folder for frames.csv, segments.csv/json, summary.json, annotated.mp4")],
+    live: Annotated[bool, typer.Option(help="live: take the newest frame, drop (and count) what the model misses; "
+                                       "a file is played at its own frame rate")] = False,
+    smoothing: Annotated[str, typer.Option(help="ema | window")] = "ema",
+    alpha: Annotated[float, typer.Option(help="EMA weight of the newest frame")] = 0.3,
+    window: Annotated[int, typer.Option(help="sliding-window length in frames")] = 9,
+    margin: Annotated[float, typer.Option(help="hysteresis: how far past the threshold the shown class changes")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="consecutive frames per model call (file mode)")] = 16,
+    cam_every: Annotated[int, typer.Option(help="Grad-CAM overlay every Nth frame (run folders; 0 = none)")] = 0,
+    annotate: Annotated[bool, typer.Option(help="write annotated.mp4 (content area only, class, bar)")] = True,
+    annotate_width: Annotated[int, typer.Option(help="width of annotated.mp4 in pixels")] = 640,
+    backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames from the source")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the outputs of an earlier run in --out")] = False,
+) -> None:
+    """Classify a video file or a live source frame by frame: smoothed probabilities, a flicker-free class,
+    segments, and an annotated MP4 that shows only the endoscopic field (burned-in border text never copied).
+
+    Example: proctovision video deploy/lite0 colonoscopy.mp4 --out video_out/
+             proctovision video deploy/lite0 /dev/video0 --live --out live_out/
+    """
+    from proctovision.inference.predictor import load_predictor
+    from proctovision.inference.video import VideoOptions, run_file, run_live, segments, summary
+
+    if (out / "summary.json").exists() and not overwrite:
+        fail(f"{out} holds an earlier video result; pass --overwrite or choose another --out")
+    options = VideoOptions(smoothing=smoothing, alpha=alpha, window=window, margin=margin, batch_size=batch_size,
+                           cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live,
+                           max_frames=max_frames)
+    predictor = load_predictor(model, backend)
+    if cam_every and predictor.backend != "pytorch":
+        fail("--cam-every needs a run folder (PyTorch); an ONNX export has no gradients")
+    if live:
+        console.print("live: press Ctrl-C to stop; the outputs are written then")
+        result = run_live(predictor, source, out, options)
+    else:
+        with progress_bar("Frames") as update:
+            result = run_file(predictor, source, out, options, progress=lambda done: update(done, None))
+    info = summary(result, options)
+    for note in result.errors:
+        error_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
+    shown = segments(result)
+    console.print(f"{info['frames_processed']} of {info['frames_seen']} frame(s) classified at "
+                  f"{info['fps_achieved']:.1f} frames/s ({result.backend}); {info['frames_dropped']} dropped; "
+                  f"{len(shown)} segment(s)" + (f"; latency p95 {info['latency_ms_p95']:.1f} ms" if live else ""))
+    console.print(f"outputs: {out}")
 
 
 @app.command()

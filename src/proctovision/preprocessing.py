@@ -10,32 +10,44 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from proctovision.data.content_area import check_crop_rule, crop_content
+
 RESIZE_RULES = ("square",)
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Input size, resize rule, mean/std and DICOM window: as torchvision's Weights carry their transforms."""
+    """Input size, resize rule, mean/std, DICOM window and content crop: as torchvision's Weights carry their
+    transforms. ``crop="content"`` (ingest ``--crop-content``) cuts each image to its endoscopic field first."""
 
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resize: str = "square"
     window: object = None
+    crop: str | None = None
 
     def to_dict(self) -> dict:
         return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std),
-                "resize": self.resize, "window": self.window}
+                "resize": self.resize, "window": self.window, "crop": self.crop}
 
     @classmethod
-    def from_dict(cls, data: dict, window: object = None) -> Preprocessing:
-        """Read back what :meth:`to_dict` wrote (older runs and cards lack ``resize`` and ``window``)."""
+    def from_dict(cls, data: dict, window: object = None, crop: str | None = None) -> Preprocessing:
+        """Read back what :meth:`to_dict` wrote (older runs and cards lack ``resize``, ``window`` and ``crop``)."""
         return cls(int(data["input_size"]), tuple(float(v) for v in data["mean"]),
                    tuple(float(v) for v in data["std"]), str(data.get("resize") or "square").split(",")[0].strip(),
-                   data.get("window", window) if data.get("window") is not None else window)
+                   data.get("window", window) if data.get("window") is not None else window,
+                   check_crop_rule(data.get("crop") or crop))
 
     def with_window(self, window: object) -> Preprocessing:
         return replace(self, window=window)
+
+    def with_crop(self, crop: str | None) -> Preprocessing:
+        return replace(self, crop=check_crop_rule(crop))
+
+    def cropped(self, image: Image.Image) -> Image.Image:
+        """The image as the model's geometry wants it: its content area alone under ``crop="content"``."""
+        return crop_content(image) if self.crop == "content" else image
 
     def resized(self, image: Image.Image) -> Image.Image:
         """RGB at the model's size: a square resize with PIL's bilinear filter (both studies resized to a square)."""
@@ -51,6 +63,10 @@ class Preprocessing:
 
     def to_array(self, image: Image.Image) -> np.ndarray:
         """A PIL image → the model's input ``[3, size, size]`` float32."""
+        return self.prepared(self.cropped(image))
+
+    def prepared(self, image: Image.Image) -> np.ndarray:
+        """An image already cropped as the spec says → the model's input (resize, scale, normalise)."""
         return self.normalise(np.asarray(self.resized(image)))
 
     def denormalise(self, array: np.ndarray) -> np.ndarray:

@@ -138,8 +138,18 @@ def manifest_window(frame: pd.DataFrame) -> str | None:
     return windows[0] if windows else None
 
 
+def manifest_crop(frame: pd.DataFrame) -> str | None:
+    """The content crop ingest recorded (``--crop-content``); one per data set, as the DICOM window."""
+    if "crop" not in frame.columns:
+        return None
+    crops = sorted({str(value) for value in frame["crop"] if str(value).strip() and str(value) not in ("nan", "none")})
+    if len(crops) > 1:
+        raise RunError(f"the split mixes content crops {crops}; ingest all files with or all without --crop-content")
+    return crops[0] if crops else None
+
+
 def pixel_cache_for(frame: pd.DataFrame, preprocessing: Preprocessing, config: RunConfig) -> PixelCache | None:
-    if not config.data.pixel_cache:
+    if not config.data.pixel_cache or preprocessing.crop:
         return None
     folder = config.data.cache_dir or Path(config.data.split).parent / ".pixel_cache"
     return PixelCache(folder, frame, preprocessing.input_size, manifest_window(frame))
@@ -244,6 +254,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
         raise RunError(f"{config.data.split}: needs both train and val rows (found {len(train_frame)} / {len(val_frame)})")
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
     module, preprocessing, source = build_module(config, task)
+    preprocessing = preprocessing.with_crop(manifest_crop(frame))
     resolved = {
         "task": task.model_dump(mode="json"), "preprocessing": preprocessing.with_window(manifest_window(frame)).to_dict(), "weights_source": source,
         "timm_name": module.spec.timm_name, "versions": versions(),

@@ -22,7 +22,8 @@ def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torc
 def train_transform(preprocessing: Preprocessing, augmentation: str) -> Callable[[Image.Image], torch.Tensor]:
     """``basic``: flips, small rotations and crops; ``colour`` adds the fistula study's colour jitter.
 
-    Augmentations act on the PIL image; scaling and normalisation are the spec's, as at inference.
+    Augmentations act on the PIL image after the spec's content crop; scaling and normalisation are the
+    spec's, as at inference.
     """
     if augmentation == "none":
         return eval_transform(preprocessing)
@@ -37,6 +38,6 @@ def train_transform(preprocessing: Preprocessing, augmentation: str) -> Callable
     augment = v2.Compose(steps)
 
     def transform(image: Image.Image) -> torch.Tensor:
-        return torch.from_numpy(preprocessing.to_array(augment(image.convert("RGB"))))
+        return torch.from_numpy(preprocessing.prepared(augment(preprocessing.cropped(image.convert("RGB")))))
 
     return transform

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proctovision.data.images import ImageReadError, read_image
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor
 from proctovision.serving.pages import page_language, render_page
+from proctovision.serving.live import add_live_routes
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
@@ -179,6 +180,7 @@ def create_app(
         return {**answers[0], "n_frames": len(answers),
                 "frames": [{"frame": index, **item} for index, item in enumerate(answers)]}
 
+    add_live_routes(app, holder, token)
     return app
 
 

@@ -98,6 +98,9 @@ def operating_lines(card: dict, _=str) -> list[str]:
     if window:
         lines.append(_("DICOM input: the training window {window} is applied before conversion to 8-bit.")
                      .format(window=window))
+    if card["preprocessing"].get("crop") == "content":
+        lines.append(_("Endoscopy input: each image is cut to its round/octagonal content area before resizing, "
+                       "as in training."))
     threshold = card.get("threshold")
     if isinstance(threshold, dict):
         decision = _("Decision: {positive} when its probability is at least {value:.4f} ({rule}).")

@@ -1,0 +1,107 @@
+"""The live page: the browser picks a camera or capture card (getUserMedia) and sends frames over a WebSocket;
+each answer carries the class, the smoothed probability and the content area, drawn on the stream by the page.
+
+One connection is one video: the content area is found on its first frames, smoothing and hysteresis run
+per connection, as in :mod:`proctovision.inference.video`. The page sends the next frame only when the
+answer to the last one has come, so the server never queues stale frames; frames the camera produced in
+between are counted by the page as dropped. Frames are neither stored nor echoed.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from proctovision.inference.video import AREA_FRAMES, FrameModel, Hysteresis, Smoother, content_area_of
+
+STATIC = Path(__file__).parent / "static"
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+CAM_EVERY = 10
+
+
+class LiveSession:
+    """One stream's state: its content area, smoother and hysteresis."""
+
+    def __init__(self, predictor: object, smoothing: str = "ema", alpha: float = 0.3, margin: float = 0.1) -> None:
+        self.predictor = predictor
+        self.smoother = Smoother(smoothing, alpha, 9)
+        self.hysteresis = Hysteresis(len(predictor.classes), predictor.threshold, margin)
+        self.first: list[np.ndarray] = []
+        self.model: FrameModel | None = None
+        self.frames = 0
+
+    def area_model(self, pixels: np.ndarray) -> FrameModel:
+        """The content area from the stream's first frames (one, then refined until ``AREA_FRAMES``)."""
+        if self.model is None or len(self.first) < AREA_FRAMES:
+            if not self.first or pixels.shape == self.first[0].shape:
+                self.first.append(pixels)
+            area, _ = content_area_of(self.first)
+            self.model = FrameModel(self.predictor, area)
+        return self.model
+
+    def answer(self, data: bytes, lock: object) -> dict:
+        start = time.perf_counter()
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        model = self.area_model(pixels)
+        with lock:
+            probabilities = model.probabilities(model.batch([pixels]))[0]
+            smoothed = self.smoother.update(probabilities)
+            shown = self.hysteresis.update(smoothed)
+            heatmap = None
+            if self.frames % CAM_EVERY == 0:
+                heatmap = self.predictor.heatmap_png(Image.fromarray(pixels), shown)
+        self.frames += 1
+        area = model.area
+        height, width = pixels.shape[:2]
+        box = [round(v / s, 4) for v, s in zip(area.box, (width, height, width, height))] if area else None
+        return {
+            "frame": self.frames, "shown": self.predictor.classes[shown],
+            "smoothed_probability": round(float(smoothed[shown]), 4),
+            "probabilities": {name: round(float(p), 4) for name, p in zip(self.predictor.classes, probabilities)},
+            "content_box": box,
+            "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
+            "heatmap_box": box if box and model.spec.crop == "content" else [0, 0, 1, 1],
+            "server_ms": round((time.perf_counter() - start) * 1000, 1),
+        }
+
+
+def add_live_routes(app: FastAPI, holder: object, token: str | None) -> None:
+    """``GET /live`` (the page) and ``WS /ws/live`` (binary JPEG/PNG frames in, one JSON answer per frame)."""
+
+    @app.get("/live", include_in_schema=False)
+    def live_page() -> FileResponse:
+        return FileResponse(STATIC / "live.html", media_type="text/html")
+
+    @app.websocket("/ws/live")
+    async def live_socket(socket: WebSocket) -> None:
+        given = socket.query_params.get("token", "")
+        if token is not None and not (given and secrets.compare_digest(given, token)):
+            await socket.close(code=1008, reason="missing or wrong API token")
+            return
+        await socket.accept()
+        if holder.predictor is None:
+            await socket.send_json({"error": holder.error or "model is loading; try again in a few seconds"})
+            await socket.close(code=1013)
+            return
+        session = LiveSession(holder.predictor)
+        try:
+            while True:
+                data = await socket.receive_bytes()
+                if len(data) > MAX_FRAME_BYTES:
+                    await socket.send_json({"error": "frame larger than 4 MB"})
+                    continue
+                try:
+                    reply = await run_in_threadpool(session.answer, data, holder.model_lock)
+                except (OSError, ValueError) as error:
+                    reply = {"error": f"unreadable frame ({type(error).__name__})"}
+                await socket.send_json(reply)
+        except WebSocketDisconnect:
+            return

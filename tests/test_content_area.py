@@ -1,0 +1,136 @@
+"""The content area of endoscopy frames: found despite burned-in text, applied by the preprocessing spec."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from proctovision.data.content_area import ContentAreaError, crop_content, find_content_area, mark_content_crop
+from proctovision.data.demo_video import octagon_mask
+from proctovision.preprocessing import Preprocessing
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def endoscopy_frame(size=(320, 256), shape="octagon", seed=0, text=True) -> tuple[np.ndarray, np.ndarray]:
+    """A textured pink field on black, text in every corner; returns the frame and the true field mask."""
+    width, height = size
+    radius = min(size) * 0.46
+    if shape == "octagon":
+        mask = np.asarray(octagon_mask(size, radius)) > 0
+    else:
+        grid_y, grid_x = np.mgrid[:height, :width]
+        mask = (grid_x - width / 2) ** 2 + (grid_y - height / 2) ** 2 <= radius ** 2
+    rng = np.random.default_rng(seed)
+    field = np.clip(np.array([200, 110, 110]) + rng.normal(0, 25, (height, width, 3)), 0, 255)
+    pixels = np.where(mask[..., None], field, 0).astype(np.uint8)
+    if text:
+        picture = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(picture)
+        font = ImageFont.load_default(size=12)
+        for x, y in ((4, 2), (4, height - 16), (width - 110, 2), (width - 110, height - 16)):
+            draw.text((x, y), "DOE^JANE 1234567", fill=(240, 240, 240), font=font)
+        pixels = np.asarray(picture)
+    return pixels, mask
+
+
+@pytest.mark.parametrize("shape", ["octagon", "circle"])
+def test_the_field_is_found_and_the_text_left_out(shape):
+    pixels, truth = endoscopy_frame(shape=shape)
+    area = find_content_area([pixels])
+    rows, cols = np.flatnonzero(truth.any(axis=1)), np.flatnonzero(truth.any(axis=0))
+    expected = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    assert all(abs(got - want) <= 5 for got, want in zip(area.box, expected))
+    kept = area.black_outside(pixels)
+    text_pixels = (~truth) & (pixels.min(axis=2) > 200)
+    assert text_pixels.sum() > 100
+    assert kept[text_pixels].max() == 0
+    left, top, right, bottom = area.box
+    full_mask = np.zeros_like(truth)
+    full_mask[top:bottom, left:right] = area.mask
+    assert (full_mask & truth).sum() / truth.sum() > 0.97
+
+
+def test_several_frames_are_averaged_and_a_dark_lumen_inside_stays_in_the_field():
+    frames = []
+    for seed in range(4):
+        pixels, truth = endoscopy_frame(seed=seed)
+        pixels = pixels.copy()
+        pixels[100:150, 140:180] = 5
+        frames.append(pixels)
+    area = find_content_area(frames)
+    left, top, _, _ = area.box
+    assert area.mask[120 - top, 160 - left]
+
+
+def test_a_dark_frame_has_no_content_area():
+    with pytest.raises(ContentAreaError):
+        find_content_area([np.zeros((64, 80, 3), dtype=np.uint8)])
+
+
+def test_the_spec_crops_before_resizing_and_remembers_the_rule():
+    pixels, _ = endoscopy_frame()
+    image = Image.fromarray(pixels)
+    spec = Preprocessing(32, MEAN, STD, crop="content")
+    whole = Preprocessing(32, MEAN, STD)
+    assert np.array_equal(spec.to_array(image), whole.to_array(crop_content(image)))
+    assert not np.array_equal(spec.to_array(image), whole.to_array(image))
+    assert Preprocessing.from_dict(spec.to_dict()) == spec
+    assert Preprocessing.from_dict({"input_size": 32, "mean": MEAN, "std": STD}).crop is None
+    with pytest.raises(ValueError, match="crop rule"):
+        whole.with_crop("sideways")
+
+
+def test_ingest_crop_marks_rows_and_leaves_out_an_image_without_a_field(tmp_path):
+    pixels, _ = endoscopy_frame()
+    Image.fromarray(pixels).save(tmp_path / "good.png")
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "dark.png")
+    manifest = pd.DataFrame({"path": [str(tmp_path / "good.png"), str(tmp_path / "dark.png")],
+                             "label": ["normal", "normal"], "patient_id": ["a", "b"]})
+    marked, failures = mark_content_crop(manifest)
+    assert marked["path"].tolist() == [str(tmp_path / "good.png")]
+    assert marked["crop"].tolist() == ["content"]
+    assert failures[0][0] == str(tmp_path / "dark.png") and "content area" in failures[0][1]
+
+
+def test_training_refuses_a_split_mixing_cropped_and_whole_images():
+    from proctovision.runs import RunError
+    from proctovision.training import manifest_crop
+
+    assert manifest_crop(pd.DataFrame({"crop": ["content", "content"]})) == "content"
+    assert manifest_crop(pd.DataFrame({"path": ["a"]})) is None
+    with pytest.raises(RunError, match="mixes content crops"):
+        manifest_crop(pd.DataFrame({"crop": ["content", "square"]}))
+
+
+def test_crop_recorded_at_ingest_travels_to_the_run_and_its_card(tmp_path):
+    from conftest import tiny_run_config
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+    from proctovision.data.manifest import read_manifest, write_manifest
+    from proctovision.data.split import holdout_split
+    from proctovision.inference.predictor import load_predictor
+    from proctovision.training import train
+
+    for label, tint in (("normal", 0), ("hemorrhoid", 1)):
+        for index in range(6):
+            pixels, _ = endoscopy_frame(seed=index + 10 * tint)
+            pixels = pixels.copy()
+            pixels[..., 2] = np.where(pixels[..., 0] > 0, 60 + 60 * tint, 0)
+            folder = tmp_path / "stills" / label
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / f"P{tint}{index:02d}_{index}.png")
+    manifest = tmp_path / "work" / "manifest.csv"
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "stills"), "--crop-content", "--out", str(manifest),
+                                      "--patient-regex", r"^(P\d+)_"])
+    assert result.exit_code == 0, result.output
+    frame = read_manifest(manifest)
+    assert set(frame["crop"]) == {"content"}
+    write_manifest(holdout_split(frame, 0.2, 0.2, seed=0), tmp_path / "work" / "split.csv")
+    run = train(tiny_run_config(tmp_path / "work" / "split.csv", tmp_path / "run", epochs=1), progress=False).root
+    predictor = load_predictor(run)
+    assert predictor.spec.crop == "content" and predictor.card["preprocessing"]["crop"] == "content"
+    image = Image.fromarray(endoscopy_frame(seed=99)[0])
+    assert np.array_equal(predictor.prepare(image), predictor.spec.prepared(crop_content(image)))

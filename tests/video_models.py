@@ -1,0 +1,46 @@
+"""A hand-weighted colour detector exported to ONNX with a model card: a fixed, known model for video tests.
+
+It calls ``hemorrhoid`` when enough of the picture has the bluish-purple of the generated lesion
+(blue close to red, red well above black), so a test can check where the video pipeline puts segments
+without depending on how well a network learnt.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class PurpleFraction(nn.Module):
+    def __init__(self, cut: float = 0.013, gain: float = 400.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        self.cut, self.gain = cut, gain
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        rgb = (images * self.std + self.mean) * 255
+        red, blue = rgb[:, 0], rgb[:, 2]
+        purple = torch.sigmoid((blue - 0.72 * red) / 4) * torch.sigmoid((red - 70) / 5)
+        fraction = purple.mean(dim=(1, 2))
+        logit = self.gain * (fraction - self.cut)
+        return torch.softmax(torch.stack([torch.zeros_like(logit), logit], dim=1), dim=1)
+
+
+def export_detector(folder: Path, size: int = 64, crop: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(PurpleFraction().eval(), (torch.zeros(1, 3, size, size),), str(folder / "model.onnx"),
+                      input_names=["input"], output_names=["probabilities"],
+                      dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+    card = {"format": "proctovision-model/1", "classes": ["normal", "hemorrhoid"],
+            "task": {"name": "hemorrhoid", "classes": ["normal", "hemorrhoid"]},
+            "preprocessing": {"input_size": size, "mean": list(MEAN), "std": list(STD), "resize": "square",
+                              "window": None, "crop": crop},
+            "threshold": {"value": 0.5, "rule": "fixed colour detector", "chosen_on": None}, "temperature": None}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
