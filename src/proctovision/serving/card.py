@@ -81,6 +81,7 @@ def card_markdown(card: dict) -> str:
     if card.get("onnx_parity"):
         lines += ["", f"ONNX parity: largest absolute probability difference {card['onnx_parity']['max_abs_diff']:.2e} "
                       f"on {card['onnx_parity']['n_inputs']} inputs."]
+    lines += guard_lines(card)
     return "\n".join(lines) + "\n"
 
 
@@ -96,6 +97,23 @@ def operating_lines(card: dict) -> list[str]:
                      f"({threshold['rule']}{where}).")
     if card.get("temperature"):
         lines.append(f"Probabilities are temperature-scaled (T = {card['temperature']:.4f}, fitted on validation).")
+    return lines
+
+
+def guard_lines(card: dict) -> list[str]:
+    """The out-of-distribution guard and the INT8 parity figures, where the export has them."""
+    lines = []
+    ood = card.get("ood") or {}
+    if ood.get("available"):
+        lines += ["", f"Out-of-distribution guard: {ood['method']}; an image scoring above {ood['threshold']:.4g} "
+                      f"(the {ood['quantile']:.0%} quantile of validation) is reported as not in distribution."]
+    quantization = card.get("quantization")
+    if quantization:
+        figures = quantization["validation"]
+        drop = "not defined" if figures["auc_drop"] is None else f"{figures['auc_drop']:.4f}"
+        lines += ["", f"Weights: {quantization['format']}, calibrated on {quantization['calibration_images']} training "
+                      f"images. On {figures['n_images']} validation images its decisions agree with FP32 on "
+                      f"{figures['decision_agreement']:.1%}; AUC drop {drop}."]
     return lines
 
 
