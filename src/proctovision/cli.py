@@ -538,6 +538,8 @@ def predict(
                                                     "PROCTOVISION_DICOMWEB_USER/PASSWORD or _TOKEN)")] = None,
     study: Annotated[Optional[str], typer.Option(help="with --dicomweb: the StudyInstanceUID to predict")] = None,
     push: Annotated[bool, typer.Option(help="with --dicomweb: store an SR and Grad-CAM overlays in the study")] = False,
+    audit_log: Annotated[Optional[Path], typer.Option(help="with --dicomweb: append one JSON line per answer here")]
+    = None,
 ) -> None:
     """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
 
@@ -552,16 +554,20 @@ def predict(
     if dicomweb or study or push:
         if heatmaps is not None or paths:
             fail("--dicomweb predicts a study: give no paths and no --heatmaps (--push stores the overlays)")
-        return predict_dicomweb(model, dicomweb, study, push, out, batch_size)
+        return predict_dicomweb(model, dicomweb, study, push, out, batch_size, audit_log)
+    if audit_log is not None:
+        fail("--audit-log records answers given to clinicians: it goes with --dicomweb (and serve)")
     if not paths:
         fail("give image files or folders to predict, or --dicomweb URL --study UID")
     predictor = load_predictor(model)
     with console.status("Predicting"):
         batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
+    from proctovision.inference.predictor import GUARD_COLUMNS
+
     rows = [
         {"path": item.path, "frame": "" if item.frame is None else item.frame, "predicted": item.predicted,
          "threshold": item.threshold,
-         **{f"prob_{name}": value for name, value in item.probabilities.items()}}
+         **{f"prob_{name}": value for name, value in item.probabilities.items()}, **item.flat_guard()}
         for item in batch.predictions
     ]
     if out.suffix.lower() == ".json":
@@ -569,7 +575,11 @@ def predict(
         fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows, "errors": errors})
     else:
         fileio.write_csv(out, pd.DataFrame(rows, columns=["path", "frame", "predicted", "threshold"]
-                                           + [f"prob_{name}" for name in predictor.classes]))
+                                           + [f"prob_{name}" for name in predictor.classes] + list(GUARD_COLUMNS)))
+    outside = sum(1 for row in rows if row["in_distribution"] is False)
+    if outside:
+        error_console.print(f"[yellow]{outside} image(s) do not look like the training images "
+                            "(in_distribution false): do not read their class as a finding[/]")
     for path, reason in batch.errors:
         error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
     if heatmaps is not None:
@@ -581,7 +591,7 @@ def predict(
 
 
 def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool, out: Path,
-                     batch_size: int) -> None:
+                     batch_size: int, audit_log: Path | None = None) -> None:
     import pandas as pd
 
     from proctovision import fileio
@@ -592,8 +602,13 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
     if not (url and study):
         fail("--dicomweb URL and --study UID go together (--push needs both)")
     predictor = load_predictor(model)
+    audit = None
+    if audit_log:
+        from proctovision.serving.audit import AuditLog, model_identity
+
+        audit = AuditLog(audit_log, model_identity(predictor))
     with console.status("Retrieving and predicting the study"):
-        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size)
+        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size, audit=audit)
     rows = result.rows(predictor.classes, predictor.threshold)
     columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in predictor.classes]
     if out.suffix.lower() == ".json":
@@ -660,6 +675,11 @@ def serve(
         Optional[str], typer.Option(envvar="PROCTOVISION_API_TOKEN", help="required when not bound to loopback")
     ] = None,
     max_upload_mb: int = 20,
+    workers: Annotated[int, typer.Option(help="worker processes, each with its own model (more cores)")] = 1,
+    batch_images: Annotated[int, typer.Option(help="most images one forward pass gathers (1: no batching)")] = 16,
+    batch_wait_ms: Annotated[float, typer.Option(help="longest a request waits for others to share its pass")] = 10.0,
+    audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per answer here (rotated by size)")]
+    = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -673,8 +693,24 @@ def serve(
         fail(f"binding to {host} exposes the service beyond this machine: give --token (or PROCTOVISION_API_TOKEN)")
     if not Path(model).exists():
         fail(f"{model}: no such run or model folder")
-    console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(model, token=token, max_upload_bytes=max_upload_mb * 1024 * 1024), host=host, port=port,
+    if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
+        fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
+    settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
+                "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
+                "audit_log": str(audit_log) if audit_log else None}
+    console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs); {workers} worker(s), batches of "
+                  f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
+                                                                              else ""))
+    if workers == 1:
+        uvicorn.run(create_app(**settings), host=host, port=port, log_level="warning")
+        return
+    import json
+    import os
+
+    from proctovision.serving.app import SETTINGS_VARIABLE
+
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    uvicorn.run("proctovision.serving.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                 log_level="warning")
 
 
@@ -709,6 +745,39 @@ def watch(
     pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
                         stable_s=stable, max_polls=1 if once else None)
     log(f"{pushed} study(ies) predicted and stored")
+
+
+@app.command()
+def audit(
+    log: Annotated[Path, typer.Argument(help="audit log written by serve --audit-log (rotated copies are read too)")],
+    since: Annotated[Optional[str], typer.Option(help="from a date (2026-01-31), an ISO time, or a span: 7d, 24h")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(help="also write the summary as JSON")] = None,
+) -> None:
+    """Summarise what the service told clinicians: answers per day, share flagged, decision mix.
+
+    Example: proctovision audit /var/log/proctovision/audit.log --since 7d
+    """
+    from proctovision import fileio
+    from proctovision.serving.audit import parse_since, read_entries, summarise
+
+    summary = summarise(read_entries(log), parse_since(since))
+    decisions = sorted({name for day in summary["days"].values() for name in day["decisions"]})
+    table = Table(title=f"audit: {log}" + (f" since {since}" if since else ""))
+    for column in ("day", "answers", "flagged", "out of distribution", *decisions):
+        table.add_column(column, justify="right")
+    for name, day in summary["days"].items():
+        table.add_row(name, str(day["answers"]), f"{day['share_flagged']:.1%}", str(day["out_of_distribution"]),
+                      *(str(day["decisions"].get(decision, 0)) for decision in decisions))
+    console.print(table)
+    share = "-" if summary["share_flagged"] is None else f"{summary['share_flagged']:.1%}"
+    console.print(f"{summary['answers']} answer(s); {share} flagged (out of distribution or poor quality); "
+                  f"decisions: {summary['decisions']}")
+    if summary["malformed_lines"]:
+        error_console.print(f"[yellow]{len(summary['malformed_lines'])} line(s) not readable, first at "
+                            f"{summary['malformed_lines'][0]}[/]")
+    if out:
+        fileio.write_json(out, summary)
 
 
 # --- performance commands ---

@@ -1,7 +1,7 @@
 """Image-quality flags the model cannot judge for itself: too dark, overexposed, blurred.
 
 Each measure is computed on the image as read (before the resize to the model's size), on a grey copy
-scaled to a fixed width so the measures do not depend on the camera's resolution. Blur is the variance of
+scaled down to a fixed width so the measures do not depend on the camera's resolution. Blur is the variance of
 the Laplacian (Pech-Pacheco et al., "Diatom autofocusing in brightfield microscopy", ICPR 2000): a sharp
 image has strong second derivatives, a blurred one almost none.
 """
@@ -46,7 +46,7 @@ class Quality:
 
 def grey_levels(image: Image.Image, width: int = MEASURE_WIDTH) -> np.ndarray:
     grey = image.convert("L")
-    if grey.width != width:
+    if grey.width > width:  # never enlarged: interpolation would make a small image look blurred
         grey = grey.resize((width, max(1, round(grey.height * width / grey.width))), Image.BILINEAR)
     return np.asarray(grey, dtype=np.float64)
 
