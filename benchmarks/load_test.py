@@ -1,7 +1,9 @@
 """Bounded load on the REST service, loopback only: N requests, C at a time; prints errors and latency.
 
-Usage: python benchmarks/load_test.py [RUN_OR_MODEL] [--requests 500] [--concurrency 16]
+Usage: python benchmarks/load_test.py [RUN_OR_MODEL] [--requests 500] [--concurrency 16] [--heatmap]
 Without a model it trains a tiny one on generated images first. The loop is bounded in count and time.
+It runs the service twice in the same process and run, one request at a time (--batch-images 1) and batched
+(up to --batch-images images or --batch-wait-ms), and prints requests/s, p50/p95 latency and errors of both.
 """
 from __future__ import annotations
 
@@ -43,41 +45,62 @@ def tiny_run(folder: Path) -> Path:
     return train(config, progress=False).root
 
 
+def load(url: str, payload: bytes, requests: int, concurrency: int, heatmap: bool) -> dict:
+    """Send ``requests`` uploads, ``concurrency`` at a time; requests/s, latency quantiles and errors."""
+    started = time.perf_counter()
+    query = "" if heatmap else "?heatmap=false"
+
+    def one(_: int) -> tuple[int, float]:
+        if time.perf_counter() - started > TIME_LIMIT_S:
+            return -1, 0.0
+        begin = time.perf_counter()
+        try:
+            response = client.post(url + "predict" + query, files={"file": ("x.jpg", payload, "image/jpeg")})
+            return response.status_code, time.perf_counter() - begin
+        except httpx.HTTPError:
+            return 0, time.perf_counter() - begin
+
+    with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - started
+    latencies = sorted(seconds for status, seconds in results if status == 200)
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {"requests": requests, "ok": len(latencies), "errors": sum(1 for status, _ in results if status != 200),
+            "not_sent": sum(1 for status, _ in results if status == -1), "seconds": wall,
+            "requests_per_s": len(latencies) / wall, "p50_ms": quantiles[49] * 1000, "p95_ms": quantiles[94] * 1000}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch-images", type=int, default=16)
+    parser.add_argument("--batch-wait-ms", type=float, default=10.0)
+    parser.add_argument("--heatmap", action="store_true", help="ask for Grad-CAM overlays too")
     args = parser.parse_args()
     buffer = io.BytesIO()
     Image.new("RGB", (320, 288), (180, 90, 100)).save(buffer, format="JPEG")
     payload = buffer.getvalue()
+    figures = {}
     with tempfile.TemporaryDirectory() as folder:
         model = Path(args.model) if args.model else tiny_run(Path(folder))
-        with running_server(create_app(model, load_in_background=False)) as url:
-            started = time.perf_counter()
-
-            def one(_: int) -> tuple[int, float]:
-                if time.perf_counter() - started > TIME_LIMIT_S:
-                    return -1, 0.0
-                begin = time.perf_counter()
-                try:
-                    response = client.post(url + "predict", files={"file": ("x.jpg", payload, "image/jpeg")})
-                    return response.status_code, time.perf_counter() - begin
-                except httpx.HTTPError:
-                    return 0, time.perf_counter() - begin
-
-            with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=args.concurrency)) as client:
-                with ThreadPoolExecutor(args.concurrency) as pool:
-                    results = list(pool.map(one, range(args.requests)))
-            wall = time.perf_counter() - started
-    latencies = sorted(seconds for status, seconds in results if status == 200)
-    errors = sum(1 for status, _ in results if status != 200)
-    cut = sum(1 for status, _ in results if status == -1)
-    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    print(f"{args.requests} requests, {args.concurrency} concurrent, loopback: {errors} errors "
-          f"({cut} not sent: time limit), {wall:.1f} s, {len(latencies) / wall:.1f} req/s")
-    print(f"latency p50 {quantiles[49] * 1000:.0f} ms, p95 {quantiles[94] * 1000:.0f} ms")
+        for name, images in (("one at a time", 1), ("batched", args.batch_images)):
+            service = create_app(model, load_in_background=False, batch_images=images, batch_wait_ms=args.batch_wait_ms)
+            with running_server(service) as url:
+                load(url, payload, min(32, args.requests), args.concurrency, args.heatmap)  # warm-up
+                figures[name] = load(url, payload, args.requests, args.concurrency, args.heatmap)
+                sizes = service.state.holder.batcher.batch_sizes
+                figures[name]["mean_batch"] = sum(sizes) / max(len(sizes), 1)
+    print(f"model {args.model or 'tiny resnet18 (64 px, generated data)'}; {args.requests} requests, "
+          f"{args.concurrency} concurrent, loopback, heatmaps {'on' if args.heatmap else 'off'}")
+    for name, result in figures.items():
+        print(f"{name:>14}: {result['requests_per_s']:7.1f} req/s, p50 {result['p50_ms']:.0f} ms, p95 "
+              f"{result['p95_ms']:.0f} ms, {result['errors']} errors ({result['not_sent']} not sent: time limit), "
+              f"mean batch {result['mean_batch']:.1f}")
+    gain = figures["batched"]["requests_per_s"] / max(figures["one at a time"]["requests_per_s"], 1e-9)
+    print(f"batched / one at a time: {gain:.2f}x requests/s")
 
 
 if __name__ == "__main__":

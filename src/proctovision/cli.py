@@ -789,11 +789,13 @@ def bench(
     onnx: Annotated[bool, typer.Option(help="also time ONNX Runtime")] = True,
     end_to_end: Annotated[bool, typer.Option(help="also time files on disk to probabilities")] = True,
     allocator: Annotated[bool, typer.Option(help="show the allocator tuning's gain on the first backbone")] = True,
+    int8: Annotated[bool, typer.Option(help="also FP32 vs INT8 ONNX Runtime images/s, with this CPU's flags")] = False,
     out: Annotated[Optional[Path], typer.Option(help="also write the figures as JSON")] = None,
 ) -> None:
     """Images/s per backbone in PyTorch eager and ONNX Runtime, against this CPU's matmul GFLOP/s.
 
     Example: proctovision bench --backbones resnet34,densenet121 --batch-size 16
+             proctovision bench --backbones resnet34 --int8 --no-end-to-end --no-allocator
     """
     from proctovision import fileio
     from proctovision.benchmarking import allocator_gain, bench_backbone, matmul_gflops
@@ -825,8 +827,29 @@ def bench(
     if allocator and names:
         plain, tuned = allocator_gain(names[0], batch_size, image_size)
         console.print(f"allocator tuning on {names[0]} eager: {plain:.1f} → {tuned:.1f} img/s ({tuned / plain:.2f}x)")
+    quantized = int8_table(names, batch_size, image_size) if int8 else []
     if out:
-        fileio.write_json(out, {"matmul_gflops": limit, "results": results})
+        fileio.write_json(out, {"matmul_gflops": limit, "results": results, "int8": quantized})
+
+
+def int8_table(names: list[str], batch_size: int, image_size: int | None) -> list[dict]:
+    from proctovision.benchmarking import cpu_flags, int8_speed
+
+    flags = cpu_flags()
+    console.print("CPU flags: " + (", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
+                                   or "unknown (no /proc/cpuinfo)"))
+    table = Table(title=f"ONNX Runtime FP32 vs INT8 (static QDQ, per-channel), batch {batch_size}")
+    for column in ("backbone", "px", "FP32 img/s", "INT8 img/s", "INT8/FP32"):
+        table.add_column(column, justify="right")
+    rows = []
+    with console.status("Quantising and timing"):
+        for name in names:
+            row = int8_speed(name, batch_size, image_size)
+            rows.append(row)
+            table.add_row(row["backbone"], str(row["input_size"]), f"{row['fp32_images_per_s']:.1f}",
+                          f"{row['int8_images_per_s']:.1f}", f"{row['speedup']:.2f}x")
+    console.print(table)
+    return rows
 
 
 def torch_threads() -> int:

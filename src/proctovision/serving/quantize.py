@@ -75,7 +75,7 @@ def calibration_keys(keys: list, labels: list[str], limit: int = CALIBRATION_IMA
 QUANTISED_OPERATORS = ("Conv", "Gemm", "MatMul")
 
 
-def quantize_int8(fp32: Path, out: Path, reader: TrainingImages, scratch: Path) -> Path:
+def quantize_int8(fp32: Path, out: Path, reader: CalibrationDataReader, scratch: Path) -> Path:
     """QDQ static quantisation with per-channel weights (S8S8), after ONNX Runtime's pre-processing pass.
 
     Only the compute-bound operators are quantised: quantising the element-wise ones too (ReLU6 as Clip, the
