@@ -72,14 +72,18 @@ def calibration_keys(keys: list, labels: list[str], limit: int = CALIBRATION_IMA
     return [keys[index] for index in chosen]
 
 
-QUANTISED_OPERATORS = ("Conv", "Gemm", "MatMul")
+QUANTISED_OPERATORS = ("Conv", "Gemm", "MatMul", "Relu", "Clip", "Add", "GlobalAveragePool", "MaxPool",
+                       "AveragePool")
 
 
 def quantize_int8(fp32: Path, out: Path, reader: CalibrationDataReader, scratch: Path) -> Path:
-    """QDQ static quantisation with per-channel weights (S8S8), after ONNX Runtime's pre-processing pass.
+    """QDQ static quantisation, per-channel signed weights and unsigned activations (U8S8), after ONNX
+    Runtime's pre-processing pass.
 
-    Only the compute-bound operators are quantised: quantising the element-wise ones too (ReLU6 as Clip, the
-    'same' padding of TF-ported EfficientNets) collapsed EfficientNet-Lite0's features, and they cost little.
+    The operators are listed rather than left to the default: the default also quantises the shape arithmetic
+    (Sub, Div, Ceil, ...) that computes the 'same' padding of TF-ported EfficientNets, which collapsed
+    EfficientNet-Lite0's features. U8S8 is the pair ONNX Runtime's x86 kernels are fastest with (VNNI);
+    measured here on ResNet-34, S8S8 ran slower than FP32, U8S8 about 2.5x faster.
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -87,7 +91,8 @@ def quantize_int8(fp32: Path, out: Path, reader: CalibrationDataReader, scratch:
     prepared = scratch / "model.prepared.onnx"
     quant_pre_process(str(fp32), str(prepared))
     quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    op_types_to_quantize=list(QUANTISED_OPERATORS), activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    op_types_to_quantize=list(QUANTISED_OPERATORS), activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
     return out
 
 
@@ -152,7 +157,7 @@ def quantize_checked(run: RunInfo, fp32: Path, scratch: Path, report: Callable[[
     card = build_card(run)
     figures = parity_figures(session_probabilities(fp32, arrays), session_probabilities(int8, arrays), labels,
                              threshold_value(card), card.get("temperature"))
-    result = {"format": "int8 static QDQ, per-channel weights, Conv/Gemm/MatMul (ONNX Runtime)", "calibration_images": len(chosen),
+    result = {"format": "int8 static QDQ (U8S8), per-channel weights (ONNX Runtime)", "calibration_images": len(chosen),
               "validation": figures, "limits": {"min_agreement": limits.min_agreement,
                                                 "max_auc_drop": limits.max_auc_drop}}
     if report:
