@@ -24,7 +24,7 @@ from proctovision.serving.background import running_server
 TIME_LIMIT_S = 300
 
 
-def tiny_run(folder: Path) -> Path:
+def tiny_run(folder: Path, image_size: int = 64) -> Path:
     from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
     from proctovision.data.demo import generate_endoscopy
     from proctovision.data.ingest import ingest, write_outputs
@@ -38,7 +38,7 @@ def tiny_run(folder: Path) -> Path:
     write_outputs(ingest(source, task), task, source, folder / "m.csv")
     write_manifest(holdout_split(read_manifest(folder / "m.csv"), 0.25, 0.25, 0), folder / "s.csv")
     config = RunConfig(
-        task="hemorrhoid", data=DataConfig(split=folder / "s.csv", image_size=64, batch_size=8),
+        task="hemorrhoid", data=DataConfig(split=folder / "s.csv", image_size=image_size, batch_size=8),
         model=ModelConfig(backbone="resnet18", mode="scratch", weights="none"),
         trainer=TrainerConfig(epochs=1), out=folder / "run",
     )
@@ -79,13 +79,14 @@ def main() -> None:
     parser.add_argument("--batch-images", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
     parser.add_argument("--heatmap", action="store_true", help="ask for Grad-CAM overlays too")
+    parser.add_argument("--image-size", type=int, default=64, help="input size of the generated model")
     args = parser.parse_args()
     buffer = io.BytesIO()
     Image.new("RGB", (320, 288), (180, 90, 100)).save(buffer, format="JPEG")
     payload = buffer.getvalue()
     figures = {}
     with tempfile.TemporaryDirectory() as folder:
-        model = Path(args.model) if args.model else tiny_run(Path(folder))
+        model = Path(args.model) if args.model else tiny_run(Path(folder), args.image_size)
         for name, images in (("one at a time", 1), ("batched", args.batch_images)):
             service = create_app(model, load_in_background=False, batch_images=images, batch_wait_ms=args.batch_wait_ms)
             with running_server(service) as url:
@@ -93,7 +94,7 @@ def main() -> None:
                 figures[name] = load(url, payload, args.requests, args.concurrency, args.heatmap)
                 sizes = service.state.holder.batcher.batch_sizes
                 figures[name]["mean_batch"] = sum(sizes) / max(len(sizes), 1)
-    print(f"model {args.model or 'tiny resnet18 (64 px, generated data)'}; {args.requests} requests, "
+    print(f"model {args.model or f'resnet18 ({args.image_size} px, generated data)'}; {args.requests} requests, "
           f"{args.concurrency} concurrent, loopback, heatmaps {'on' if args.heatmap else 'off'}")
     for name, result in figures.items():
         print(f"{name:>14}: {result['requests_per_s']:7.1f} req/s, p50 {result['p50_ms']:.0f} ms, p95 "
