@@ -131,3 +131,10 @@ def test_quality_flags_each_problem_on_its_own(tmp_path: Path):
     blurred = assess_quality(image.filter(ImageFilter.GaussianBlur(5)))
     assert blurred.blurred and not blurred.too_dark and not blurred.overexposed
     assert blurred.sharpness < good.sharpness / 5
+
+
+def test_report_shows_the_score_distributions(guarded_run: tuple, tmp_path: Path):
+    from proctovision.reporting.report import build_report
+
+    report = build_report([guarded_run[0]], tmp_path / "report.html")
+    assert "Out-of-distribution scores (validation, test)" in Path(report).read_text()
