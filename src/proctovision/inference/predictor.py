@@ -151,7 +151,8 @@ class Predictor:
     def ood_detector(self) -> OodDetector | None:
         """The out-of-distribution detector stored beside the model (ood.npz), loaded once."""
         if not hasattr(self, "_ood_detector"):
-            self._ood_detector = load_detector(self.folder)
+            folder = getattr(self, "folder", None)
+            self._ood_detector = load_detector(folder) if folder is not None else None
         return self._ood_detector
 
     def ood_scores(self, features: np.ndarray | None) -> np.ndarray | None:
