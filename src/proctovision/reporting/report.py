@@ -142,8 +142,6 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
                             ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png")):
             if (run.paths.figures / name).is_file():
                 section.images[f"{label} ({split})"] = embed(run.paths.figures / name)
-    if (run.paths.figures / "ood_scores.png").is_file():
-        section.images["Out-of-distribution scores (validation, test)"] = embed(run.paths.figures / "ood_scores.png")
     grid = None
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
@@ -151,6 +149,8 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
         if grid:
             section.images["Grad-CAM: right and wrong cases"] = embed(grid)
             section.cam_method = "gradcam"
+    if (run.paths.figures / "ood_scores.png").is_file():
+        section.images["Out-of-distribution scores (validation, test)"] = embed(run.paths.figures / "ood_scores.png")
     section.claim = claim_items(run, frame, qc, metrics, synthetic, grid is not None)
     return section
 
