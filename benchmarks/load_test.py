@@ -2,24 +2,28 @@
 
 Usage: python benchmarks/load_test.py [RUN_OR_MODEL] [--requests 500] [--concurrency 16] [--heatmap]
 Without a model it trains a tiny one on generated images first. The loop is bounded in count and time.
-It runs the service twice in the same process and run, one request at a time (--batch-images 1) and batched
-(up to --batch-images images or --batch-wait-ms), and prints requests/s, p50/p95 latency and errors of both.
+It starts the service twice in the same run, each as its own `proctovision serve` process (so the client does
+not share the server's interpreter), one request at a time (--batch-images 1) and batched (up to --batch-images
+images or --batch-wait-ms), and prints requests/s, p50/p95 latency and errors of both.
 """
 from __future__ import annotations
 
 import argparse
 import io
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from PIL import Image
 
-from proctovision.serving.app import create_app
-from proctovision.serving.background import running_server
+from proctovision.serving.background import free_port
 
 TIME_LIMIT_S = 300
 
@@ -43,6 +47,31 @@ def tiny_run(folder: Path, image_size: int = 64) -> Path:
         trainer=TrainerConfig(epochs=1), out=folder / "run",
     )
     return train(config, progress=False).root
+
+
+@contextmanager
+def serve_process(model: Path, batch_images: int, batch_wait_ms: float) -> Iterator[str]:
+    """`proctovision serve` in a child process on a free loopback port; stopped on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "proctovision", "serve", str(model), "--port", str(port),
+               "--batch-images", str(batch_images), "--batch-wait-ms", str(batch_wait_ms)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if httpx.get(url + "health", timeout=2).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the service did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def load(url: str, payload: bytes, requests: int, concurrency: int, heatmap: bool) -> dict:
@@ -88,18 +117,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         model = Path(args.model) if args.model else tiny_run(Path(folder), args.image_size)
         for name, images in (("one at a time", 1), ("batched", args.batch_images)):
-            service = create_app(model, load_in_background=False, batch_images=images, batch_wait_ms=args.batch_wait_ms)
-            with running_server(service) as url:
+            with serve_process(model, images, args.batch_wait_ms) as url:
                 load(url, payload, min(32, args.requests), args.concurrency, args.heatmap)  # warm-up
                 figures[name] = load(url, payload, args.requests, args.concurrency, args.heatmap)
-                sizes = service.state.holder.batcher.batch_sizes
-                figures[name]["mean_batch"] = sum(sizes) / max(len(sizes), 1)
     print(f"model {args.model or f'resnet18 ({args.image_size} px, generated data)'}; {args.requests} requests, "
           f"{args.concurrency} concurrent, loopback, heatmaps {'on' if args.heatmap else 'off'}")
     for name, result in figures.items():
         print(f"{name:>14}: {result['requests_per_s']:7.1f} req/s, p50 {result['p50_ms']:.0f} ms, p95 "
-              f"{result['p95_ms']:.0f} ms, {result['errors']} errors ({result['not_sent']} not sent: time limit), "
-              f"mean batch {result['mean_batch']:.1f}")
+              f"{result['p95_ms']:.0f} ms, {result['errors']} errors ({result['not_sent']} not sent: time limit)")
     gain = figures["batched"]["requests_per_s"] / max(figures["one at a time"]["requests_per_s"], 1e-9)
     print(f"batched / one at a time: {gain:.2f}x requests/s")
 
