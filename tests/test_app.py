@@ -242,3 +242,89 @@ def test_predict_and_explain_cover_every_frame(run_dir: Path, tmp_path: Path):
                                       str(tmp_path / "cams")])
     assert result.exit_code == 0, result.output
     assert list(pd.read_csv(tmp_path / "cams" / "cams.csv")["frame"]) == [0, 1]
+
+
+def test_heatmap_can_be_skipped_per_request(client: TestClient):
+    response = client.post("/predict?heatmap=false", files={"file": ("a.png", png_bytes(), "image/png")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["heatmap_png_base64"] is None and "heatmap=false" in body["heatmap_note"]
+    assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
+
+
+def test_quality_flags_come_with_a_plain_warning(client: TestClient, tmp_path: Path):
+    bright = solid_image(tmp_path / "ok.png", (130, 50, 120), size=(60, 50))
+    dark = solid_image(tmp_path / "dark.png", (12, 6, 10), size=(60, 50))
+    good = client.post("/predict", files={"file": ("ok.png", bright.read_bytes(), "image/png")}).json()
+    assert good["quality"]["too_dark"] is False and good["warning"] is None
+    assert good["in_distribution"] is None  # this run was never evaluated: no detector, said as unknown
+    poor = client.post("/predict", files={"file": ("dark.png", dark.read_bytes(), "image/png")}).json()
+    assert poor["quality"]["too_dark"] is True and "too dark" in poor["warning"]
+
+
+def test_out_of_distribution_photograph_is_flagged(run_dir: Path, tmp_path: Path):
+    import shutil
+
+    import skimage
+
+    from proctovision.inference.ood import fit_run_ood
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    fit_run_ood(run)
+    guarded = TestClient(create_app(run, load_in_background=False))
+    photograph = Path(skimage.__file__).parent / "data" / "astronaut.png"
+    body = guarded.post("/predict?heatmap=false", files={"file": ("a.png", photograph.read_bytes(), "image/png")}).json()
+    assert body["in_distribution"] is False and body["ood_score"] > body["ood_threshold"]
+    assert "does not look like the images the model was trained on" in body["warning"]
+
+
+def test_concurrent_requests_share_a_batch_and_get_their_own_rows(run_dir: Path, tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import numpy as np
+
+    from proctovision.serving.background import running_server
+
+    colours = [(130, 50, 120), (90, 170, 90)] * 4
+    uploads = [solid_image(tmp_path / f"{i}.png", colour, noise_seed=i).read_bytes() for i, colour in enumerate(colours)]
+    service = create_app(run_dir, load_in_background=False, batch_images=8, batch_wait_ms=300)
+    with running_server(service) as url, httpx.Client(timeout=60) as http:
+        def send(data: bytes) -> dict:
+            response = http.post(url + "predict?heatmap=false", files={"file": ("x.png", data, "image/png")})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        with ThreadPoolExecutor(8) as pool:
+            batched = list(pool.map(send, uploads))
+    assert max(service.state.holder.batcher.batch_sizes) > 1
+    alone = TestClient(create_app(run_dir, load_in_background=False, batch_images=1))
+    for data, answer in zip(uploads, batched):
+        single = alone.post("/predict?heatmap=false", files={"file": ("x.png", data, "image/png")}).json()
+        assert np.allclose(list(single["probabilities"].values()), list(answer["probabilities"].values()), atol=1e-5)
+
+
+def test_every_answer_is_audited_without_identifiers(run_dir: Path, tmp_path: Path):
+    import hashlib
+
+    import pydicom
+
+    from proctovision import fileio
+    from proctovision.runs import read_run
+
+    log = tmp_path / "audit.log"
+    audited = TestClient(create_app(run_dir, load_in_background=False, audit_log=log))
+    data = png_bytes()
+    assert audited.post("/predict", files={"file": ("P123_smith.png", data, "image/png")}).status_code == 200
+    assert audited.post("/predict", files={"file": ("scan.dcm", CT.read_bytes(), "application/dicom")}).status_code == 200
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["input_sha256"] == hashlib.sha256(data).hexdigest()
+    assert lines[1]["input_sha256"] == hashlib.sha256(CT.read_bytes()).hexdigest()
+    assert lines[0]["model"]["sha256"] == fileio.sha256(read_run(run_dir).checkpoint())
+    assert lines[0]["decision"] in {"normal", "hemorrhoid"} and lines[0]["latency_ms"] > 0
+    text = log.read_text()
+    dataset = pydicom.dcmread(CT)
+    for value in ("smith", "P123", "scan.dcm", str(dataset.PatientName), str(dataset.PatientID),
+                  str(dataset.SOPInstanceUID), "heatmap_png_base64"):
+        assert value not in text

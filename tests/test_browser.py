@@ -42,3 +42,21 @@ def test_upload_through_the_page_shows_class_probabilities_and_overlay(run_dir: 
             assert (tmp_path / "page.png").stat().st_size > 5000
         finally:
             browser.close()
+
+
+def test_a_flagged_image_shows_a_plain_warning_instead_of_a_class(run_dir: Path, tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    image = solid_image(tmp_path / "dark.png", (12, 6, 10), size=(60, 50))
+    with running_server(create_app(run_dir, load_in_background=False)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            assert not page.is_visible("#warning")
+            page.set_input_files("#file", str(image))
+            page.wait_for_selector("text=Done.", timeout=30_000)
+            assert page.is_visible("#warning") and "too dark" in page.inner_text("#warning")
+            assert page.inner_text("#predicted") not in {"normal", "hemorrhoid"}
+        finally:
+            browser.close()

@@ -287,10 +287,16 @@ def test_predict_push_stores_an_sr_and_overlays_in_the_study(orthanc: str, tmp_p
     sources = {str(ds.SOPInstanceUID): ds for ds in map(pydicom.dcmread, paths)}
     study = str(next(iter(sources.values())).StudyInstanceUID)
     out = tmp_path / "predictions.csv"
+    audit_log = tmp_path / "audit.log"
     result = runner.invoke(app, ["predict", str(run_dir), "--dicomweb", orthanc, "--study", study, "--push",
-                                 "--out", str(out)])
+                                 "--out", str(out), "--audit-log", str(audit_log)])
     assert result.exit_code == 0, result.output
     assert "1 SR and 2 Grad-CAM overlay(s)" in result.output
+    audited = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    assert len(audited) == 2 and {entry["source"] for entry in audited} == {"predict --dicomweb"}
+    assert all(len(entry["input_sha256"]) == 64 and entry["decision"] in {"normal", "hemorrhoid"} for entry in audited)
+    for identifier in [*sources, study, *(str(ds.PatientID) for ds in sources.values())]:
+        assert identifier not in audit_log.read_text()
 
     series = series_in(orthanc, study)
     modalities = sorted(dicomweb.first_value(item, "00080060") for item in series)

@@ -203,3 +203,56 @@ def allocator_gain(name: str, batch: int, size: int | None) -> tuple[float, floa
                               capture_output=True, text=True, check=True)
         rates.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return rates[0], rates[1]
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
+    """The instruction sets INT8 speed depends on: VNNI (AVX-512 or AVX) does 8-bit dot products in one step."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return {}
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return {name: name in flags for name in CPU_FLAGS}
+
+
+def int8_speed(name: str, batch: int, size: int | None, calibration_batches: int = 8) -> dict:
+    """FP32 vs INT8 (static QDQ, per-channel) ONNX Runtime images/s of one backbone, in one run.
+
+    Calibrated on random inputs: the ranges do not change the speed, only the accuracy, which
+    ``export --quantize int8`` checks on real validation images.
+    """
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from proctovision.serving.export import to_onnx
+    from proctovision.serving.quantize import quantize_int8
+
+    spec = get_backbone(name)
+    size = size or spec.preprocessing.input_size
+    model = ClassifierModule(spec.name, 2, mode="frozen", head="linear", image_size=size).eval()
+    rng = np.random.default_rng(0)
+
+    class RandomImages(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = calibration_batches
+
+        def get_next(self) -> dict | None:
+            self.left -= 1
+            return None if self.left < 0 else {"input": rng.standard_normal((1, 3, size, size), dtype=np.float32)}
+
+    rates = {}
+    with tempfile.TemporaryDirectory() as folder:
+        fp32 = Path(folder) / "fp32.onnx"
+        to_onnx(model, size, fp32)
+        int8 = quantize_int8(fp32, Path(folder) / "int8.onnx", RandomImages(), Path(folder))
+        for label, path in (("fp32", fp32), ("int8", int8)):
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            rates[label] = model_rate(lambda inputs, session=session: session.run(None, {"input": inputs})[0], size,
+                                      batch)
+    return {"backbone": spec.name, "input_size": size, "batch": batch, "fp32_images_per_s": rates["fp32"],
+            "int8_images_per_s": rates["int8"], "speedup": rates["int8"] / rates["fp32"], "cpu_flags": cpu_flags()}

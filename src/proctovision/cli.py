@@ -578,6 +578,8 @@ def predict(
                                                     "PROCTOVISION_DICOMWEB_USER/PASSWORD or _TOKEN)")] = None,
     study: Annotated[Optional[str], typer.Option(help="with --dicomweb: the StudyInstanceUID to predict")] = None,
     push: Annotated[bool, typer.Option(help="with --dicomweb: store an SR and Grad-CAM overlays in the study")] = False,
+    audit_log: Annotated[Optional[Path], typer.Option(help="with --dicomweb: append one JSON line per answer here")]
+    = None,
 ) -> None:
     """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
 
@@ -592,16 +594,20 @@ def predict(
     if dicomweb or study or push:
         if heatmaps is not None or paths:
             fail("--dicomweb predicts a study: give no paths and no --heatmaps (--push stores the overlays)")
-        return predict_dicomweb(model, dicomweb, study, push, out, batch_size)
+        return predict_dicomweb(model, dicomweb, study, push, out, batch_size, audit_log)
+    if audit_log is not None:
+        fail("--audit-log records answers given to clinicians: it goes with --dicomweb (and serve)")
     if not paths:
         fail("give image files or folders to predict, or --dicomweb URL --study UID")
     predictor = load_predictor(model)
     with console.status("Predicting"):
         batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
+    from proctovision.inference.predictor import GUARD_COLUMNS
+
     rows = [
         {"path": item.path, "frame": "" if item.frame is None else item.frame, "predicted": item.predicted,
          "threshold": item.threshold,
-         **{f"prob_{name}": value for name, value in item.probabilities.items()}}
+         **{f"prob_{name}": value for name, value in item.probabilities.items()}, **item.flat_guard()}
         for item in batch.predictions
     ]
     if out.suffix.lower() == ".json":
@@ -609,7 +615,11 @@ def predict(
         fileio.write_json(out, {"classes": list(predictor.classes), "predictions": rows, "errors": errors})
     else:
         fileio.write_csv(out, pd.DataFrame(rows, columns=["path", "frame", "predicted", "threshold"]
-                                           + [f"prob_{name}" for name in predictor.classes]))
+                                           + [f"prob_{name}" for name in predictor.classes] + list(GUARD_COLUMNS)))
+    outside = sum(1 for row in rows if row["in_distribution"] is False)
+    if outside:
+        error_console.print(f"[yellow]{outside} image(s) do not look like the training images "
+                            "(in_distribution false): do not read their class as a finding[/]")
     for path, reason in batch.errors:
         error_console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
     if heatmaps is not None:
@@ -621,7 +631,7 @@ def predict(
 
 
 def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool, out: Path,
-                     batch_size: int) -> None:
+                     batch_size: int, audit_log: Path | None = None) -> None:
     import pandas as pd
 
     from proctovision import fileio
@@ -632,8 +642,13 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
     if not (url and study):
         fail("--dicomweb URL and --study UID go together (--push needs both)")
     predictor = load_predictor(model)
+    audit = None
+    if audit_log:
+        from proctovision.serving.audit import AuditLog, model_identity
+
+        audit = AuditLog(audit_log, model_identity(predictor))
     with console.status("Retrieving and predicting the study"):
-        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size)
+        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size, audit=audit)
     rows = result.rows(predictor.classes, predictor.threshold)
     columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in predictor.classes]
     if out.suffix.lower() == ".json":
@@ -728,10 +743,13 @@ def export(
     lang: Annotated[
         Optional[str], typer.Option(help="language of MODEL_CARD.md: en or zh-CN (default as for `report`)")
     ] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="int8: static INT8 (QDQ), kept only if on validation it "
+                                                   "decides as FP32 on >= 99% of images, AUC drop <= 0.01")] = None,
 ) -> None:
     """Export to ONNX with a parity check against PyTorch, and write a model card beside it.
 
     Example: proctovision export runs/r18 --format onnx --lang zh-CN --out deploy/r18
+             proctovision export runs/r18 --quantize int8 --out deploy/r18-int8
     """
     from proctovision import i18n
     from proctovision.serving.export import export_run
@@ -742,7 +760,9 @@ def export(
         language = i18n.resolve(lang)
     except i18n.LanguageError as error:
         fail(str(error))
-    check = export_run(run, out, language=language)
+    if quantize not in (None, "int8"):
+        fail(f"unknown --quantize {quantize!r}: only int8 is supported")
+    check = export_run(run, out, quantize=quantize, report=console.print, language=language)
     console.print(f"ONNX parity: max |Δp| = {check['max_abs_diff']:.2e} on {check['n_inputs']} inputs (limit 1e-4)")
     console.print(f"model: {out / 'model.onnx'}\ncard: {out / 'MODEL_CARD.md'}")
 
@@ -756,6 +776,11 @@ def serve(
         Optional[str], typer.Option(envvar="PROCTOVISION_API_TOKEN", help="required when not bound to loopback")
     ] = None,
     max_upload_mb: int = 20,
+    workers: Annotated[int, typer.Option(help="worker processes, each with its own model (more cores)")] = 1,
+    batch_images: Annotated[int, typer.Option(help="most images one forward pass gathers (1: no batching)")] = 16,
+    batch_wait_ms: Annotated[float, typer.Option(help="longest a request waits for others to share its pass")] = 10.0,
+    audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per answer here (rotated by size)")]
+    = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -769,8 +794,24 @@ def serve(
         fail(f"binding to {host} exposes the service beyond this machine: give --token (or PROCTOVISION_API_TOKEN)")
     if not Path(model).exists():
         fail(f"{model}: no such run or model folder")
-    console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(model, token=token, max_upload_bytes=max_upload_mb * 1024 * 1024), host=host, port=port,
+    if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
+        fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
+    settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
+                "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
+                "audit_log": str(audit_log) if audit_log else None}
+    console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs); {workers} worker(s), batches of "
+                  f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
+                                                                              else ""))
+    if workers == 1:
+        uvicorn.run(create_app(**settings), host=host, port=port, log_level="warning")
+        return
+    import json
+    import os
+
+    from proctovision.serving.app import SETTINGS_VARIABLE
+
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    uvicorn.run("proctovision.serving.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                 log_level="warning")
 
 
@@ -807,6 +848,39 @@ def watch(
     log(f"{pushed} study(ies) predicted and stored")
 
 
+@app.command()
+def audit(
+    log: Annotated[Path, typer.Argument(help="audit log written by serve --audit-log (rotated copies are read too)")],
+    since: Annotated[Optional[str], typer.Option(help="from a date (2026-01-31), an ISO time, or a span: 7d, 24h")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(help="also write the summary as JSON")] = None,
+) -> None:
+    """Summarise what the service told clinicians: answers per day, share flagged, decision mix.
+
+    Example: proctovision audit /var/log/proctovision/audit.log --since 7d
+    """
+    from proctovision import fileio
+    from proctovision.serving.audit import parse_since, read_entries, summarise
+
+    summary = summarise(read_entries(log), parse_since(since))
+    decisions = sorted({name for day in summary["days"].values() for name in day["decisions"]})
+    table = Table(title=f"audit: {log}" + (f" since {since}" if since else ""))
+    for column in ("day", "answers", "flagged", "out of distribution", *decisions):
+        table.add_column(column, justify="right")
+    for name, day in summary["days"].items():
+        table.add_row(name, str(day["answers"]), f"{day['share_flagged']:.1%}", str(day["out_of_distribution"]),
+                      *(str(day["decisions"].get(decision, 0)) for decision in decisions))
+    console.print(table)
+    share = "-" if summary["share_flagged"] is None else f"{summary['share_flagged']:.1%}"
+    console.print(f"{summary['answers']} answer(s); {share} flagged (out of distribution or poor quality); "
+                  f"decisions: {summary['decisions']}")
+    if summary["malformed_lines"]:
+        error_console.print(f"[yellow]{len(summary['malformed_lines'])} line(s) not readable, first at "
+                            f"{summary['malformed_lines'][0]}[/]")
+    if out:
+        fileio.write_json(out, summary)
+
+
 # --- performance commands ---
 @app.command()
 def bench(
@@ -817,11 +891,13 @@ def bench(
     end_to_end: Annotated[bool, typer.Option(help="also time decoding and files on disk to probabilities, "
                                              "on generated full-size 1280x1024 JPEG frames")] = True,
     allocator: Annotated[bool, typer.Option(help="show the allocator tuning's gain on the first backbone")] = True,
+    int8: Annotated[bool, typer.Option(help="also FP32 vs INT8 ONNX Runtime images/s, with this CPU's flags")] = False,
     out: Annotated[Optional[Path], typer.Option(help="also write the figures as JSON")] = None,
 ) -> None:
     """Images/s per backbone in PyTorch eager and ONNX Runtime, against this CPU's matmul GFLOP/s.
 
     Example: proctovision bench --backbones resnet34,densenet121 --batch-size 16
+             proctovision bench --backbones resnet34 --int8 --no-end-to-end --no-allocator
     """
     from proctovision import fileio
     from proctovision.benchmarking import allocator_gain, bench_backbone, matmul_gflops
@@ -853,8 +929,29 @@ def bench(
     if allocator and names:
         plain, tuned = allocator_gain(names[0], batch_size, image_size)
         console.print(f"allocator tuning on {names[0]} eager: {plain:.1f} → {tuned:.1f} img/s ({tuned / plain:.2f}x)")
+    quantized = int8_table(names, batch_size, image_size) if int8 else []
     if out:
-        fileio.write_json(out, {"matmul_gflops": limit, "results": results})
+        fileio.write_json(out, {"matmul_gflops": limit, "results": results, "int8": quantized})
+
+
+def int8_table(names: list[str], batch_size: int, image_size: int | None) -> list[dict]:
+    from proctovision.benchmarking import cpu_flags, int8_speed
+
+    flags = cpu_flags()
+    console.print("CPU flags: " + (", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
+                                   or "unknown (no /proc/cpuinfo)"))
+    table = Table(title=f"ONNX Runtime FP32 vs INT8 (static QDQ, per-channel), batch {batch_size}")
+    for column in ("backbone", "px", "FP32 img/s", "INT8 img/s", "INT8/FP32"):
+        table.add_column(column, justify="right")
+    rows = []
+    with console.status("Quantising and timing"):
+        for name in names:
+            row = int8_speed(name, batch_size, image_size)
+            rows.append(row)
+            table.add_row(row["backbone"], str(row["input_size"]), f"{row['fp32_images_per_s']:.1f}",
+                          f"{row['int8_images_per_s']:.1f}", f"{row['speedup']:.2f}x")
+    console.print(table)
+    return rows
 
 
 def torch_threads() -> int:

@@ -114,6 +114,7 @@ def evaluate_run(
     all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
     all_metrics[split] = entry
     fileio.write_json(run.paths.metrics, all_metrics)
+    refresh_ood(run)
     if cams:
         from proctovision.explain import write_gallery
         from proctovision.serving.card import build_card
@@ -121,3 +122,12 @@ def evaluate_run(
         predictor.card = build_card(run)  # the operating point just fitted: the gallery decides as predict will
         write_gallery(predictor, run, split)
     return entry
+
+
+def refresh_ood(run: RunInfo) -> None:
+    """Fit the out-of-distribution guard when the run has none, or one older than its checkpoint."""
+    from proctovision.inference.ood import ARRAYS, fit_run_ood
+
+    stored = run.paths.root / ARRAYS
+    if not stored.is_file() or stored.stat().st_mtime < run.checkpoint().stat().st_mtime:
+        fit_run_ood(run.paths.root)

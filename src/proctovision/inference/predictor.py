@@ -21,6 +21,8 @@ from PIL import Image
 
 from proctovision.data.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
 from proctovision.evaluation.decision import decide, scale
+from proctovision.inference.ood import OodDetector, load_detector
+from proctovision.inference.quality import assess_quality
 from proctovision.preprocessing import Preprocessing
 from proctovision.serving.card import read_card, threshold_value
 
@@ -35,6 +37,11 @@ class Prediction:
     probabilities: dict[str, float]
     threshold: float | None
     frame: int | None = None
+    guard: dict | None = None
+
+    def flat_guard(self) -> dict:
+        """The OOD and quality fields as flat columns for predictions.csv."""
+        return flat_guard(self.guard)
 
 
 @dataclass
@@ -56,6 +63,9 @@ class RowPredictions:
     probabilities: np.ndarray
     errors: list[tuple[int, str]]
     seconds: float
+    features: np.ndarray | None = None
+    ood_scores: np.ndarray | None = None
+    quality: list[dict | None] | None = None
 
     @property
     def images_per_s(self) -> float:
@@ -74,28 +84,42 @@ def load_input(key: InputKey, spec: Preprocessing) -> np.ndarray | str:
         return f"unreadable ({type(error).__name__}: {error})"
 
 
-def decoded(keys: Sequence[InputKey], spec: Preprocessing, workers: int) -> Iterator[np.ndarray | str]:
+def load_checked_input(key: InputKey, spec: Preprocessing) -> tuple[np.ndarray, dict] | str:
+    """One input as the model's array with its image-quality measures (taken before the resize), or the reason."""
+    path, frame = key
+    try:
+        image = read_image(path, frame=frame, window=spec.window)
+        return spec.to_array(image), assess_quality(image).to_dict()
+    except ImageReadError as error:
+        return error.reason
+    except Exception as error:  # noqa: BLE001 - one broken file must not stop the batch
+        return f"unreadable ({type(error).__name__}: {error})"
+
+
+def decoded(keys: Sequence[InputKey], spec: Preprocessing, workers: int,
+            loader: Callable = load_input) -> Iterator[np.ndarray | tuple | str]:
     """Arrays (or reasons) in input order; with ``workers`` > 0 decoding runs ahead in processes."""
     if workers <= 0:
-        yield from (load_input(key, spec) for key in keys)
+        yield from (loader(key, spec) for key in keys)
         return
     ahead = max(8, workers * 16)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future] = deque()
         queue = iter(keys)
-        _fill(pool, pending, queue, spec, ahead)
+        _fill(pool, pending, queue, spec, ahead, loader)
         while pending:
             result = pending.popleft().result()
-            _fill(pool, pending, queue, spec, ahead)
+            _fill(pool, pending, queue, spec, ahead, loader)
             yield result
 
 
-def _fill(pool: Executor, pending: deque, queue: Iterator[InputKey], spec: Preprocessing, ahead: int) -> None:
+def _fill(pool: Executor, pending: deque, queue: Iterator[InputKey], spec: Preprocessing, ahead: int,
+          loader: Callable = load_input) -> None:
     while len(pending) < ahead:
         key = next(queue, None)
         if key is None:
             return
-        pending.append(pool.submit(load_input, key, spec))
+        pending.append(pool.submit(loader, key, spec))
 
 
 def auto_workers(n_inputs: int) -> int:
@@ -118,6 +142,33 @@ class Predictor:
 
     def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and penultimate features (None where the model does not expose them)."""
+        return self.raw_probabilities(batch), None
+
+    @property
+    def ood_detector(self) -> OodDetector | None:
+        """The out-of-distribution detector stored beside the model (ood.npz), loaded once."""
+        if not hasattr(self, "_ood_detector"):
+            folder = getattr(self, "folder", None)
+            self._ood_detector = load_detector(folder) if folder is not None else None
+        return self._ood_detector
+
+    def ood_scores(self, features: np.ndarray | None) -> np.ndarray | None:
+        detector = self.ood_detector
+        return None if detector is None or features is None else detector.scores(features)
+
+    def guard(self, score: float | None, quality: dict | None) -> dict:
+        """``in_distribution`` (None when the model has no detector), the score and threshold, the quality flags."""
+        detector = self.ood_detector
+        known = detector is not None and score is not None and np.isfinite(score)
+        return {
+            "in_distribution": bool(score <= detector.threshold) if known else None,
+            "ood_score": round(float(score), 4) if known else None,
+            "ood_threshold": round(detector.threshold, 4) if detector is not None else None,
+            "quality": quality,
+        }
 
     @property
     def threshold(self) -> float | None:
@@ -148,45 +199,78 @@ class Predictor:
 
     def predict_keys(
         self, keys: Sequence[InputKey], batch_size: int = 32, workers: int | None = None, calibrated: bool = True,
-        progress: Progress | None = None,
+        progress: Progress | None = None, with_features: bool = False, checks: bool = False,
     ) -> RowPredictions:
         """Probabilities for every ``(path, frame)``; unreadable inputs become NaN rows with their reason.
 
-        The wall time covers reading files and inference, as a reader's time covers looking and deciding.
+        ``with_features`` also keeps the penultimate features; ``checks`` adds the OOD scores and the
+        image-quality measures. The wall time covers reading files and inference, as a reader's time covers
+        looking and deciding.
         """
         workers = auto_workers(len(keys)) if workers is None else workers
         probabilities = np.full((len(keys), len(self.classes)), np.nan, dtype=np.float64)
+        features: np.ndarray | None = None
+        quality: list[dict | None] = [None] * len(keys)
         errors: list[tuple[int, str]] = []
         start = time.perf_counter()
         arrays: list[np.ndarray] = []
         slots: list[int] = []
-        for index, item in enumerate(decoded(keys, self.spec, workers)):
+        loader = load_checked_input if checks else load_input
+        for index, item in enumerate(decoded(keys, self.spec, workers, loader)):
             if isinstance(item, str):
                 errors.append((index, item))
             else:
+                if checks:
+                    item, quality[index] = item
                 arrays.append(item)
                 slots.append(index)
             if len(arrays) == batch_size or (index == len(keys) - 1 and arrays):
-                output = self.raw_probabilities(np.stack(arrays))
+                output, batch_features = self.raw_outputs(np.stack(arrays)) if (with_features or checks) else (
+                    self.raw_probabilities(np.stack(arrays)), None)
                 probabilities[slots] = self.calibrate(output) if calibrated else output
+                if batch_features is not None:
+                    if features is None:
+                        features = np.full((len(keys), batch_features.shape[1]), np.nan, dtype=np.float32)
+                    features[slots] = batch_features
                 arrays, slots = [], []
             if progress:
                 progress(index + 1, len(keys))
-        return RowPredictions(probabilities, errors, time.perf_counter() - start)
+        return RowPredictions(probabilities, errors, time.perf_counter() - start, features,
+                              self.ood_scores(features) if checks else None, quality if checks else None)
 
-    def predict_files(self, paths: Iterable[Path], batch_size: int = 16, workers: int | None = None) -> PredictionBatch:
-        """Files and every frame of multi-frame DICOM; unreadable files are reported with the reason."""
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 16, workers: int | None = None,
+                      checks: bool = True) -> PredictionBatch:
+        """Files and every frame of multi-frame DICOM; unreadable files are reported with the reason.
+
+        With ``checks`` each prediction carries its guard: in distribution or not, and the quality flags.
+        """
         keys, errors = expand_frames(paths)
-        rows = self.predict_keys(keys, batch_size, workers)
+        rows = self.predict_keys(keys, batch_size, workers, checks=checks)
         failed = dict(rows.errors)
         result = PredictionBatch(errors=errors + [(keys[i][0], reason) for i, reason in rows.errors],
                                  seconds=rows.seconds)
         for index, ((path, frame), row) in enumerate(zip(keys, rows.probabilities)):
             if index not in failed:
+                guard = None
+                if checks:
+                    score = None if rows.ood_scores is None else float(rows.ood_scores[index])
+                    guard = self.guard(score, rows.quality[index])
                 result.predictions.append(Prediction(
                     path, self.decide(row), {c: round(float(p), 6) for c, p in zip(self.classes, row)},
-                    self.threshold, frame))
+                    self.threshold, frame, guard))
         return result
+
+
+GUARD_COLUMNS = ("in_distribution", "ood_score", "too_dark", "overexposed", "blurred")
+
+
+def flat_guard(guard: dict | None) -> dict:
+    """``in_distribution``, ``ood_score`` and one column per quality flag; empty where not measured."""
+    guard = guard or {}
+    quality = guard.get("quality") or {}
+    flat = {"in_distribution": guard.get("in_distribution"), "ood_score": guard.get("ood_score")}
+    flat.update({name: quality.get(name) for name in ("too_dark", "overexposed", "blurred")})
+    return {key: "" if value is None else value for key, value in flat.items()}
 
 
 class OnnxPredictor(Predictor):
@@ -199,9 +283,16 @@ class OnnxPredictor(Predictor):
         self.card = read_card(self.folder)
         self.classes = tuple(self.card["classes"])
         self.session = onnxruntime.InferenceSession(str(self.folder / model_file), providers=onnx_providers())
+        self.has_features = "features" in {output.name for output in self.session.get_outputs()}
 
     def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"input": batch.astype(np.float32)})[0]
+        return self.session.run(["probabilities"], {"input": batch.astype(np.float32)})[0]
+
+    def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.has_features:
+            return self.raw_probabilities(batch), None
+        probabilities, features = self.session.run(["probabilities", "features"], {"input": batch.astype(np.float32)})
+        return probabilities, features
 
 
 def onnx_providers() -> list[str]:
@@ -223,6 +314,7 @@ class TorchPredictor(Predictor):
         from proctovision.serving.card import build_card
 
         self.run = read_run(run_dir)
+        self.folder = self.run.paths.root
         self.card = build_card(self.run)
         self.classes = self.run.task.classes
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -239,6 +331,18 @@ class TorchPredictor(Predictor):
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=cuda):
             return torch.softmax(self.module(inputs).float(), dim=1).cpu().numpy()
+
+    def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=cuda):
+            features = self.module.features(inputs).float()
+            probabilities = torch.softmax(self.module.head(features).float(), dim=1)
+        return probabilities.cpu().numpy(), features.cpu().numpy()
 
     def heatmap_png(self, image: Image.Image, class_index: int) -> bytes | None:
         import io

@@ -197,6 +197,8 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en
         if grid:
             section.images[_("Grad-CAM: right and wrong cases")] = embed(grid)
             section.cam_method = "gradcam"
+    if (run.paths.figures / "ood_scores.png").is_file():
+        section.images[_("Out-of-distribution scores (validation, test)")] = embed(run.paths.figures / "ood_scores.png")
     section.claim = claim_items(run, frame, qc, metrics, synthetic, grid is not None, _)
     return section
 

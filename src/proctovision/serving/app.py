@@ -1,19 +1,26 @@
 """The REST service: POST /predict, GET /health, GET /model, and a page where a clinician drops an image.
 
-Responses carry the class, the probabilities, the threshold and a heatmap, never the file
-name or any DICOM header field, so nothing identifying is echoed back.
+Responses carry the class, the probabilities, the threshold, the out-of-distribution and image-quality
+flags and a heatmap, never the file name or any DICOM header field, so nothing identifying is echoed back.
+Concurrent requests share forward passes (see :mod:`proctovision.serving.batching`); Grad-CAM stays per
+image and is skipped with ``?heatmap=false``. With an audit log, every answer appends one line to it.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import ipaddress
+import json
+import os
 import secrets
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
@@ -26,12 +33,21 @@ from proctovision.data.images import ImageReadError, read_image
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor
 from proctovision.serving.pages import page_language, render_page
 from proctovision.serving.live import add_live_routes
+from proctovision.inference.quality import assess_quality
+from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
+from proctovision.serving.batching import Batcher
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 CHUNK = 1 << 16
+DEFAULT_BATCH_IMAGES = 16
+DEFAULT_BATCH_WAIT_MS = 10.0
+SETTINGS_VARIABLE = "PROCTOVISION_SERVE_SETTINGS"
+OOD_WARNING = ("This image does not look like the images the model was trained on; "
+               "its output is not reliable and is not shown as a finding.")
+QUALITY_WARNINGS = {"too_dark": "too dark", "overexposed": "overexposed", "blurred": "blurred"}
 
 
 def is_loopback(host: str) -> bool:
@@ -77,16 +93,27 @@ class BodyLimit:
 class ModelHolder:
     """Loads the model in the background so the server answers (503) while it loads."""
 
-    def __init__(self, source: str | Path) -> None:
+    def __init__(self, source: str | Path, batch_images: int = DEFAULT_BATCH_IMAGES,
+                 batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, audit_log: str | Path | None = None,
+                 audit_max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.source = source
         self.predictor: Predictor | None = None
+        self.batcher: Batcher | None = None
+        self.audit: AuditLog | None = None
         self.error: str | None = None
         self.ready = threading.Event()
-        self.model_lock = threading.Lock()  # CAM hooks live on the shared model: one request at a time inside it
+        self.model_lock = threading.Lock()  # CAM hooks live on the shared model: one pass at a time inside it
+        self.batch_images, self.batch_wait_ms = batch_images, batch_wait_ms
+        self.audit_log, self.audit_max_bytes = audit_log, audit_max_bytes
 
     def load(self) -> None:
         try:
-            self.predictor = load_predictor(self.source)
+            predictor = load_predictor(self.source)
+            if self.audit_log:
+                self.audit = AuditLog(self.audit_log, model_identity(predictor), self.audit_max_bytes)
+            self.batcher = Batcher(predictor.raw_outputs, self.model_lock, self.batch_images,
+                                   self.batch_wait_ms / 1000)
+            self.predictor = predictor
         except Exception as error:  # noqa: BLE001 - reported through /health and 503s
             self.error = f"{type(error).__name__}: {error}"
         finally:
@@ -102,9 +129,13 @@ class ModelHolder:
 
 def create_app(
     source: str | Path, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
-    load_in_background: bool = True,
+    load_in_background: bool = True, batch_images: int = DEFAULT_BATCH_IMAGES,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, audit_log: str | Path | None = None,
+    audit_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FastAPI:
-    holder = ModelHolder(source)
+    """The service; ``batch_images``/``batch_wait_ms`` bound how many images share a forward pass and how long
+    the first waits for company (1 image = one request at a time)."""
+    holder = ModelHolder(source, batch_images, batch_wait_ms, audit_log, audit_max_bytes)
     if load_in_background:
         threading.Thread(target=holder.load, daemon=True).start()
     else:
@@ -156,8 +187,13 @@ def create_app(
         return holder.get().card
 
     @app.post("/predict", dependencies=[Depends(check_token)])
-    async def predict(file: Annotated[UploadFile, File(description="image or DICOM file")]) -> dict:
+    async def predict(
+        file: Annotated[UploadFile, File(description="image or DICOM file")],
+        heatmap: Annotated[bool, Query(description="draw Grad-CAM overlays (false: faster)")] = True,
+    ) -> dict:
+        started = time.perf_counter()
         predictor = holder.get()
+        digest = hashlib.sha256()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "upload"
             size = 0
@@ -167,14 +203,28 @@ def create_app(
                     if size > max_upload_bytes:
                         raise HTTPException(413, too_large)
                     stream.write(chunk)
+                    digest.update(chunk)
             if size == 0:
                 raise HTTPException(400, "the uploaded file is empty")
             try:
                 images = await run_in_threadpool(read_frames, path, predictor.spec)
             except ImageReadError as error:
                 raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
-        answers = [await run_in_threadpool(answer, predictor, image, holder.model_lock, index < MAX_FRAME_HEATMAPS)
-                   for index, image in enumerate(images)]
+        arrays, qualities = await run_in_threadpool(prepare_images, predictor, images)
+        raw, features = await asyncio.wrap_future(holder.batcher.submit(arrays))
+        scores = predictor.ood_scores(features)
+        answers = []
+        for index, image in enumerate(images):
+            guard = predictor.guard(None if scores is None else float(scores[index]), qualities[index])
+            answers.append(await run_in_threadpool(
+                answer_from, predictor, image, predictor.calibrate(raw[index:index + 1])[0], guard,
+                holder.model_lock, heatmap and index < MAX_FRAME_HEATMAPS, heatmap))
+        if holder.audit:
+            latency = time.perf_counter() - started
+            for index, item in enumerate(answers):
+                holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"],
+                                    threshold=item["threshold"], decision=item["predicted"], guard=item,
+                                    latency_s=latency, source="serve", frame=index if len(answers) > 1 else None)
         if len(answers) == 1:
             return answers[0]
         return {**answers[0], "n_frames": len(answers),
@@ -193,18 +243,58 @@ def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa
     return [read_image(path, frame=frame, window=spec.window, min_size=spec.input_size) for _, frame in keys]
 
 
-def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock, with_heatmap: bool = True) -> dict:
-    """Class, probabilities, threshold and heatmap for one image: blocking work, run off the event loop."""
-    with lock:
-        probabilities = predictor.predict_images([image])[0]
-        predicted = predictor.decide(probabilities)
-        heatmap = predictor.heatmap_png(image, predictor.classes.index(predicted)) if with_heatmap else None
+def prepare_images(predictor: Predictor, images: list[Image.Image]) -> tuple["np.ndarray", list[dict]]:  # noqa: F821
+    """The model's input batch and each image's quality measures: request-side work, done before batching."""
+    import numpy as np
+
+    return np.stack([predictor.prepare(image) for image in images]), [assess_quality(image).to_dict()
+                                                                         for image in images]
+
+
+def warning_for(guard: dict) -> str | None:
+    """A plain sentence for the page when the answer should not be read as a finding."""
+    problems = [text for name, text in QUALITY_WARNINGS.items() if (guard.get("quality") or {}).get(name)]
+    parts = [OOD_WARNING] if guard.get("in_distribution") is False else []
+    if problems:
+        parts.append(f"Image quality: {', '.join(problems)}; the model cannot judge such images.")
+    return " ".join(parts) or None
+
+
+def answer_from(predictor: Predictor, image: Image.Image, probabilities: "np.ndarray", guard: dict,  # noqa: F821
+                lock: threading.Lock, with_heatmap: bool = True, heatmap_asked: bool = True) -> dict:
+    """Class, probabilities, threshold, guard and heatmap for one image whose probabilities are known."""
+    predicted = predictor.decide(probabilities)
+    heatmap = None
+    if with_heatmap:
+        with lock:
+            heatmap = predictor.heatmap_png(image, predictor.classes.index(predicted))
+    note = None
+    if not heatmap:
+        note = ("heatmap not asked for (?heatmap=false)" if not heatmap_asked else
+                "heatmaps need the run folder (PyTorch); this is an ONNX-only model" if with_heatmap else
+                f"overlays are drawn for the first {MAX_FRAME_HEATMAPS} frames of a multi-frame file")
     return {
         "predicted": predicted,
         "probabilities": {name: round(float(p), 6) for name, p in zip(predictor.classes, probabilities)},
         "threshold": predictor.threshold,
+        **guard,
+        "warning": warning_for(guard),
         "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
-        "heatmap_note": None if heatmap else (
-            "heatmaps need the run folder (PyTorch); this is an ONNX-only model" if with_heatmap else
-            f"overlays are drawn for the first {MAX_FRAME_HEATMAPS} frames of a multi-frame file"),
+        "heatmap_note": note,
     }
+
+
+def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock, with_heatmap: bool = True) -> dict:
+    """Class, probabilities, guard and heatmap for one image, unbatched: blocking work, run off the event loop."""
+    arrays, qualities = prepare_images(predictor, [image])
+    with lock:
+        raw, features = predictor.raw_outputs(arrays)
+    scores = predictor.ood_scores(features)
+    guard = predictor.guard(None if scores is None else float(scores[0]), qualities[0])
+    return answer_from(predictor, image, predictor.calibrate(raw)[0], guard, lock, with_heatmap)
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory uvicorn calls in each worker process of ``serve --workers N``; settings come as JSON."""
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    return create_app(**settings)

@@ -88,6 +88,7 @@ def card_markdown(card: dict, language: str | None = "en") -> str:
     if card.get("onnx_parity"):
         lines += ["", _("ONNX parity: largest absolute probability difference {difference:.2e} on {n} inputs.")
                   .format(difference=card["onnx_parity"]["max_abs_diff"], n=card["onnx_parity"]["n_inputs"])]
+    lines += guard_lines(card, _)
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +113,25 @@ def operating_lines(card: dict, _=str) -> list[str]:
     if card.get("temperature"):
         lines.append(_("Probabilities are temperature-scaled (T = {temperature:.4f}, fitted on validation).")
                      .format(temperature=card["temperature"]))
+    return lines
+
+
+def guard_lines(card: dict, _=str) -> list[str]:
+    """The out-of-distribution guard and the INT8 parity figures, where the export has them."""
+    lines = []
+    ood = card.get("ood") or {}
+    if ood.get("available"):
+        lines += ["", _("Out-of-distribution guard: {method}; an image scoring above {threshold:.4g} (the {quantile:.0%} "
+                        "quantile of validation) is reported as not in distribution.").format(
+            method=ood["method"], threshold=ood["threshold"], quantile=ood["quantile"])]
+    quantization = card.get("quantization")
+    if quantization:
+        figures = quantization["validation"]
+        drop = "-" if figures["auc_drop"] is None else f"{figures['auc_drop']:.4f}"
+        lines += ["", _("Weights: {format}, calibrated on {images} training images. On {n} validation images its "
+                        "decisions agree with FP32 on {agreement:.1%}; AUC drop {drop}.").format(
+            format=quantization["format"], images=quantization["calibration_images"], n=figures["n_images"],
+            agreement=figures["decision_agreement"], drop=drop)]
     return lines
 
 

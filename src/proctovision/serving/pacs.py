@@ -91,8 +91,13 @@ def gather_images(client: object, study: str, folder: Path, result: StudyResult)
 
 def predict_study(
     client: object, predictor: object, study: str, model_folder: Path, push: bool = False, batch_size: int = 16,
+    audit: object | None = None,
 ) -> StudyResult:
-    """Classify every image (every frame) of the study; with ``push``, store the SR and Grad-CAM overlays."""
+    """Classify every image (every frame) of the study; with ``push``, store the SR and Grad-CAM overlays.
+
+    With an ``audit`` log (serving.audit.AuditLog) each answer appends a line, the input named by the sha256 of
+    its decoded pixels, never by a UID.
+    """
     from proctovision.data.images import ImageReadError, read_image
 
     start = time.perf_counter()
@@ -111,18 +116,39 @@ def predict_study(
                 pending.append((dataset, path, index + 1 if frames > 1 else None, picture))
         for offset in range(0, len(pending), batch_size):
             chunk = pending[offset:offset + batch_size]
+            begun = time.perf_counter()
             probabilities = predictor.predict_images([picture for *_, picture in chunk])
             for (dataset, _, frame, _), row in zip(chunk, probabilities):
                 result.findings.append(dicom_results.ImageFinding(
                     source=dataset, frame=frame, predicted=predictor.decide(row),
                     probabilities={name: round(float(value), 6) for name, value in zip(predictor.classes, row)},
                 ))
+            if audit is not None:
+                audit_chunk(audit, predictor, [picture for *_, picture in chunk], result.findings[-len(chunk):],
+                            (time.perf_counter() - begun) / len(chunk))
         if push and result.findings:
             overlays = [predictor.heatmap_png(picture, predictor.classes.index(finding.predicted))
                         for finding, (*_, picture) in zip(result.findings, pending)]
             push_results(client, study, result, overlays, dicom_results.model_identity(model_folder, predictor.card))
     result.seconds = time.perf_counter() - start
     return result
+
+
+def audit_chunk(audit: object, predictor: object, pictures: list, findings: list, latency_s: float) -> None:
+    """One audit line per image: probabilities and decision as found, with the OOD and quality flags."""
+    import hashlib
+
+    import numpy as np
+
+    from proctovision.serving.app import prepare_images
+
+    arrays, qualities = prepare_images(predictor, pictures)
+    scores = predictor.ood_scores(predictor.raw_outputs(arrays)[1])
+    for index, (picture, finding) in enumerate(zip(pictures, findings)):
+        guard = predictor.guard(None if scores is None else float(scores[index]), qualities[index])
+        audit.record(input_sha256=hashlib.sha256(np.asarray(picture).tobytes()).hexdigest(),
+                     probabilities=finding.probabilities, threshold=predictor.threshold, decision=finding.predicted,
+                     guard=guard, latency_s=latency_s, source="predict --dicomweb", frame=finding.frame)
 
 
 def push_results(

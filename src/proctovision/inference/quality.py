@@ -1,0 +1,66 @@
+"""Image-quality flags the model cannot judge for itself: too dark, overexposed, blurred.
+
+Each measure is computed on the image as read (before the resize to the model's size), on a grey copy
+scaled down to a fixed width so the measures do not depend on the camera's resolution. Blur is the variance of
+the Laplacian (Pech-Pacheco et al., "Diatom autofocusing in brightfield microscopy", ICPR 2000): a sharp
+image has strong second derivatives, a blurred one almost none.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+MEASURE_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """Cut-offs on 0..255 grey levels; endoscopic views have black corners, so darkness is judged on the lit part."""
+
+    dark_brightness: float = 35.0
+    lit_level: float = 16.0
+    overexposed_fraction: float = 0.25
+    saturated_level: float = 250.0
+    blur_variance: float = 10.0
+
+
+@dataclass(frozen=True)
+class Quality:
+    brightness: float
+    saturated_fraction: float
+    sharpness: float
+    too_dark: bool
+    overexposed: bool
+    blurred: bool
+
+    @property
+    def flagged(self) -> bool:
+        return self.too_dark or self.overexposed or self.blurred
+
+    def to_dict(self) -> dict:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+
+def grey_levels(image: Image.Image, width: int = MEASURE_WIDTH) -> np.ndarray:
+    grey = image.convert("L")
+    if grey.width > width:  # never enlarged: interpolation would make a small image look blurred
+        grey = grey.resize((width, max(1, round(grey.height * width / grey.width))), Image.BILINEAR)
+    return np.asarray(grey, dtype=np.float64)
+
+
+def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) -> Quality:
+    """Brightness of the lit area, share of saturated pixels, and variance of the Laplacian, each with its flag."""
+    grey = grey_levels(image)
+    lit = grey[grey > limits.lit_level]
+    brightness = float(lit.mean()) if lit.size > 0.05 * grey.size else float(grey.mean())
+    saturated = float((grey >= limits.saturated_level).mean())
+    sharpness = float(ndimage.laplace(grey).var())
+    return Quality(
+        brightness=brightness, saturated_fraction=saturated, sharpness=sharpness,
+        too_dark=brightness < limits.dark_brightness,
+        overexposed=saturated > limits.overexposed_fraction,
+        blurred=sharpness < limits.blur_variance,
+    )
