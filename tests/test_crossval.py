@@ -1,0 +1,121 @@
+"""Cross-validation on generated data: folds, out-of-fold predictions, pooled metrics, resumption, executors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_run_config
+from proctovision.data.manifest import read_manifest, write_manifest
+from proctovision.data.split import kfold_split
+from proctovision.evaluation.score import ScoreOptions, score_file
+from proctovision.experiments.crossval import CrossvalSettings, crossval, fold_split
+from proctovision.tables import read_table
+
+RESAMPLES = 40
+
+
+@pytest.fixture
+def folds_file(tmp_path: Path, csv_source: Path) -> Path:
+    from proctovision.data.ingest import ingest, write_outputs
+    from proctovision.tasks import load_task
+
+    task = load_task("hemorrhoid")
+    manifest = tmp_path / "work" / "manifest.csv"
+    write_outputs(ingest(csv_source, task), task, csv_source, manifest)
+    folds = tmp_path / "work" / "folds.csv"
+    write_manifest(kfold_split(read_manifest(manifest), 3, seed=0), folds)
+    return folds
+
+
+def settings(**changes) -> CrossvalSettings:
+    return CrossvalSettings(**{"val": 0.25, "resamples": RESAMPLES, "batch_size": 16, **changes})
+
+
+def test_fold_split_tests_the_fold_and_validates_on_a_patient_slice_of_the_rest(folds_file: Path) -> None:
+    frame = read_manifest(folds_file)
+    split = fold_split(frame, 1, 0.25, seed=3)
+    assert (split.loc[split["fold"].astype(int) == 1, "split"] == "test").all()
+    assert set(split.loc[split["fold"].astype(int) != 1, "split"]) == {"train", "val"}
+    assert split.groupby("patient_id")["split"].nunique().max() == 1
+    val = split[split["split"] == "val"]
+    assert set(val["label"]) == {"normal", "hemorrhoid"}
+
+
+def test_crossval_out_of_fold_predictions_and_pooled_metrics(tmp_path: Path, folds_file: Path) -> None:
+    out = tmp_path / "cv"
+    base = tiny_run_config(folds_file, tmp_path / "unused", epochs=1)
+    result = crossval(folds_file, base, out, settings(), announce=lambda line: None)
+
+    truth = read_manifest(folds_file)
+    oof = read_table(out / "oof_predictions.csv")
+    assert len(oof) == len(truth)
+    assert not oof[["path", "frame"]].duplicated().any()
+    manifest_paths = {str(Path(p).resolve()) for p in truth["path"]}
+    assert {str((folds_file.parent / p).resolve()) for p in oof["path"]} == manifest_paths
+    fold_of = dict(zip((str(Path(p).resolve()) for p in truth["path"]), truth["fold"].astype(int)))
+    for path, fold in zip(oof["path"], oof["fold"].astype(int)):
+        assert fold_of[str((folds_file.parent / path).resolve())] == fold
+    assert oof.groupby("patient_id")["fold"].nunique().max() == 1
+
+    test_sets = []
+    for fold in range(3):
+        split = read_manifest(out / "splits" / f"fold_{fold}.csv")
+        test_sets.append(set(split.loc[split["split"] == "test", "path"]))
+        assert split.groupby("patient_id")["split"].nunique().max() == 1
+        run_metrics = json.loads((out / f"fold_{fold}" / "metrics.json").read_text())["test"]
+        assert run_metrics["threshold"]["chosen_on"] == "val"
+        fold_rows = oof[oof["fold"].astype(int) == fold]
+        assert set(fold_rows["threshold"].astype(float)) == {run_metrics["threshold"]["value"]}
+    assert all(not (a & b) for i, a in enumerate(test_sets) for b in test_sets[i + 1:])
+    assert set().union(*test_sets) == manifest_paths
+
+    scored = score_file(out / "oof_predictions.csv", tmp_path / "scored", options=ScoreOptions(n_resamples=RESAMPLES))
+    pooled = result["pooled"]
+    assert scored["metrics"] == pooled["metrics"]
+    assert scored["confusion_matrix"] == pooled["confusion_matrix"]
+    assert pooled["n_images"] == len(truth)
+    assert pooled["threshold"]["chosen_on"] == "threshold column"
+
+    written = json.loads((out / "cv_metrics.json").read_text())
+    assert len(written["folds"]) == 3 and "stratified" in written["validation"]
+    accuracies = [fold["metrics"]["accuracy"]["value"] for fold in written["folds"]]
+    assert written["mean_sd"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3, abs=1e-6)
+    assert written["mean_sd"]["accuracy"]["sd"] == pytest.approx(pd.Series(accuracies).std(ddof=1), abs=1e-6)
+    assert (out / "figures" / "roc_folds.png").stat().st_size > 1000
+
+    stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(3)}
+    lines: list[str] = []
+    crossval(folds_file, base, out, settings(), announce=lines.append)
+    assert all("finished before" in line for line in lines) and len(lines) == 3
+    assert stamps == {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(3)}
+
+
+def test_a_folds_file_without_folds_is_refused(tmp_path: Path, split_file: Path) -> None:
+    from proctovision.data.split import SplitError
+
+    with pytest.raises(SplitError, match="no fold column"):
+        crossval(split_file, tiny_run_config(split_file, tmp_path / "r"), tmp_path / "cv", settings(),
+                 announce=lambda line: None)
+
+
+def test_submitit_local_executor_runs_a_two_fold_crossval(tmp_path: Path, csv_source: Path) -> None:
+    from proctovision.data.ingest import ingest, write_outputs
+    from proctovision.experiments.executor import ExecutorSettings, make_executor
+    from proctovision.tasks import load_task
+
+    task = load_task("hemorrhoid")
+    manifest = tmp_path / "m" / "manifest.csv"
+    write_outputs(ingest(csv_source, task), task, csv_source, manifest)
+    folds = tmp_path / "m" / "folds.csv"
+    write_manifest(kfold_split(read_manifest(manifest), 2, seed=1), folds)
+    executor = make_executor(ExecutorSettings(kind="submitit-local", folder=tmp_path / "jobs", time_min=10))
+    out = tmp_path / "cv2"
+    result = crossval(folds, tiny_run_config(folds, tmp_path / "unused", epochs=1), out, settings(),
+                      executor=executor, announce=lambda line: None)
+    assert len(result["folds"]) == 2
+    assert all((out / f"fold_{fold}" / "DONE").is_file() for fold in range(2))
+    assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == 2
+    assert len(read_table(out / "oof_predictions.csv")) == len(read_manifest(folds))
