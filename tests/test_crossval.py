@@ -26,7 +26,7 @@ def folds_file(tmp_path: Path, csv_source: Path) -> Path:
     manifest = tmp_path / "work" / "manifest.csv"
     write_outputs(ingest(csv_source, task), task, csv_source, manifest)
     folds = tmp_path / "work" / "folds.csv"
-    write_manifest(kfold_split(read_manifest(manifest), 3, seed=0), folds)
+    write_manifest(kfold_split(read_manifest(manifest), 2, seed=0), folds)
     return folds
 
 
@@ -44,10 +44,14 @@ def test_fold_split_tests_the_fold_and_validates_on_a_patient_slice_of_the_rest(
     assert set(val["label"]) == {"normal", "hemorrhoid"}
 
 
-def test_crossval_out_of_fold_predictions_and_pooled_metrics(tmp_path: Path, folds_file: Path) -> None:
+def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_file: Path) -> None:
+    from proctovision.experiments.executor import ExecutorSettings, make_executor
+
     out = tmp_path / "cv"
     base = tiny_run_config(folds_file, tmp_path / "unused", epochs=1)
-    result = crossval(folds_file, base, out, settings(), announce=lambda line: None)
+    executor = make_executor(ExecutorSettings(kind="submitit-local", folder=tmp_path / "jobs", time_min=10))
+    result = crossval(folds_file, base, out, settings(), executor=executor, announce=lambda line: None)
+    assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == 2
 
     truth = read_manifest(folds_file)
     oof = read_table(out / "oof_predictions.csv")
@@ -61,7 +65,7 @@ def test_crossval_out_of_fold_predictions_and_pooled_metrics(tmp_path: Path, fol
     assert oof.groupby("patient_id")["fold"].nunique().max() == 1
 
     test_sets = []
-    for fold in range(3):
+    for fold in range(2):
         split = read_manifest(out / "splits" / f"fold_{fold}.csv")
         test_sets.append(set(split.loc[split["split"] == "test", "path"]))
         assert split.groupby("patient_id")["split"].nunique().max() == 1
@@ -80,17 +84,17 @@ def test_crossval_out_of_fold_predictions_and_pooled_metrics(tmp_path: Path, fol
     assert pooled["threshold"]["chosen_on"] == "threshold column"
 
     written = json.loads((out / "cv_metrics.json").read_text())
-    assert len(written["folds"]) == 3 and "stratified" in written["validation"]
+    assert len(written["folds"]) == 2 and "stratified" in written["validation"]
     accuracies = [fold["metrics"]["accuracy"]["value"] for fold in written["folds"]]
-    assert written["mean_sd"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3, abs=1e-6)
+    assert written["mean_sd"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2, abs=1e-6)
     assert written["mean_sd"]["accuracy"]["sd"] == pytest.approx(pd.Series(accuracies).std(ddof=1), abs=1e-6)
     assert (out / "figures" / "roc_folds.png").stat().st_size > 1000
 
-    stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(3)}
+    stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(2)}
     lines: list[str] = []
     crossval(folds_file, base, out, settings(), announce=lines.append)
-    assert all("finished before" in line for line in lines) and len(lines) == 3
-    assert stamps == {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(3)}
+    assert all("finished before" in line for line in lines) and len(lines) == 2
+    assert stamps == {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(2)}
 
 
 def test_a_folds_file_without_folds_is_refused(tmp_path: Path, split_file: Path) -> None:
@@ -100,22 +104,3 @@ def test_a_folds_file_without_folds_is_refused(tmp_path: Path, split_file: Path)
         crossval(split_file, tiny_run_config(split_file, tmp_path / "r"), tmp_path / "cv", settings(),
                  announce=lambda line: None)
 
-
-def test_submitit_local_executor_runs_a_two_fold_crossval(tmp_path: Path, csv_source: Path) -> None:
-    from proctovision.data.ingest import ingest, write_outputs
-    from proctovision.experiments.executor import ExecutorSettings, make_executor
-    from proctovision.tasks import load_task
-
-    task = load_task("hemorrhoid")
-    manifest = tmp_path / "m" / "manifest.csv"
-    write_outputs(ingest(csv_source, task), task, csv_source, manifest)
-    folds = tmp_path / "m" / "folds.csv"
-    write_manifest(kfold_split(read_manifest(manifest), 2, seed=1), folds)
-    executor = make_executor(ExecutorSettings(kind="submitit-local", folder=tmp_path / "jobs", time_min=10))
-    out = tmp_path / "cv2"
-    result = crossval(folds, tiny_run_config(folds, tmp_path / "unused", epochs=1), out, settings(),
-                      executor=executor, announce=lambda line: None)
-    assert len(result["folds"]) == 2
-    assert all((out / f"fold_{fold}" / "DONE").is_file() for fold in range(2))
-    assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == 2
-    assert len(read_table(out / "oof_predictions.csv")) == len(read_manifest(folds))
