@@ -58,10 +58,10 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     assert len(oof) == len(truth)
     assert not oof[["path", "frame"]].duplicated().any()
     manifest_paths = {str(Path(p).resolve()) for p in truth["path"]}
-    assert {str((folds_file.parent / p).resolve()) for p in oof["path"]} == manifest_paths
+    assert {str((out / p).resolve()) for p in oof["path"]} == manifest_paths
     fold_of = dict(zip((str(Path(p).resolve()) for p in truth["path"]), truth["fold"].astype(int)))
     for path, fold in zip(oof["path"], oof["fold"].astype(int)):
-        assert fold_of[str((folds_file.parent / path).resolve())] == fold
+        assert fold_of[str((out / path).resolve())] == fold
     assert oof.groupby("patient_id")["fold"].nunique().max() == 1
 
     test_sets = []

@@ -141,15 +141,16 @@ def run_fold(job: FoldJob) -> str:
     return "resumed and finished" if resume else "trained and evaluated"
 
 
-def fold_rows(job: FoldJob, folds_csv: Path) -> tuple[pd.DataFrame, dict]:
-    """The fold's test rows as written by evaluate (decided at the fold's own threshold), paths as in FOLDS.csv."""
+def fold_rows(job: FoldJob, folder: Path) -> tuple[pd.DataFrame, dict]:
+    """The fold's test rows as written by evaluate (decided at the fold's own threshold), paths relative to
+    ``folder`` (where oof_predictions.csv lies), as any predictions file reads them."""
     paths = RunPaths(job.run_dir)
     entry = json.loads(paths.metrics.read_text())["test"]
     rows = read_table(paths.predictions)
     rows = rows[rows["split"] == "test"].reset_index(drop=True)
     split_root = Path(job.config.data.split).resolve().parent
-    folds_root = Path(folds_csv).resolve().parent
-    rows["path"] = [os.path.relpath(os.path.abspath(split_root / path), folds_root) for path in rows["path"]]
+    rows["path"] = [os.path.relpath(os.path.abspath(split_root / path), Path(folder).resolve())
+                    for path in rows["path"]]
     rows.insert(rows.columns.get_loc("split") + 1, "fold", job.fold)
     threshold = (entry.get("threshold") or {}).get("value")
     rows[ROW_THRESHOLD] = "" if threshold is None else threshold
@@ -218,7 +219,7 @@ def collect(jobs: list[FoldJob], folds_csv: Path, out: Path, task: Task, setting
     for repeat in range(settings.repeats):
         root = repeat_dir(out, repeat, settings.repeats)
         members = [job for job in jobs if job.repeat == repeat]
-        parts = [fold_rows(job, folds_csv) for job in members]
+        parts = [fold_rows(job, root) for job in members]
         oof = pd.concat([rows for rows, _ in parts], ignore_index=True)
         oof_path = fileio.write_csv(root / "oof_predictions.csv", oof)
         table = read_predictions(oof_path)
