@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from proctovision.data.split import kfold_split
 from proctovision.evaluation.score import ScoreOptions, score_file
 from proctovision.experiments.crossval import CrossvalSettings, crossval, fold_split
 from proctovision.tables import read_table
+from proctovision.tracking import sqlite_uri, tracking_for
 
 RESAMPLES = 40
 
@@ -50,7 +52,9 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     out = tmp_path / "cv"
     base = tiny_run_config(folds_file, tmp_path / "unused", epochs=1)
     executor = make_executor(ExecutorSettings(kind="submitit-local", folder=tmp_path / "jobs", time_min=10))
-    result = crossval(folds_file, base, out, settings(), executor=executor, announce=lambda line: None)
+    tracking = tracking_for(out, sqlite_uri(tmp_path / "mlflow.db"))
+    result = crossval(folds_file, base, out, settings(), executor=executor, tracking=tracking,
+                      announce=lambda line: None)
     assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == 2
 
     truth = read_manifest(folds_file)
@@ -89,6 +93,17 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     assert written["mean_sd"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2, abs=1e-6)
     assert written["mean_sd"]["accuracy"]["sd"] == pytest.approx(pd.Series(accuracies).std(ddof=1), abs=1e-6)
     assert (out / "figures" / "roc_folds.png").stat().st_size > 1000
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
+    runs = client.search_runs([client.get_experiment_by_name("proctovision").experiment_id])
+    assert len(runs) == 3
+    parent = next(run for run in runs if run.data.tags.get("proctovision.kind") == "crossval")
+    assert parent.data.metrics["pooled/accuracy"] == pooled["metrics"]["accuracy"]["value"]
+    assert parent.data.metrics["pooled/accuracy_ci_low"] == pooled["metrics"]["accuracy"]["ci95"][0]
+    assert parent.data.metrics["mean/accuracy"] == written["mean_sd"]["accuracy"]["mean"]
+    children = [run for run in runs if run.info.run_id != parent.info.run_id]
+    assert all(run.data.tags["mlflow.parentRunId"] == parent.info.run_id for run in children)
+    assert all("test/roc_auc" in run.data.metrics and "train_loss" in run.data.metrics for run in children)
 
     stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(2)}
     lines: list[str] = []

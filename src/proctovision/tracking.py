@@ -84,6 +84,12 @@ def experiment_id(tracking: Tracking) -> str:
         return mlflow_client.get_experiment_by_name(tracking.experiment).experiment_id
 
 
+def prepare_store(tracking: Tracking | None) -> None:
+    """Create the store and experiment once, here, before parallel jobs would race to set up the same database."""
+    if tracking is not None:
+        experiment_id(tracking)
+
+
 def linked_run(tracking: Tracking, folder: Path, name: str, kind: str) -> str:
     """The MLflow run of this folder: the one recorded in mlflow_run.json for this store, else a new one."""
     link = Path(folder) / LINK_FILE

@@ -264,6 +264,10 @@ def crossval(folds_csv: Path, base: RunConfig, out: Path, settings: CrossvalSett
         raise SplitError(f"--repeats must be at least 1, got {settings.repeats}")
     task = load_task(base.task)
     jobs = plan(Path(folds_csv), base, out, settings, tracking)
+    if tracking is not None:
+        from proctovision.tracking import prepare_store
+
+        prepare_store(tracking)
     for job in jobs:
         state = "finished before" if is_done(job.run_dir) else "to run"
         announce(f"fold {job.fold}" + (f" (repeat {job.repeat})" if settings.repeats > 1 else "") + f": {state}")

@@ -76,12 +76,22 @@ def run_all(function: Callable[[Any], Any], items: Sequence[Any], executor: Any 
         try:
             results.append(job.result())
         except Exception as error:  # a job's own exception, re-raised by submitit with its traceback
-            failures.append(f"job {job.job_id} ({describe(item)}): {str(error).strip().splitlines()[-1]} "
+            failures.append(f"job {job.job_id} ({describe(item)}) failed: {last_error(job, error)} "
                             f"(log: {job.paths.stderr})")
             results.append(None)
     if failures:
         raise ExecutorError("; ".join(failures))
     return results
+
+
+def last_error(job: Any, error: Exception) -> str:
+    """The job's own exception line from its log (submitit's error text is mostly paths)."""
+    try:
+        lines = [line for line in Path(job.paths.stderr).read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    found = [line for line in lines if not line.startswith((" ", "\t", "Traceback", "submitit"))]
+    return (found[-1] if found else str(error).strip().splitlines()[0]).strip()
 
 
 def describe(item: Any) -> str:

@@ -201,6 +201,10 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     resamples = min(resamples, 200) if quick else resamples
     progress = GridProgress(total=len(grid.tasks) * len(grid.runs))
+    if tracking is not None:
+        from proctovision.tracking import prepare_store
+
+        prepare_store(tracking)
     results: dict[str, dict] = {}
     all_runs: list[Path] = []
     cv_dirs: list[Path] = []
