@@ -119,3 +119,19 @@ def test_a_folds_file_without_folds_is_refused(tmp_path: Path, split_file: Path)
         crossval(split_file, tiny_run_config(split_file, tmp_path / "r"), tmp_path / "cv", settings(),
                  announce=lambda line: None)
 
+
+
+
+def test_crossval_and_external_evaluate_commands_refuse_bad_input_in_one_line(tmp_path: Path, split_file: Path) -> None:
+    import subprocess
+    import sys
+
+    cases = [
+        (["crossval", str(split_file), "--out", str(tmp_path / "cv"), "--no-track"], "no fold column"),
+        (["evaluate", str(tmp_path), "--data", str(split_file), "--no-track"], "--data and --name go together"),
+    ]
+    for args, reason in cases:
+        result = subprocess.run([sys.executable, "-m", "proctovision", *args], capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.strip().startswith("error:") and reason in result.stderr, result.stderr

@@ -19,7 +19,7 @@ import pandas as pd
 from proctovision import fileio
 from proctovision.config import RunConfig
 from proctovision.data.manifest import read_manifest, write_manifest
-from proctovision.data.split import SplitError, holdout_split, kfold_split, leaking_patients
+from proctovision.data.split import SplitError, kfold_split, leaking_patients, patient_labels
 from proctovision.evaluation.score import (ROW_THRESHOLD, ScoreOptions, read_predictions, score_table,
                                            write_split_figures)
 from proctovision.experiments.runner import DONE, is_done
@@ -27,8 +27,8 @@ from proctovision.runs import RunPaths
 from proctovision.tables import read_table
 from proctovision.tasks import Task, load_task
 
-VALIDATION_SCHEME = ("validation = a patient-level slice of the other folds, stratified by label "
-                     "(share `val` of their patients, seed = seed + 1000 x repeat + fold); train = the rest")
+VALIDATION_SCHEME = ("validation = a patient-level slice of the other folds, stratified by label (share `val` of "
+                     "each class's patients, at least one; seed = seed + 1000 x repeat + fold); train = the rest")
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,27 @@ def fold_numbers(frame: pd.DataFrame, source: object) -> list[int]:
     return numbers
 
 
+def validation_patients(frame: pd.DataFrame, val: float, seed: int) -> set[str]:
+    """A stratified patient slice: share ``val`` of each class's patients, at least one per class and never all
+    of them, so every fold's threshold is fitted on both classes and every class still trains."""
+    labels = patient_labels(frame)
+    rng = np.random.default_rng(seed)
+    chosen: set[str] = set()
+    for label, patients in labels.groupby(labels):
+        if len(patients) < 2:
+            raise SplitError(f"class {label!r} has {len(patients)} patient(s) outside the test fold; validation "
+                             "and training each need one (use fewer folds or more patients)")
+        count = min(max(1, round(val * len(patients))), len(patients) - 1)
+        chosen.update(rng.choice(np.array(sorted(patients.index), dtype=object), count, replace=False).tolist())
+    return chosen
+
+
 def fold_split(frame: pd.DataFrame, fold: int, val: float, seed: int) -> pd.DataFrame:
     """One fold as a hold-out split file: test = the fold, val = a stratified patient slice of the rest."""
     test = frame["fold"].astype(int) == fold
-    rest = holdout_split(frame[~test], val, 0.0, seed)
+    chosen = validation_patients(frame[~test], val, seed)
     out = frame.copy()
-    out["split"] = "test"
-    out.loc[rest.index, "split"] = rest["split"]
+    out["split"] = np.where(test, "test", np.where(out["patient_id"].isin(chosen), "val", "train"))
     return out
 
 

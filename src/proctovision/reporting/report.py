@@ -254,7 +254,7 @@ def crossval_block(folder: Path) -> dict:
     folds = [{"repeat": fold["repeat"], "fold": fold["fold"], "n_images": fold["n_images"],
               "n_patients": fold["n_patients"],
               "threshold": "-" if not fold.get("threshold") else f"{fold['threshold']['value']:.3f}",
-              "values": [interval(fold["metrics"].get(name)) for name in fold_metrics]} for fold in result["folds"]]
+              "cells": [interval(fold["metrics"].get(name)) for name in fold_metrics]} for fold in result["folds"]]
     images = {}
     for item in result["per_repeat"]:
         suffix = f" (repeat {item['repeat']})" if result["repeats"] > 1 else ""
