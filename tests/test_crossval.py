@@ -105,6 +105,12 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     assert all(run.data.tags["mlflow.parentRunId"] == parent.info.run_id for run in children)
     assert all("test/roc_auc" in run.data.metrics and "train_loss" in run.data.metrics for run in children)
 
+    from proctovision.reporting.report import build_report
+
+    html = build_report([], tmp_path / "cv_report.html", crossval=[out], cams=False).read_text()
+    section = html[html.index("Cross-validation: cv"):]
+    assert f"{written['mean_sd']['accuracy']['mean']:.3f}" in section and "ROC per fold" in section
+
     stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(2)}
     lines: list[str] = []
     crossval(folds_file, base, out, settings(), announce=lines.append)

@@ -9,6 +9,7 @@ later evaluations and a resumed run land in one MLflow run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -61,8 +62,16 @@ def tracking_for(output: Path, uri: str | None = None, enabled: bool = True,
     return Tracking(uri, experiment, artifacts)
 
 
+def quiet() -> None:
+    """Store set-up chatter is not the user's business (set after mlflow configured its own loggers)."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def client(tracking: Tracking) -> Any:
     import mlflow
+
+    quiet()
 
     try:
         return mlflow.MlflowClient(tracking_uri=tracking.uri)
