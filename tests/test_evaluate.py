@@ -172,3 +172,39 @@ def test_a_fold_run_refuses_to_treat_its_validation_fold_as_a_test_set(split_fil
         evaluate_run(run, "test", n_resamples=10)
     with pytest.raises(RunError, match="k-fold"):
         evaluate_run(run, "val", n_resamples=10)
+
+
+def test_subgroups_and_decision_curve_from_evaluate_and_from_score(split_file: Path, tmp_path: Path):
+    """--by gives each level's metrics (the levels add up to the split) and a forest plot; binary tasks get a
+    decision curve whose net benefit is TP/n - FP/n * t/(1-t) (Vickers & Elkin, 2006)."""
+    import numpy as np
+    from conftest import tiny_run_config
+
+    from proctovision.data.manifest import write_manifest
+    from proctovision.evaluation.score import ScoreOptions, score_file
+
+    frame = read_manifest(split_file)
+    frame["site"] = ["A" if int(patient.split("-")[1]) % 2 else "B" for patient in frame["patient_id"]]
+    with_sites = tmp_path / "work" / "split_sites.csv"
+    write_manifest(frame, with_sites)
+    run = train(tiny_run_config(with_sites, tmp_path / "run_sites", epochs=1), progress=False).root
+    entry = evaluate_run(run, "test", n_resamples=20, by=["site"])
+    levels = entry["subgroups"]["site"]["levels"]
+    assert sorted(level["level"] for level in levels) == ["A", "B"]
+    assert sum(level["n_images"] for level in levels) == entry["n_images"]
+    assert all((run / "figures" / "subgroups_test" / name).is_file() for name in entry["subgroup_figures"].values())
+    rows = pd.read_csv(run / "predictions.csv").query("split == 'test'")
+    curve = entry["decision_curve"]
+    index = curve["thresholds"].index(min(curve["thresholds"], key=lambda t: abs(t - 0.3)))
+    t = curve["thresholds"][index]
+    called = rows["prob_hemorrhoid"].to_numpy() >= t
+    positive = (rows["label"] == "hemorrhoid").to_numpy()
+    expected = (called & positive).mean() - (called & ~positive).mean() * t / (1 - t)
+    assert curve["models"]["model"][index] == pytest.approx(expected, abs=1e-9)
+    assert (run / "figures" / "decision_curve_test.png").is_file()
+    rows[["path", "prob_normal", "prob_hemorrhoid"]].to_csv(tmp_path / "sheet.csv", index=False)
+    scored = score_file(tmp_path / "sheet.csv", tmp_path / "scores", truth=with_sites, split=None,
+                        options=ScoreOptions(threshold="0.5", n_resamples=20), by=["site"])
+    assert sorted(level["level"] for level in scored["subgroups"]["site"]["levels"]) == ["A", "B"]
+    assert (tmp_path / "scores" / "subgroups.md").read_text().startswith("# Subgroups")
+    assert np.isfinite(scored["metrics"]["accuracy"]["value"])

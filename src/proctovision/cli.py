@@ -268,6 +268,7 @@ def evaluate(
     ] = "youden",
     temperature_scaling: Annotated[bool, typer.Option(help="calibrate with a temperature fitted on val")] = False,
     cams: Annotated[bool, typer.Option(help="write a Grad-CAM gallery of the split into the run (cams/SPLIT/)")] = False,
+    by: Annotated[Optional[str], typer.Option(help="subgroups: manifest column(s), e.g. site,device")] = None,
     data: Annotated[Optional[Path], typer.Option(help="external validation: another centre's manifest.csv, "
                                                  "scored at the run's own validation threshold")] = None,
     name: Annotated[Optional[str], typer.Option(help="with --data: the name stored in metrics.json and "
@@ -281,6 +282,7 @@ def evaluate(
     Example: proctovision evaluate runs/r18 --split test --cams
              proctovision evaluate runs/r18 --data site_b/manifest.csv --name site_b    # external validation
     """
+    from proctovision.evaluation.subgroups import split_columns
     from proctovision.inference.evaluate import evaluate_external, evaluate_run
 
     if (data is None) != (name is None):
@@ -294,7 +296,7 @@ def evaluate(
         with progress_bar(f"Reading {split} split") as update:
             entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size,
                                  progress=update, threshold=threshold, temperature_scaling=temperature_scaling,
-                                 workers=workers, cams=cams)
+                                 workers=workers, cams=cams, by=split_columns(by) or None)
     _log_run(_tracking(run, track, tracking_uri), run)
     print_metrics(entry)
     for item in entry.get("unreadable", []):
@@ -312,6 +314,7 @@ def score(
                                            "file's val rows) or a number")] = "youden",
     temperature_scaling: Annotated[bool, typer.Option(help="fit a temperature on the file's val rows")] = False,
     task: Annotated[Optional[str], typer.Option(help="task name or YAML (default: found from the prob_ columns)")] = None,
+    by: Annotated[Optional[str], typer.Option(help="subgroups: column(s) of the file or the truth, e.g. site,device")] = None,
     resamples: int = 1000,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="folder for metrics.json, scored_predictions.csv and figures/")] = Path(
@@ -324,12 +327,13 @@ def score(
     """
     from proctovision.evaluation.calibration import check_threshold_rule
     from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.evaluation.subgroups import split_columns
     from proctovision.tasks import load_task
 
     check_threshold_rule(threshold)
     entry = score_file(predictions, out, truth, None if split == "all" else split,
                        ScoreOptions(threshold, temperature_scaling, resamples, seed),
-                       load_task(task) if task else None)
+                       load_task(task) if task else None, split_columns(by) or None)
     print_metrics(entry)
     console.print(f"metrics: {out / 'metrics.json'}\nfigures: {out / 'figures'}")
 

@@ -58,7 +58,7 @@ def task_for(classes: tuple[str, ...], task: Task | None = None) -> Task:
     return Task(name="custom", classes=classes)
 
 
-def read_predictions(path: Path, truth: Path | None = None) -> pd.DataFrame:
+def read_predictions(path: Path, truth: Path | None = None, keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """A predictions CSV, with ``label`` and ``patient_id`` taken from a truth manifest when given.
 
     Predictions' paths are read relative to the truth manifest's folder (they are the manifest's paths) or,
@@ -81,7 +81,8 @@ def read_predictions(path: Path, truth: Path | None = None) -> pd.DataFrame:
     reference["_key"] = [f"{p}|{f}" for p, f in zip(key_paths(reference["path"], base), frame_keys(reference))]
     if reference["_key"].duplicated().any():
         raise ScoreError(f"{truth}: the same path and frame appear twice")
-    keep = [column for column in ("label", "patient_id", "split") if column in reference.columns]
+    wanted = ("label", "patient_id", "split", *keep)
+    keep = [column for column in dict.fromkeys(wanted) if column in reference.columns]
     merged = table.drop(columns=[c for c in keep if c in table.columns and c != "split"]).merge(
         reference[["_key", *keep]].rename(columns={"split": "_truth_split"}), on="_key", how="left")
     if "split" not in merged.columns and "_truth_split" in merged.columns:
@@ -223,19 +224,38 @@ def decided(table: pd.DataFrame, classes: tuple[str, ...], operating: dict | Non
     return out[order + ["predicted", *columns]]
 
 
+def add_subgroups(
+    entry: dict, scored: pd.DataFrame, by: list[str], task: Task, options: ScoreOptions, folder: Path
+) -> dict:
+    """Every metric with CIs per level of each ``by`` column, a heterogeneity test and forest plots."""
+    from proctovision.evaluation import subgroups
+
+    result = subgroups.subgroup_metrics(scored, by, task.classes, task.ordinal, options.n_resamples, options.seed)
+    overall = {name: item["value"] for name, item in entry["metrics"].items()}
+    entry["subgroups"] = result
+    entry["subgroup_figures"] = {key: Path(path).name for key, path in
+                                 subgroups.forest_plots(result, folder, overall=overall).items()}
+    return result
+
+
 def score_file(
     predictions: Path, out: Path, truth: Path | None = None, split: str | None = "test",
-    options: ScoreOptions = ScoreOptions(), task: Task | None = None,
+    options: ScoreOptions = ScoreOptions(), task: Task | None = None, by: list[str] | None = None,
 ) -> dict:
-    """``proctovision score``: metrics.json, the scored predictions and figures from a predictions file alone."""
+    """``proctovision score``: metrics.json, the scored predictions and figures from a predictions file alone;
+    ``by`` adds subgroups (any column of the predictions or the truth manifest)."""
     from proctovision import fileio
+    from proctovision.evaluation.subgroups import markdown
 
-    table = read_predictions(predictions, truth)
+    table = read_predictions(predictions, truth, tuple(by or ()))
     if split is not None and "split" not in table.columns:
         split = None
     entry, scored = score_table(table, split, options, task, predictions)
     name = split or "all"
     write_split_figures(entry, scored, tuple(entry["classes"]), out / "figures", name)
+    if by:
+        result = add_subgroups(entry, scored, by, task_for(tuple(entry["classes"]), task), options, out / "figures")
+        fileio.write_text(out / "subgroups.md", markdown(result))
     fileio.write_json(out / "metrics.json", {name: entry})
     fileio.write_csv(out / "scored_predictions.csv", scored)
     return entry
@@ -279,6 +299,11 @@ def write_split_figures(
     probabilities = scored[[PROBABILITY_PREFIX + name for name in classes]].to_numpy(float)
     binary = len(classes) == 2
     written: dict[str, Path] = {}
+    if binary and 0 < (y_true == 1).sum() < len(y_true):
+        from proctovision.evaluation import net_benefit
+
+        entry["decision_curve"] = net_benefit.decision_curve(y_true, {"model": probabilities[:, 1]})
+        written["decision_curve"] = net_benefit.figure(entry["decision_curve"], folder / f"decision_curve_{split}.png")
     curves = {}
     for index, name in enumerate(classes):
         positive = y_true == index

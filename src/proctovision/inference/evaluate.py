@@ -11,7 +11,7 @@ import pandas as pd
 
 from proctovision import fileio
 from proctovision.data.manifest import read_manifest
-from proctovision.evaluation.score import ScoreOptions, decided, score_table, write_split_figures
+from proctovision.evaluation.score import ScoreOptions, add_subgroups, decided, score_table, write_split_figures
 from proctovision.inference.predictor import Progress, TorchPredictor, load_predictor
 from proctovision.runs import RunError, RunInfo, read_run
 from proctovision.tables import frame_keys
@@ -39,8 +39,10 @@ def manifest_paths(rows: pd.DataFrame, split_file: Path) -> list[str]:
     return [os.path.relpath(path, root) for path in rows["path"]]
 
 
-def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str,
-                      manifest: Path | None = None) -> pd.DataFrame:
+def predictions_table(
+    rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str, keep: tuple[str, ...] = (),
+    manifest: Path | None = None,
+) -> pd.DataFrame:
     table = pd.DataFrame({
         "path": manifest_paths(rows, manifest or run.config.data.split),
         "frame": frame_keys(rows),
@@ -48,8 +50,8 @@ def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInf
         "split": split,
         "label": rows["label"].astype(str),
     })
-    for column in ("study_id", "site", "centre", "device"):
-        if column in rows.columns:
+    for column in dict.fromkeys(("study_id", "site", "centre", "device", *keep)):
+        if column in rows.columns and column not in table.columns:
             table[column] = rows[column]
     for index, name in enumerate(run.task.classes):
         table[f"prob_{name}"] = probabilities[:, index]
@@ -58,21 +60,21 @@ def predictions_table(rows: pd.DataFrame, probabilities: np.ndarray, run: RunInf
 
 def predict_split(
     predictor: TorchPredictor, run: RunInfo, split: str, batch_size: int, workers: int | None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, keep: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Raw (uncalibrated) probabilities of one split as a predictions table, and the reading time."""
-    return predict_rows(predictor, run, split_rows(run, split), split, batch_size, workers, progress)
+    return predict_rows(predictor, run, split_rows(run, split), split, batch_size, workers, progress, keep=keep)
 
 
 def predict_rows(
     predictor: TorchPredictor, run: RunInfo, rows: pd.DataFrame, split: str, batch_size: int, workers: int | None,
-    progress: Progress | None = None, manifest: Path | None = None,
+    progress: Progress | None = None, manifest: Path | None = None, keep: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Raw probabilities of manifest rows (paths absolute) labelled ``split``; unreadable rows left out, listed."""
     keys = [(path, None if pd.isna(frame) else int(frame)) for path, frame in
             zip(rows["path"], rows["frame"] if "frame" in rows.columns else [None] * len(rows))]
     result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False, progress=progress)
-    table = predictions_table(rows, result.probabilities, run, split, manifest)
+    table = predictions_table(rows, result.probabilities, run, split, keep, manifest)
     failed = [index for index, _ in result.errors]
     timing = {
         "reading_time_s": round(result.seconds, 4),
@@ -94,26 +96,30 @@ def merge_predictions(existing: Path, fresh: pd.DataFrame, splits: set[str]) -> 
 def evaluate_run(
     run_dir: str | Path, split: str = "test", n_resamples: int = 1000, seed: int = 0, batch_size: int = 32,
     progress: Progress | None = None, threshold: str = "youden", temperature_scaling: bool = False,
-    workers: int | None = None, cams: bool = False,
+    workers: int | None = None, cams: bool = False, by: list[str] | None = None,
 ) -> dict:
     """Predict the split (and validation, where thresholds and temperatures are fitted), score it, and write
-    predictions.csv, metrics.json and figures/ in the run folder; ``cams`` adds a Grad-CAM gallery of the split.
+    predictions.csv, metrics.json and figures/ in the run folder; ``cams`` adds a Grad-CAM gallery of the split,
+    ``by`` subgroups (manifest columns such as site or device) with forest plots.
     """
     from proctovision.evaluation.calibration import check_threshold_rule
 
     check_threshold_rule(threshold)
     run = read_run(run_dir)
     predictor = load_predictor(run.paths.root, backend="torch")
-    table, timing = predict_split(predictor, run, split, batch_size, workers, progress)
+    keep = tuple(by or ())
+    table, timing = predict_split(predictor, run, split, batch_size, workers, progress, keep)
     tables = [table]
     if split != "val":
-        tables.append(predict_split(predictor, run, "val", batch_size, workers)[0])
+        tables.append(predict_split(predictor, run, "val", batch_size, workers, keep=keep)[0])
     raw = pd.concat(tables, ignore_index=True)
     options = ScoreOptions(threshold, temperature_scaling, n_resamples, seed)
     entry, scored = score_table(raw, split, options, run.task, run.paths.predictions)
     entry.update(timing)
     entry["lineage"] = run.resolved.get("lineage")
     write_split_figures(entry, scored, run.task.classes, run.paths.figures, split)
+    if by:
+        add_subgroups(entry, scored, by, run.task, options, run.paths.figures / f"subgroups_{split}")
     written = decided(raw, run.task.classes, entry["threshold"], entry["calibration"]["temperature"])
     fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, written, set(written["split"])))
     all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}

@@ -139,9 +139,15 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool) -> RunSection:
         section.images["Training curves"] = embed(history)
     for split in metrics:
         for label, name in (("ROC", f"roc_{split}.png"), ("Precision-recall", f"pr_{split}.png"),
-                            ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png")):
+                            ("Confusion matrix", f"confusion_{split}.png"), ("Calibration", f"reliability_{split}.png"),
+                            ("Decision curve: net benefit", f"decision_curve_{split}.png")):
             if (run.paths.figures / name).is_file():
                 section.images[f"{label} ({split})"] = embed(run.paths.figures / name)
+        for key, name in (metrics[split].get("subgroup_figures") or {}).items():
+            path = run.paths.figures / f"subgroups_{split}" / name
+            if path.is_file():
+                column, metric = key.split(":", 1)
+                section.images[f"Subgroups: {metric} by {column} ({split})"] = embed(path)
     grid = None
     if cams and metrics:
         split = "test" if "test" in metrics else next(iter(metrics))
