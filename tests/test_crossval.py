@@ -11,7 +11,6 @@ import pytest
 from conftest import tiny_run_config
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import kfold_split
-from proctovision.evaluation.score import ScoreOptions, score_file
 from proctovision.experiments.crossval import CrossvalSettings, crossval, fold_split
 from proctovision.tables import read_table
 from proctovision.tracking import sqlite_uri, tracking_for
@@ -80,8 +79,16 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     assert all(not (a & b) for i, a in enumerate(test_sets) for b in test_sets[i + 1:])
     assert set().union(*test_sets) == manifest_paths
 
-    scored = score_file(out / "oof_predictions.csv", tmp_path / "scored", options=ScoreOptions(n_resamples=RESAMPLES))
-    pooled = result["pooled"]
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+
+    command = ["score", str(out / "oof_predictions.csv"), "--resamples", str(RESAMPLES), "--out", str(tmp_path / "sc")]
+    printed = CliRunner().invoke(app, command)
+    assert printed.exit_code == 0, printed.output
+    assert "threshold per row" in printed.output
+    scored = json.loads((tmp_path / "sc" / "metrics.json").read_text())["test"]
+    pooled = json.loads((out / "cv_metrics.json").read_text())["pooled"]
     assert scored["metrics"] == pooled["metrics"]
     assert scored["confusion_matrix"] == pooled["confusion_matrix"]
     assert pooled["n_images"] == len(truth)

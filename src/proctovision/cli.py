@@ -350,7 +350,8 @@ def print_metrics(entry: dict) -> None:
         table.add_row(name, value, interval)
     console.print(table)
     if entry.get("threshold"):
-        console.print(f"threshold {entry['threshold']['value']:.3f} ({entry['threshold']['rule']}, "
+        cut = entry["threshold"]["value"]
+        console.print(f"threshold {'per row' if cut is None else format(cut, '.3f')} ({entry['threshold']['rule']}, "
                       f"chosen on {entry['threshold']['chosen_on']})")
     if "reading_time_s" in entry:
         console.print(f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
