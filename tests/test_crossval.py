@@ -148,3 +148,19 @@ def test_crossval_and_external_evaluate_commands_refuse_bad_input_in_one_line(tm
                                 timeout=300)
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr.strip().startswith("error:") and reason in result.stderr, result.stderr
+
+
+def test_repeats_redraw_the_folds_and_each_repeat_tests_every_image_once(tmp_path: Path, folds_file: Path) -> None:
+    from proctovision.experiments.crossval import plan
+
+    jobs = plan(folds_file, tiny_run_config(folds_file, tmp_path / "r"), tmp_path / "cv", settings(repeats=2))
+    assert [(job.repeat, job.fold) for job in jobs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    total = len(read_manifest(folds_file))
+    tested = {}
+    for job in jobs:
+        split = read_manifest(job.config.data.split)
+        assert job.run_dir == (tmp_path / "cv" / f"repeat_{job.repeat}" / f"fold_{job.fold}").resolve()
+        tested.setdefault(job.repeat, []).append(frozenset(split.loc[split["split"] == "test", "path"]))
+    for sets in tested.values():
+        assert sum(len(part) for part in sets) == total and len(frozenset().union(*sets)) == total
+    assert set(tested[0]) != set(tested[1]), "repeat 1 should draw other folds"
