@@ -97,3 +97,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from proctovision.training import train
 
     return train(tiny_run_config(root / "s.csv", root / "run", epochs=1), progress=False).root
+
+
+os.environ.setdefault("PROCTOVISION_TRACK", "0")  # MLflow logging is tested on purpose in test_tracking.py

@@ -227,6 +227,9 @@ def train(
                                                      "32 on CPU)")] = None,
     out: Optional[Path] = None,
     resume: Annotated[bool, typer.Option(help="continue from checkpoints/last.ckpt")] = False,
+    track: Annotated[bool, typer.Option(envvar="PROCTOVISION_TRACK", help="log to MLflow")] = True,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI or SQLite file (default: "
+                                                        "mlflow.db beside the run folder)")] = None,
 ) -> None:
     """Train a backbone in frozen, finetune or scratch mode.
 
@@ -251,8 +254,29 @@ def train(
         if split_csv is None:
             fail("give a split file (proctovision train split.csv ...) or --config run.yaml")
         run_config = validate_config(apply_overrides({}, overrides), "flags")
-    paths = train_run(run_config, resume=resume)
+    tracking = _tracking(Path(run_config.out), track, tracking_uri)
+    logger = None
+    if tracking is not None:
+        from proctovision.tracking import training_logger
+
+        logger = training_logger(tracking, Path(run_config.out))
+    paths = train_run(run_config, resume=resume, logger=logger)
+    _log_run(tracking, paths.root)
     console.print(f"run: {paths.root}\ncheckpoints: {paths.checkpoints}\nhistory: {paths.history}")
+
+
+def _tracking(output: Path, track: bool, uri: str | None) -> object | None:
+    from proctovision.tracking import tracking_for
+
+    return tracking_for(output, uri, track)
+
+
+def _log_run(tracking: object | None, run_dir: Path) -> None:
+    if tracking is not None:
+        from proctovision.tracking import log_run
+
+        log_run(tracking, run_dir)
+        console.print(f"tracked: {tracking.uri}")
 
 
 def _devices(value: str | None) -> str | int | None:
@@ -273,18 +297,35 @@ def evaluate(
     temperature_scaling: Annotated[bool, typer.Option(help="calibrate with a temperature fitted on val")] = False,
     cams: Annotated[bool, typer.Option(help="write a Grad-CAM gallery of the split into the run (cams/SPLIT/)")] = False,
     by: Annotated[Optional[str], typer.Option(help="subgroups: manifest column(s), e.g. site,device")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="external validation: another centre's manifest.csv, "
+                                                 "scored at the run's own validation threshold")] = None,
+    name: Annotated[Optional[str], typer.Option(help="with --data: the name stored in metrics.json and "
+                                                "predictions.csv, e.g. site_b")] = None,
+    track: Annotated[bool, typer.Option(envvar="PROCTOVISION_TRACK", help="log to MLflow")] = True,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI or SQLite file (default: "
+                                                        "mlflow.db beside the run folder)")] = None,
 ) -> None:
     """Predict a split and score it: metrics.json and predictions.csv (metrics with 95% CIs) = predict + score.
 
     Example: proctovision evaluate runs/r18 --split test --cams
+             proctovision evaluate runs/r18 --data site_b/manifest.csv --name site_b    # external validation
     """
     from proctovision.evaluation.subgroups import split_columns
-    from proctovision.inference.evaluate import evaluate_run
+    from proctovision.inference.evaluate import evaluate_external, evaluate_run
 
-    with progress_bar(f"Reading {split} split") as update:
-        entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size, progress=update,
-                             threshold=threshold, temperature_scaling=temperature_scaling, workers=workers, cams=cams,
-                             by=split_columns(by) or None)
+    if (data is None) != (name is None):
+        fail("--data and --name go together: proctovision evaluate RUN --data OTHER.csv --name site_b")
+    if data is not None:
+        with progress_bar(f"Reading {name}") as update:
+            entry = evaluate_external(run, data, name, n_resamples=resamples, seed=seed, batch_size=batch_size,
+                                      progress=update, threshold=threshold, temperature_scaling=temperature_scaling,
+                                      workers=workers)
+    else:
+        with progress_bar(f"Reading {split} split") as update:
+            entry = evaluate_run(run, split, n_resamples=resamples, seed=seed, batch_size=batch_size,
+                                 progress=update, threshold=threshold, temperature_scaling=temperature_scaling,
+                                 workers=workers, cams=cams, by=split_columns(by) or None)
+    _log_run(_tracking(run, track, tracking_uri), run)
     print_metrics(entry)
     for item in entry.get("unreadable", []):
         error_console.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}", soft_wrap=True)
@@ -337,7 +378,8 @@ def print_metrics(entry: dict) -> None:
         table.add_row(name, value, interval)
     console.print(table)
     if entry.get("threshold"):
-        console.print(f"threshold {entry['threshold']['value']:.3f} ({entry['threshold']['rule']}, "
+        cut = entry["threshold"]["value"]
+        console.print(f"threshold {'per row' if cut is None else format(cut, '.3f')} ({entry['threshold']['rule']}, "
                       f"chosen on {entry['threshold']['chosen_on']})")
     if "reading_time_s" in entry:
         console.print(f"reading time: {entry['reading_time_s']:.2f} s for {entry['n_images']} images "
@@ -518,7 +560,7 @@ def readable_frame(paths: list[Path]) -> "pd.DataFrame":  # noqa: F821
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders, or crossval folders")],
     out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
     comparison: Annotated[Optional[Path], typer.Option(help="a folder written by `compare`, to include")] = None,
     cams: Annotated[bool, typer.Option(help="compute a Grad-CAM gallery of right and wrong cases")] = True,
@@ -528,6 +570,7 @@ def report(
     """One self-contained HTML report: data, QC, config, curves, metrics with CIs, Grad-CAM, CLAIM checklist.
 
     Example: proctovision report runs/convmixer runs/effnet --comparison comparison/ --lang zh-CN --out report.html
+             proctovision report cv/r18 --out cv_report.html      # a crossval folder: its cross-validation section
     """
     from proctovision import i18n
     from proctovision.reporting.report import build_report
@@ -536,8 +579,10 @@ def report(
         language = i18n.resolve(lang)
     except i18n.LanguageError as error:
         fail(str(error))
+    crossvals = [run for run in runs if (run / "cv_metrics.json").is_file()]
     with console.status("Writing the report"):
-        path = build_report(list(runs), out, comparison=comparison, cams=cams, lang=language)
+        path = build_report([run for run in runs if run not in crossvals], out, comparison=comparison, cams=cams,
+                            lang=language, crossval=crossvals)
     console.print(f"report: {path}")
 
 
@@ -550,20 +595,108 @@ def reproduce(
     readers: Annotated[Optional[Path], typer.Option(help="readers.csv (optional `task` column)")] = None,
     quick: Annotated[bool, typer.Option(help="tiny settings: checks the whole grid runs, in minutes")] = False,
     resamples: int = 1000,
+    executor: Annotated[str, typer.Option(help="local | slurm (one job per grid run through submitit) | "
+                                          "submitit-local")] = "local",
+    slurm_partition: Annotated[Optional[str], typer.Option(help="with --executor slurm")] = None,
+    slurm_gpus: Annotated[int, typer.Option(help="with --executor slurm: GPUs per job")] = 0,
+    slurm_time: Annotated[int, typer.Option(help="with --executor slurm: minutes per job")] = 240,
+    track: Annotated[bool, typer.Option(envvar="PROCTOVISION_TRACK", help="log to MLflow")] = True,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI or SQLite file (default: "
+                                                        "mlflow.db beside the output folder)")] = None,
 ) -> None:
     """Run a study's whole experiment grid, resumably, and write its tables, figures and report.
 
     Example: proctovision reproduce hemorrhoid --data data/ --readers readers.csv --out repro_hemorrhoid
+             proctovision reproduce hemorrhoid --data data/ --executor slurm --slurm-gpus 1 --out repro_hemorrhoid
     """
     from proctovision.experiments.grid import load_grid
     from proctovision.experiments.runner import reproduce as run_grid
 
     grid = load_grid(study)
     target = out or Path(f"reproduce_{grid.name}")
-    result = run_grid(grid, data, target, quick=quick, readers=readers, resamples=resamples)
+    jobs = _executor(executor, target, slurm_partition, slurm_gpus, slurm_time)
+    result = run_grid(grid, data, target, quick=quick, readers=readers, resamples=resamples, executor=jobs,
+                      tracking=_tracking(target, track, tracking_uri))
     for task, files in result["tasks"].items():
         console.print(f"{task}: table {files['table']}" + (f", ROC {files['roc']}" if files["roc"] else ""))
     console.print(f"report: {result['report']}")
+
+
+@app.command()
+def crossval(
+    folds_csv: Annotated[Path, typer.Argument(metavar="FOLDS.csv", help="split file with a fold column "
+                                              "(proctovision split MANIFEST --folds K)")],
+    out: Annotated[Path, typer.Option(help="folder for the fold runs, oof_predictions.csv and cv_metrics.json")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML run config; flags given override it")] = None,
+    task: Annotated[Optional[str], typer.Option(help="task name or task YAML")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="registry name or any timm architecture")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="frozen | finetune | scratch")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="imagenet | none | path to a weights file")] = None,
+    epochs: Optional[int] = None,
+    image_size: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    lr: Optional[float] = None,
+    seed: Optional[int] = None,
+    augmentation: Annotated[Optional[str], typer.Option(help="none | basic | colour")] = None,
+    val: Annotated[float, typer.Option(help="share of the other folds' patients used for validation")] = 0.2,
+    repeats: Annotated[int, typer.Option(help="repeat the k-fold split with seeds seed+1, seed+2, ...")] = 1,
+    threshold: Annotated[str, typer.Option(help="binary: youden | sensitivity:X | specificity:X | a number; "
+                                           "fitted on each fold's validation")] = "youden",
+    temperature_scaling: Annotated[bool, typer.Option(help="calibrate each fold on its validation")] = False,
+    resamples: Annotated[int, typer.Option(help="patient bootstrap resamples for the 95% CIs")] = 1000,
+    executor: Annotated[str, typer.Option(help="local | slurm (one job per fold through submitit) | "
+                                          "submitit-local")] = "local",
+    slurm_partition: Annotated[Optional[str], typer.Option(help="with --executor slurm")] = None,
+    slurm_gpus: Annotated[int, typer.Option(help="with --executor slurm: GPUs per job")] = 0,
+    slurm_time: Annotated[int, typer.Option(help="with --executor slurm: minutes per job")] = 240,
+    track: Annotated[bool, typer.Option(envvar="PROCTOVISION_TRACK", help="log to MLflow")] = True,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI or SQLite file (default: "
+                                                        "mlflow.db beside --out)")] = None,
+) -> None:
+    """k-fold cross-validation: a run per fold (tested on it), out-of-fold predictions, cv_metrics.json.
+
+    Fold k is the test set; a stratified patient slice of the other folds validates (threshold, checkpoint);
+    the rest trains. Resumable: finished folds are skipped.
+
+    Example: proctovision split manifest.csv --folds 5 --out folds.csv
+             proctovision crossval folds.csv --task hemorrhoid --backbone resnet18 --mode finetune --out cv/r18
+    """
+    from proctovision.config import apply_overrides, load_config, validate_config
+    from proctovision.experiments.crossval import CrossvalSettings
+    from proctovision.experiments.crossval import crossval as run_crossval
+
+    overrides = {
+        "task": task, "data.split": str(folds_csv), "data.image_size": image_size, "data.batch_size": batch_size,
+        "data.augmentation": augmentation, "model.backbone": backbone, "model.mode": mode, "model.weights": weights,
+        "optim.lr": lr, "trainer.epochs": epochs, "trainer.seed": seed, "out": str(out),
+    }
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    base = load_config(config, overrides) if config else validate_config(apply_overrides({}, overrides), "flags")
+    if not 0 < val < 1:
+        fail(f"--val must be between 0 and 1 (got {val})")
+    settings = CrossvalSettings(val=val, repeats=repeats, seed=base.trainer.seed, threshold=threshold,
+                                temperature_scaling=temperature_scaling, resamples=resamples)
+    result = run_crossval(folds_csv, base, out, settings, executor=_executor(executor, out, slurm_partition,
+                                                                              slurm_gpus, slurm_time),
+                          tracking=_tracking(out, track, tracking_uri), announce=console.print)
+    for item in result["per_repeat"]:
+        entry = dict(item["pooled"], split=f"out-of-fold, pooled (repeat {item['repeat']})")
+        print_metrics(entry)
+    table = Table(title=f"{result['k']} folds x {result['repeats']} repeat(s): mean ± SD over folds")
+    for column in ("metric", "mean", "SD", "min-max"):
+        table.add_column(column)
+    for metric, stats in result["mean_sd"].items():
+        sd = "-" if stats["sd"] is None else f"{stats['sd']:.3f}"
+        table.add_row(metric, f"{stats['mean']:.3f}", sd, f"{stats['min']:.3f}-{stats['max']:.3f}")
+    console.print(table)
+    console.print(f"cv metrics: {out / 'cv_metrics.json'}")
+
+
+def _executor(kind: str, out: Path, partition: str | None, gpus: int, minutes: int) -> object | None:
+    from proctovision.experiments.executor import ExecutorSettings, make_executor
+
+    return make_executor(ExecutorSettings(kind=kind, folder=out / "jobs", partition=partition, gpus_per_node=gpus,
+                                          time_min=minutes))
 
 
 # --- deployment commands ---

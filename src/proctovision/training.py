@@ -240,8 +240,9 @@ def build_module(config: RunConfig, task: Task) -> tuple[ClassifierModule, Prepr
     return module, preprocessing, loaded.source if loaded else "random"
 
 
-def train(config: RunConfig, resume: bool = False, progress: bool = True) -> RunPaths:
-    """Train one run; with ``resume`` continue from checkpoints/last.ckpt when present."""
+def train(config: RunConfig, resume: bool = False, progress: bool = True, logger: Any = None) -> RunPaths:
+    """Train one run; with ``resume`` continue from checkpoints/last.ckpt when present; ``logger`` (e.g.
+    Lightning's MLFlowLogger) receives the training curves."""
     paths = RunPaths(Path(config.out))
     ensure_writable(paths.root)
     fileio.remove_stale_temporaries(paths.root)
@@ -267,7 +268,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True) -> Run
         train_loader, val_loader = feature_loaders(module, train_frame, val_frame, task, preprocessing, config)
     else:
         train_loader, val_loader = image_loaders(train_frame, val_frame, task, preprocessing, config)
-    trainer = build_trainer(config, paths, progress)
+    trainer = build_trainer(config, paths, progress, logger)
     ckpt = str(paths.last) if resume and paths.last.is_file() else None
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt)
     return paths
@@ -295,7 +296,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-def build_trainer(config: RunConfig, paths: RunPaths, progress: bool) -> L.Trainer:
+def build_trainer(config: RunConfig, paths: RunPaths, progress: bool, logger: Any = None) -> L.Trainer:
     quiet_lightning()
     mode = "min" if config.trainer.monitor == "val_loss" else "max"
     callbacks: list[Callback] = [
@@ -313,7 +314,7 @@ def build_trainer(config: RunConfig, paths: RunPaths, progress: bool) -> L.Train
     return L.Trainer(
         max_epochs=config.trainer.epochs, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
         num_nodes=config.trainer.num_nodes, strategy=config.trainer.strategy, precision=default_precision(config),
-        deterministic=config.trainer.deterministic, logger=False, callbacks=callbacks,
+        deterministic=config.trainer.deterministic, logger=logger or False, callbacks=callbacks,
         default_root_dir=paths.root, enable_progress_bar=progress, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()], log_every_n_steps=1, num_sanity_val_steps=0,
     )

@@ -20,6 +20,7 @@ from proctovision.tables import frame_keys, key_paths, read_table
 from proctovision.tasks import BUILTIN_TASKS, Task
 
 PROBABILITY_PREFIX = "prob_"
+ROW_THRESHOLD = "threshold"
 
 
 class ScoreError(UserError, ValueError):
@@ -161,7 +162,9 @@ def score_table(
         probabilities = scale(probabilities, temperature)
         validation = (validation[0], scale(validation[1], temperature))
     operating = operating_point(task, options.threshold, validation)
-    predicted = decide(probabilities, operating["value"] if operating else None)
+    if validation is None and task.is_binary and not is_fixed_threshold(str(options.threshold)):
+        operating = row_operating_point(rows) or operating
+    predicted = decide(probabilities, cut_of(operating, rows))
     patients, unit = patients_of(rows)
     metrics = compute_metrics(y_true, probabilities, patients, task.num_classes, task.ordinal,
                               n_resamples=options.n_resamples, seed=options.seed, y_pred=predicted,
@@ -174,7 +177,8 @@ def score_table(
         "positive_class": task.classes[1] if task.is_binary else None,
         "threshold": operating,
         "metrics": metrics,
-        "patient_metrics": patient_metrics(y_true, probabilities, patients, task, operating, options)
+        "patient_metrics": patient_metrics(y_true, probabilities, patients, task, operating, options,
+                                           patient_cuts(cut_of(operating, rows), patients))
         if unit == "patient" else None,
         "confusion_matrix": confusion(y_true, predicted, task.num_classes),
         "calibration": {"temperature": temperature, "fitted_on": "val" if temperature else None,
@@ -182,6 +186,27 @@ def score_table(
         "bootstrap": {"resamples": options.n_resamples, "seed": options.seed, "unit": unit},
     }
     return entry, decided(rows, task.classes, operating, temperature)
+
+
+def row_operating_point(rows: pd.DataFrame) -> dict | None:
+    """Pooled out-of-fold rows carry the threshold each fold fitted on its own validation (a ``threshold``
+    column): each row is decided at its own, so pooling never refits a cut on the rows it scores."""
+    if ROW_THRESHOLD not in rows.columns:
+        return None
+    values = pd.to_numeric(rows[ROW_THRESHOLD], errors="coerce")
+    if values.isna().any():
+        return None
+    return {"value": None, "rule": "per row (the file's threshold column)", "chosen_on": "threshold column",
+            "values": sorted({round(float(value), 6) for value in values})}
+
+
+def cut_of(operating: dict | None, rows: pd.DataFrame) -> float | np.ndarray | None:
+    """The operating threshold: one number, or one per row when it came from the rows' threshold column."""
+    if not operating:
+        return None
+    if operating.get("chosen_on") == "threshold column":
+        return pd.to_numeric(rows[ROW_THRESHOLD]).to_numpy(float)
+    return operating["value"]
 
 
 def decided(table: pd.DataFrame, classes: tuple[str, ...], operating: dict | None,
@@ -194,7 +219,7 @@ def decided(table: pd.DataFrame, classes: tuple[str, ...], operating: dict | Non
         probabilities = scale(probabilities, temperature)
     out = table.copy()
     out[columns] = probabilities
-    out["predicted"] = [classes[index] for index in decide(probabilities, operating["value"] if operating else None)]
+    out["predicted"] = [classes[index] for index in decide(probabilities, cut_of(operating, table))]
     order = [c for c in out.columns if c not in columns and c != "predicted"]
     return out[order + ["predicted", *columns]]
 
@@ -238,7 +263,7 @@ def score_file(
 
 def patient_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, patients: np.ndarray, task: Task, operating: dict | None,
-    options: ScoreOptions,
+    options: ScoreOptions, cut: float | np.ndarray | None = None,
 ) -> dict | None:
     """Metrics with the patient as the unit: each patient's mean probability, cut at the same threshold.
 
@@ -248,10 +273,18 @@ def patient_metrics(
     if grouped is None:
         return None
     labels, mean_probabilities, ids = grouped
-    predicted = apply_threshold(mean_probabilities, operating["value"]) if operating else mean_probabilities.argmax(1)
+    cut = operating["value"] if cut is None and operating else cut
+    predicted = apply_threshold(mean_probabilities, cut) if operating else mean_probabilities.argmax(1)
     return compute_metrics(labels, mean_probabilities, ids, task.num_classes, task.ordinal,
                            n_resamples=options.n_resamples, seed=options.seed, y_pred=predicted,
                            class_names=task.classes, unit="patient")
+
+
+def patient_cuts(cut: float | np.ndarray | None, patients: np.ndarray) -> float | np.ndarray | None:
+    """Per-row thresholds as one per patient, in patient_level's sorted order (a patient sits in one fold)."""
+    if not isinstance(cut, np.ndarray):
+        return cut
+    return pd.Series(cut).groupby(np.asarray(patients).astype(str), sort=True).first().to_numpy(float)
 
 
 def write_split_figures(

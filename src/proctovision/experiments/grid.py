@@ -35,6 +35,8 @@ class SplitSettings(BaseModel):
     val: float = 0.15
     test: float = 0.15
     seed: int = 0
+    folds: int | None = Field(None, ge=2, description="k: run every grid run as a k-fold cross-validation (val is "
+                              "then the share of the other folds' patients that validates each fold)")
 
 
 class GridConfig(BaseModel):

@@ -17,7 +17,7 @@ from proctovision.console import console
 from proctovision.data import ingest as ingest_lib
 from proctovision.data.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
-from proctovision.data.split import holdout_split
+from proctovision.data.split import holdout_split, kfold_split
 from proctovision.errors import UserError
 from proctovision.evaluation.readers import ReadersError
 from proctovision.evaluation.compare import compare
@@ -48,14 +48,42 @@ class GridProgress:
 
 def is_done(run_dir: Path) -> bool:
     paths = RunPaths(run_dir)
+    if (run_dir / DONE).is_file() and (run_dir / "cv_metrics.json").is_file():
+        return True
     if not (run_dir / DONE).is_file() or not paths.metrics.is_file():
         return False
     return "test" in json.loads(paths.metrics.read_text())
 
 
+@dataclass(frozen=True)
+class GridJob:
+    """One grid run as a unit a cluster job can run alone (picklable)."""
+
+    grid: GridConfig
+    run: object
+    task: str
+    split: Path
+    run_dir: Path
+    quick: bool
+    resamples: int
+    tracking: object | None = None
+
+
+def run_grid_job(job: GridJob) -> str:
+    return run_one(job.grid, job.run, job.task, job.split, job.run_dir, job.quick, job.resamples, job.tracking)
+
+
+def predictions_of(run_dir: Path) -> Path:
+    """A run's predictions, or a cross-validated run's pooled out-of-fold predictions."""
+    if run_dir.is_file():
+        return run_dir
+    oof = run_dir / "oof_predictions.csv"
+    return oof if oof.is_file() else RunPaths(run_dir).predictions
+
+
 def prepare_split(grid: GridConfig, task_name: str, source: Path, folder: Path) -> Path:
     """Ingest and split once per task; later invocations reuse the split so runs stay comparable."""
-    split_path = folder / "split.csv"
+    split_path = folder / ("folds.csv" if grid.split.folds else "split.csv")
     if split_path.is_file():
         return split_path
     task = load_task(task_name)
@@ -65,19 +93,40 @@ def prepare_split(grid: GridConfig, task_name: str, source: Path, folder: Path) 
     ingest_lib.write_outputs(result, task, source, folder / "manifest.csv")
     if result.manifest.empty:
         raise UserError(f"{source}: no usable image; see {folder / 'qc.md'}")
-    split = holdout_split(read_manifest(folder / "manifest.csv"), grid.split.val, grid.split.test, grid.split.seed)
+    manifest = read_manifest(folder / "manifest.csv")
+    if grid.split.folds:
+        split = kfold_split(manifest, grid.split.folds, grid.split.seed)
+    else:
+        split = holdout_split(manifest, grid.split.val, grid.split.test, grid.split.seed)
     write_manifest(split, split_path)
     return split_path
 
 
-def run_one(grid: GridConfig, run, task: str, split: Path, run_dir: Path, quick: bool, resamples: int) -> str:
+def run_one(grid: GridConfig, run, task: str, split: Path, run_dir: Path, quick: bool, resamples: int,
+            tracking: object | None = None, executor: object | None = None) -> str:
     if is_done(run_dir):
         return "done before, skipped"
     config = grid.run_config(run, task, split, run_dir, quick)
+    if grid.split.folds:
+        from proctovision.experiments.crossval import CrossvalSettings, crossval
+
+        settings = CrossvalSettings(val=grid.split.val, seed=grid.split.seed, resamples=resamples)
+        crossval(split, config, run_dir, settings, executor=executor, tracking=tracking, announce=lambda line: None)
+        fileio.write_text(run_dir / DONE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+        return f"cross-validated ({grid.split.folds} folds)"
     resume = RunPaths(run_dir).last.is_file()
-    train(config, resume=resume, progress=False)
+    logger = None
+    if tracking is not None:
+        from proctovision.tracking import training_logger
+
+        logger = training_logger(tracking, run_dir, f"{task}/{run.name}")
+    train(config, resume=resume, progress=False, logger=logger)
     evaluate_run(run_dir, "val", n_resamples=resamples)
     evaluate_run(run_dir, "test", n_resamples=resamples, cams=not quick)
+    if tracking is not None:
+        from proctovision.tracking import log_run
+
+        log_run(tracking, run_dir)
     fileio.write_text(run_dir / DONE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
     return "resumed and finished" if resume else "trained and evaluated"
 
@@ -108,13 +157,24 @@ def study_table(grid: GridConfig, task: str, table: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def named_oof(cv_dir: Path, name: str) -> Path:
+    """The cross-validation's out-of-fold predictions beside its folder as NAME.csv (paths rewritten for the new
+    place), so `compare` names the participant after the grid run."""
+    import os
+
+    rows = read_table(cv_dir / "oof_predictions.csv")
+    target = cv_dir.parent / f"{name}.csv"
+    rows["path"] = [os.path.relpath(os.path.abspath(cv_dir / path), target.parent.resolve()) for path in rows["path"]]
+    return fileio.write_csv(target, rows)
+
+
 def roc_overlay(run_dirs: dict[str, Path], out: Path) -> Path | None:
     """All runs' test ROC curves on one figure (the fistula study's Fig. 3)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     curves = {}
     for label, run_dir in run_dirs.items():
-        rows = read_table(RunPaths(run_dir).predictions)
+        rows = read_table(predictions_of(run_dir))
         rows = rows[rows["split"] == "test"]
         classes = [column.removeprefix("prob_") for column in rows.columns if column.startswith("prob_")]
         if len(classes) != 2:
@@ -129,18 +189,35 @@ def roc_overlay(run_dirs: dict[str, Path], out: Path) -> Path | None:
 
 def reproduce(
     grid: GridConfig, data: Path, out: Path, quick: bool = False, readers: Path | None = None,
-    resamples: int = 1000,
+    resamples: int = 1000, executor: object | None = None, tracking: object | None = None,
 ) -> dict:
-    """Run every task × run of the grid; returns the paths of the tables, figures and report."""
+    """Run every task × run of the grid; returns the paths of the tables, figures and report.
+
+    With an ``executor`` (submitit: SLURM or local processes) every grid run is a job, all submitted at once;
+    under ``folds: k`` each grid run is a cross-validation whose folds are the jobs.
+    """
     from proctovision.reporting.report import build_report
 
     out.mkdir(parents=True, exist_ok=True)
     resamples = min(resamples, 200) if quick else resamples
     progress = GridProgress(total=len(grid.tasks) * len(grid.runs))
+    if tracking is not None:
+        from proctovision.tracking import prepare_store
+
+        prepare_store(tracking)
     results: dict[str, dict] = {}
     all_runs: list[Path] = []
+    cv_dirs: list[Path] = []
     extras: list[tuple[str, str]] = []
     comparisons: list[Path] = []
+    if executor is not None and not grid.split.folds:
+        from proctovision.experiments.executor import run_all
+
+        jobs = [GridJob(grid, run, entry.task, prepare_split(grid, entry.task, data / entry.source, out / entry.task),
+                        out / entry.task / "runs" / run.name, quick, resamples, tracking)
+                for entry in grid.tasks for run in grid.runs]
+        console.print(f"submitting {sum(not is_done(job.run_dir) for job in jobs)} of {len(jobs)} runs as jobs")
+        run_all(run_grid_job, [job for job in jobs if not is_done(job.run_dir)], executor)
     for entry in grid.tasks:
         folder = out / entry.task
         split = prepare_split(grid, entry.task, data / entry.source, folder)
@@ -149,12 +226,15 @@ def reproduce(
             run_dir = folder / "runs" / run.name
             progress.announce(f"{entry.task}/{run.name}", "starting" if not is_done(run_dir) else "finished before")
             begin = time.perf_counter()
-            state = run_one(grid, run, entry.task, split, run_dir, quick, resamples)
+            state = run_one(grid, run, entry.task, split, run_dir, quick, resamples, tracking, executor)
             if state != "done before, skipped":
                 progress.durations.append(time.perf_counter() - begin)
             console.print(f"    {state}")
-            run_dirs[run.label or run.name] = run_dir
-            all_runs.append(run_dir)
+            run_dirs[run.label or run.name] = named_oof(run_dir, run.name) if grid.split.folds else run_dir
+            if grid.split.folds:
+                cv_dirs.append(run_dir)
+            else:
+                all_runs.append(run_dir)
         task_readers = readers_for_task(readers, entry.task, folder) if readers else None
         comparison = compare(list(run_dirs.values()), folder / "comparison", readers=task_readers, n_resamples=resamples)
         comparisons.append(folder / "comparison")
@@ -166,7 +246,7 @@ def reproduce(
         roc = roc_overlay(run_dirs, folder / "roc_all.png")
         results[entry.task] = {"table": folder / "study_table.md", "roc": roc, "comparison": folder / "comparison"}
     report = build_report(all_runs, out / "report.html", comparison=comparisons, cams=not quick, extras=extras,
-                          title=f"Reproduction: {grid.study}")
+                          title=f"Reproduction: {grid.study}", crossval=cv_dirs)
     return {"tasks": results, "report": report}
 
 

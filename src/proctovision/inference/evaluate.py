@@ -30,6 +30,9 @@ def split_rows(run: RunInfo, split: str) -> pd.DataFrame:
     return rows
 
 
+RESERVED_NAMES = ("train", "val", "test", "all")
+
+
 def manifest_paths(rows: pd.DataFrame, split_file: Path) -> list[str]:
     """The manifest's own (relative) paths: a predictions file keeps them, so a moved project stays usable."""
     root = Path(split_file).resolve().parent
@@ -37,10 +40,11 @@ def manifest_paths(rows: pd.DataFrame, split_file: Path) -> list[str]:
 
 
 def predictions_table(
-    rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str, keep: tuple[str, ...] = ()
+    rows: pd.DataFrame, probabilities: np.ndarray, run: RunInfo, split: str, keep: tuple[str, ...] = (),
+    manifest: Path | None = None,
 ) -> pd.DataFrame:
     table = pd.DataFrame({
-        "path": manifest_paths(rows, run.config.data.split),
+        "path": manifest_paths(rows, manifest or run.config.data.split),
         "frame": frame_keys(rows),
         "patient_id": rows["patient_id"].astype(str),
         "split": split,
@@ -59,11 +63,18 @@ def predict_split(
     progress: Progress | None = None, keep: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Raw (uncalibrated) probabilities of one split as a predictions table, and the reading time."""
-    rows = split_rows(run, split)
+    return predict_rows(predictor, run, split_rows(run, split), split, batch_size, workers, progress, keep=keep)
+
+
+def predict_rows(
+    predictor: TorchPredictor, run: RunInfo, rows: pd.DataFrame, split: str, batch_size: int, workers: int | None,
+    progress: Progress | None = None, manifest: Path | None = None, keep: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, dict]:
+    """Raw probabilities of manifest rows (paths absolute) labelled ``split``; unreadable rows left out, listed."""
     keys = [(path, None if pd.isna(frame) else int(frame)) for path, frame in
             zip(rows["path"], rows["frame"] if "frame" in rows.columns else [None] * len(rows))]
     result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False, progress=progress)
-    table = predictions_table(rows, result.probabilities, run, split, keep)
+    table = predictions_table(rows, result.probabilities, run, split, keep, manifest)
     failed = [index for index, _ in result.errors]
     timing = {
         "reading_time_s": round(result.seconds, 4),
@@ -131,3 +142,53 @@ def refresh_ood(run: RunInfo) -> None:
     stored = run.paths.root / ARRAYS
     if not stored.is_file() or stored.stat().st_mtime < run.checkpoint().stat().st_mtime:
         fit_run_ood(run.paths.root)
+
+
+def external_rows(data: Path, run: RunInfo, name: str) -> pd.DataFrame:
+    """Another centre's manifest: every label must be one of the run's classes (nothing silently dropped)."""
+    if name in RESERVED_NAMES or not name.replace("-", "").replace("_", "").isalnum():
+        raise RunError(f"--name {name!r}: give a short name of letters, digits, - or _ other than "
+                       f"{', '.join(RESERVED_NAMES)} (it becomes the split name in metrics.json and predictions.csv)")
+    rows = read_manifest(data)
+    if rows.empty:
+        raise RunError(f"{data}: the manifest has no rows")
+    unknown = sorted(set(rows["label"].astype(str)) - set(run.task.classes))
+    if unknown:
+        raise RunError(f"{data}: labels {unknown[:5]} are not classes of task {run.task.name} "
+                       f"({', '.join(run.task.classes)})")
+    return rows.reset_index(drop=True)
+
+
+def evaluate_external(
+    run_dir: str | Path, data: str | Path, name: str, n_resamples: int = 1000, seed: int = 0, batch_size: int = 32,
+    progress: Progress | None = None, threshold: str = "youden", temperature_scaling: bool = False,
+    workers: int | None = None,
+) -> dict:
+    """External validation: score another centre's manifest with the threshold and temperature fitted on the
+    run's own validation split (as ``evaluate`` fits them), never refitted on the external rows.
+
+    Stored in the run as ``metrics.json[name]`` and ``predictions.csv`` rows with ``split = name``.
+    """
+    from proctovision.evaluation.calibration import check_threshold_rule
+
+    check_threshold_rule(threshold)
+    run = read_run(run_dir)
+    data = Path(data)
+    rows = external_rows(data, run, name)
+    predictor = load_predictor(run.paths.root, backend="torch")
+    table, timing = predict_rows(predictor, run, rows, name, batch_size, workers, progress, manifest=data)
+    validation = predict_split(predictor, run, "val", batch_size, workers)[0]
+    raw = pd.concat([table, validation], ignore_index=True)
+    options = ScoreOptions(threshold, temperature_scaling, n_resamples, seed)
+    entry, scored = score_table(raw, name, options, run.task, data)
+    entry.update(timing)
+    entry["external"] = {"data": os.path.relpath(data.resolve(), run.paths.root.resolve()),
+                         "sha256": fileio.sha256(data), "operating_point_from": "the run's val split"}
+    entry["lineage"] = run.resolved.get("lineage")
+    write_split_figures(entry, scored, run.task.classes, run.paths.figures, name)
+    written = decided(raw, run.task.classes, entry["threshold"], entry["calibration"]["temperature"])
+    fileio.write_csv(run.paths.predictions, merge_predictions(run.paths.predictions, written, set(written["split"])))
+    all_metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
+    all_metrics[name] = entry
+    fileio.write_json(run.paths.metrics, all_metrics)
+    return entry

@@ -243,8 +243,10 @@ def comparison_sections(folders: list[Path], out: Path, work: Path, language: st
 def build_report(
     runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
     extras: list[tuple[str, str]] | None = None, title: str | None = None, lang: str | None = None,
+    crossval: list[Path] | None = None,
 ) -> Path:
-    """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``.
+    """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``;
+    ``crossval`` folders (from `proctovision crossval`) add a cross-validation section each.
 
     ``lang`` (``en``, ``zh-CN``) picks the catalogue; none given means the installation's default language.
     """
@@ -261,6 +263,8 @@ def build_report(
         version=__version__, title=title or _("ProctoVision report"), extras=extras or [],
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
+        validation=[block for block in (validation_block(section) for section in sections) if block],
+        crossvalidations=[crossval_block(Path(folder)) for folder in crossval or []],
     )
     fileio.write_text(out, html)
     return out
@@ -274,3 +278,58 @@ def summary_rows(sections: list[RunSection]) -> list[dict]:
             rows.append({"run": section.name, **{k: test["metrics"].get(k, {}).get("value") for k in HEADLINE_METRICS}})
     return rows
 
+
+
+INTERNAL_SPLITS = ("train", "val", "test")
+
+
+def interval(item: dict | None) -> str:
+    if not item or item.get("value") is None:
+        return "-"
+    low, high = item.get("ci95") or (None, None)
+    return f"{item['value']:.3f}" + ("" if low is None else f" ({low:.3f}-{high:.3f})")
+
+
+def validation_block(section: RunSection) -> dict | None:
+    """Internal test beside every external data set the run was evaluated on (evaluate --data --name)."""
+    external = [name for name, entry in section.splits.items() if name not in INTERNAL_SPLITS and entry.get("external")]
+    if not external:
+        return None
+    names = (["test"] if "test" in section.splits else []) + external
+    columns = [{"name": name, "kind": "external" if name in external else "internal",
+                "n_images": section.splits[name]["n_images"], "n_patients": section.splits[name]["n_patients"]}
+               for name in names]
+    metrics = [name for name in HEADLINE_METRICS if any(name in section.splits[split]["metrics"] for split in names)]
+    rows = [{"metric": metric, "cells": [interval(section.splits[split]["metrics"].get(metric)) for split in names]}
+            for metric in metrics]
+    return {"run": section.name, "columns": columns, "rows": rows}
+
+
+def crossval_block(folder: Path) -> dict:
+    """cv_metrics.json of a `crossval` folder as tables, with its fold ROC and pooled figures embedded."""
+    result = json.loads((folder / "cv_metrics.json").read_text(encoding="utf-8"))
+    pooled = result.get("pooled")
+    metrics = [name for name in HEADLINE_METRICS if name in result["mean_sd"]]
+    rows = []
+    for name in metrics:
+        stats = result["mean_sd"][name]
+        sd = "" if stats["sd"] is None else f" ± {stats['sd']:.3f}"
+        rows.append({"metric": name, "mean_sd": f"{stats['mean']:.3f}{sd}",
+                     "range": f"{stats['min']:.3f} - {stats['max']:.3f}",
+                     "pooled": interval(pooled["metrics"].get(name)) if pooled else ""})
+    fold_metrics = [name for name in ("accuracy", "sensitivity", "specificity", "roc_auc", "quadratic_kappa")
+                    if name in result["mean_sd"]]
+    folds = [{"repeat": fold["repeat"], "fold": fold["fold"], "n_images": fold["n_images"],
+              "n_patients": fold["n_patients"],
+              "threshold": "-" if not fold.get("threshold") else f"{fold['threshold']['value']:.3f}",
+              "cells": [interval(fold["metrics"].get(name)) for name in fold_metrics]} for fold in result["folds"]]
+    images = {}
+    for item in result["per_repeat"]:
+        suffix = f" (repeat {item['repeat']})" if result["repeats"] > 1 else ""
+        for key, caption in (("roc_folds", "ROC per fold, mean ROC and ±1 SD band"),
+                             ("roc", "Pooled out-of-fold ROC"), ("confusion", "Pooled out-of-fold confusion matrix"),
+                             ("reliability", "Pooled out-of-fold calibration")):
+            if key in item["figures"] and (folder / item["figures"][key]).is_file():
+                images[caption + suffix] = embed(folder / item["figures"][key])
+    return {"name": folder.name, "k": result["k"], "repeats": result["repeats"], "validation": result["validation"],
+            "pooled": pooled, "rows": rows, "fold_metrics": fold_metrics, "folds": folds, "images": images}
