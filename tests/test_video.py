@@ -201,3 +201,34 @@ def test_a_truncated_video_is_classified_up_to_the_damage_and_says_so(detector, 
                       VideoOptions(batch_size=4, annotate=False))
     assert 0 < len(result.rows) < video.n_frames
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == len(result.rows)
+
+
+def test_frames_carry_the_ood_guard_and_each_answer_is_audited(demo_video, detector, tmp_path, monkeypatch):
+    """A model with a detector: every frame gets its score and in_distribution flag (frames.csv, summary), and
+    --audit-log gets one line per classified frame, naming no file."""
+    from proctovision.serving.audit import AuditLog, model_identity
+
+    class Detector:
+        threshold = 0.5
+
+        @staticmethod
+        def scores(features: np.ndarray) -> np.ndarray:
+            return features[:, 0]
+
+    predictor = load_predictor(detector)
+    monkeypatch.setattr(type(predictor), "ood_detector", property(lambda self: Detector()))
+    monkeypatch.setattr(type(predictor), "raw_outputs",
+                        lambda self, batch: (self.raw_probabilities(batch), batch.mean(axis=(2, 3))[:, :1]))
+    options = VideoOptions(annotate=False, max_frames=40, audit=AuditLog(tmp_path / "audit.log",
+                                                                         model_identity(predictor)))
+    result = run_file(predictor, str(demo_video[0]), tmp_path / "out", options)
+    options.audit.close()
+    frames = pd.read_csv(tmp_path / "out" / "frames.csv")
+    assert len(frames) == 40 and frames["ood_score"].notna().all()
+    assert (frames["in_distribution"] == (frames["ood_score"] <= 0.5)).all()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frames_out_of_distribution"] == int((frames["ood_score"] > 0.5).sum())
+    lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert len(lines) == len(result.rows) == 40 and {line["source"] for line in lines} == {"video"}
+    assert [line["frame"] for line in lines] == list(range(40))
+    assert "scope" not in (tmp_path / "audit.log").read_text(), "no file name in the audit trail"

@@ -834,6 +834,8 @@ def video(
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames from the source")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace the outputs of an earlier run in --out")] = False,
+    audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per classified frame (no image, "
+                                                      "no file name), rotated by size")] = None,
 ) -> None:
     """Classify a video file or a live source frame by frame: smoothed probabilities, a flicker-free class,
     segments, and an annotated MP4 that shows only the endoscopic field (burned-in border text never copied).
@@ -850,6 +852,10 @@ def video(
                            cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live,
                            max_frames=max_frames)
     predictor = load_predictor(model, backend)
+    if audit_log is not None:
+        from proctovision.serving.audit import AuditLog, model_identity
+
+        options.audit = AuditLog(audit_log, model_identity(predictor))
     if cam_every and predictor.backend != "pytorch":
         fail("--cam-every needs a run folder (PyTorch); an ONNX export has no gradients")
     if live:
@@ -865,6 +871,9 @@ def video(
     console.print(f"{info['frames_processed']} of {info['frames_seen']} frame(s) classified at "
                   f"{info['fps_achieved']:.1f} frames/s ({result.backend}); {info['frames_dropped']} dropped; "
                   f"{len(shown)} segment(s)" + (f"; latency p95 {info['latency_ms_p95']:.1f} ms" if live else ""))
+    if info["frames_out_of_distribution"]:
+        error_console.print(f"[yellow]warning[/] {info['frames_out_of_distribution']} frame(s) do not look like the "
+                            "images the model was trained on (frames.csv: in_distribution)", soft_wrap=True)
     console.print(f"outputs: {out}")
 
 

@@ -223,9 +223,14 @@ def difficulty(visible: float, hemorrhoid: bool) -> float:
     return float(np.clip(1 - margin / 0.25, 0, 1) if margin > 0 else 1.0)
 
 
-def draw_image(rng: np.random.Generator, look: PatientLook, hemorrhoid: bool, grade: str | None,
-               shot: int = 0) -> tuple[Image.Image, float]:
-    """One frame and its visible lesion strength."""
+def patient_look(rng: np.random.Generator, number: int, hemorrhoid: bool) -> PatientLook:
+    """One synthetic patient's appearance (tint, vessels, view shape, burned-in text, lesion severity)."""
+    return _patient_look(rng, number, hemorrhoid)
+
+
+def draw_scene(rng: np.random.Generator, look: PatientLook, grade: str | None) -> tuple[Image.Image, float, float,
+                                                                                          float]:
+    """The endoscope's view alone (no border, no text): the scene, its lesion strength, blur and exposure."""
     exposure = float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3))
     blur = float(rng.choice((0.0, 0.0, 0.6, 1.2, 2.5)))
     strength = float(np.clip(look.severity + rng.normal(0, 0.1), 0.0, 1.0))
@@ -237,6 +242,13 @@ def draw_image(rng: np.random.Generator, look: PatientLook, hemorrhoid: bool, gr
     scene = Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
     if blur:
         scene = scene.filter(ImageFilter.GaussianBlur(blur))
+    return scene, strength, blur, exposure
+
+
+def draw_image(rng: np.random.Generator, look: PatientLook, hemorrhoid: bool, grade: str | None,
+               shot: int = 0) -> tuple[Image.Image, float]:
+    """One frame and its visible lesion strength."""
+    scene, strength, blur, exposure = draw_scene(rng, look, grade)
     return _frame(scene, look, shot), visible_strength(strength, blur, exposure)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -52,11 +52,15 @@ def octagon_mask(size: tuple[int, int], radius: float) -> Image.Image:
     return mask
 
 
+LESION_COLOUR = (118, 52, 100)  # the still generator's haemorrhoidal cushion, made to stand out in the video
+
+
 def _still(seed: int, size: tuple[int, int], hemorrhoid: bool) -> np.ndarray:
     """One still of the demo generator: the same synthetic patient for the mucosa and the lesion."""
     rng = np.random.default_rng(seed)
-    look = demo.PatientLook(np.array([205.0, 112.0, 112.0]), 1.0, size, 7)
-    return np.asarray(demo.draw_image(rng, look, hemorrhoid, "Rf1" if hemorrhoid else None).convert("RGB"))
+    look = replace(demo.patient_look(rng, seed, hemorrhoid), severity=0.9 if hemorrhoid else 0.0)
+    scene = demo.draw_scene(rng, look, "Rf1" if hemorrhoid else None)[0]
+    return np.asarray(scene.convert("RGB").resize(size, Image.BICUBIC))
 
 
 def _scene(seed: int, texture: tuple[int, int], sprite: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,8 +69,8 @@ def _scene(seed: int, texture: tuple[int, int], sprite: int) -> tuple[np.ndarray
     h, w = still.shape[:2]
     inside = still[int(h * 0.18): int(h * 0.38), int(w * 0.58): int(w * 0.82)]
     middle = Image.fromarray(inside).resize(texture, Image.BICUBIC)
-    lesion = _still(seed + 1, (sprite * 2, sprite * 2), hemorrhoid=True)
-    centre = Image.fromarray(lesion[sprite // 2: sprite // 2 + sprite, sprite // 2: sprite // 2 + sprite])
+    cushion = _still(seed + 1, (sprite, sprite), hemorrhoid=True).astype(np.float32)
+    centre = Image.fromarray((0.45 * cushion + 0.55 * np.array(LESION_COLOUR, np.float32)).astype(np.uint8))
     alpha = Image.new("L", (sprite, sprite), 0)
     draw = ImageDraw.Draw(alpha)
     draw.ellipse((sprite * 0.08, sprite * 0.08, sprite * 0.92, sprite * 0.92), fill=255)

@@ -53,6 +53,7 @@ class VideoOptions:
     live: bool = False
     max_frames: int | None = None
     prep_threads: int = 2
+    audit: object | None = None
 
 
 class Smoother:
@@ -108,6 +109,7 @@ class FrameRow:
     smoothed: np.ndarray
     shown: int
     latency_s: float | None = None
+    ood_score: float | None = None
 
 
 @dataclass
@@ -121,6 +123,7 @@ class VideoResult:
     content_area: ContentArea | None = None
     backend: str = ""
     errors: list[str] = field(default_factory=list)
+    ood_threshold: float | None = None
 
     @property
     def fps(self) -> float:
@@ -200,7 +203,33 @@ class FrameModel:
         return np.stack([self.to_array(pixels) for pixels in frames])
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self.predictor.calibrate(self.predictor.raw_probabilities(batch))
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities, and each frame's out-of-distribution score when the model ships a detector."""
+        if self.predictor.ood_detector is None:
+            return self.predictor.calibrate(self.predictor.raw_probabilities(batch)), None
+        raw, features = self.predictor.raw_outputs(batch)
+        return self.predictor.calibrate(raw), self.predictor.ood_scores(features)
+
+
+def ood_threshold(predictor: object) -> float | None:
+    detector = predictor.ood_detector
+    return None if detector is None else float(detector.threshold)
+
+
+def audit_frame(options: VideoOptions, predictor: object, array: np.ndarray, row: FrameRow, classes: tuple,
+                latency_s: float) -> None:
+    """One audit line per classified frame, the input named by the sha256 of the model's input array."""
+    if options.audit is None:
+        return
+    import hashlib
+
+    options.audit.record(
+        input_sha256=hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest(),
+        probabilities={name: float(value) for name, value in zip(classes, row.probabilities)},
+        threshold=predictor.threshold, decision=classes[row.shown], guard=predictor.guard(row.ood_score, None),
+        latency_s=latency_s, source="video", frame=row.index)
 
 
 def without_spinning(predictor: object) -> object:
@@ -321,7 +350,7 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     container = open_source(source)
     predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
-                         backend=predictor.backend)
+                         backend=predictor.backend, ood_threshold=ood_threshold(predictor))
     frames = _threaded(decoded_frames(container, options.max_frames, result.errors), maxsize=4 * options.batch_size)
     head = list(islice(frames, AREA_FRAMES))
     if not head:
@@ -371,11 +400,15 @@ def _classify_batches(batches: Iterator[list], model: FrameModel, predictor: obj
             batch, future = pending.popleft()
             arrays = future.result()
             submit()
-            probabilities = model.probabilities(arrays)
-            for (seconds, pixels), row in zip(batch, probabilities):
+            began = time.perf_counter()
+            probabilities, scores = model.outputs(arrays)
+            spent = (time.perf_counter() - began) / max(len(batch), 1)
+            for position, ((seconds, pixels), row) in enumerate(zip(batch, probabilities)):
                 smoothed = smoother.update(row)
-                frame_row = FrameRow(len(result.rows), seconds, row, smoothed, hysteresis.update(smoothed))
+                frame_row = FrameRow(len(result.rows), seconds, row, smoothed, hysteresis.update(smoothed),
+                                     ood_score=None if scores is None else float(scores[position]))
                 result.rows.append(frame_row)
+                audit_frame(options, predictor, arrays[position], frame_row, result.classes, spent)
                 if annotator is not None:
                     annotator.add(pixels, frame_row, _cam(predictor, model, pixels, frame_row, options))
             if progress:
@@ -391,7 +424,7 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     pace = (not source.startswith("/dev/") and Path(source).is_file()) if pace is None else pace
     predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
-                         backend=predictor.backend)
+                         backend=predictor.backend, ood_threshold=ood_threshold(predictor))
     frames = decoded_frames(container, options.max_frames, result.errors)
     head = list(islice(frames, 1))
     if not head:
@@ -413,11 +446,14 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     try:
         while (item := latest.take()) is not None:
             seconds, pixels, arrived = item
-            row = model.probabilities(model.batch([pixels]))[0]
+            array = model.batch([pixels])
+            probabilities, scores = model.outputs(array)
+            row = probabilities[0]
             smoothed = smoother.update(row)
             frame_row = FrameRow(len(result.rows), seconds, row, smoothed, hysteresis.update(smoothed),
-                                 time.perf_counter() - arrived)
+                                 time.perf_counter() - arrived, None if scores is None else float(scores[0]))
             result.rows.append(frame_row)
+            audit_frame(options, predictor, array[0], frame_row, result.classes, frame_row.latency_s)
             if annotator is not None:
                 annotator.add(pixels, frame_row, _cam(predictor, model, pixels, frame_row, options))
     except KeyboardInterrupt:
@@ -563,6 +599,10 @@ def frames_table(result: VideoResult) -> pd.DataFrame:
         table[f"prob_{name}"] = [round(float(row.probabilities[position]), 6) for row in result.rows]
         table[f"smoothed_{name}"] = [round(float(row.smoothed[position]), 6) for row in result.rows]
     table["shown"] = [result.classes[row.shown] for row in result.rows]
+    if result.ood_threshold is not None:
+        table["ood_score"] = [None if row.ood_score is None else round(row.ood_score, 4) for row in result.rows]
+        table["in_distribution"] = [None if row.ood_score is None else bool(row.ood_score <= result.ood_threshold)
+                                    for row in result.rows]
     if any(row.latency_s is not None for row in result.rows):
         table["latency_ms"] = [round(row.latency_s * 1000, 2) if row.latency_s is not None else None
                                for row in result.rows]
@@ -578,6 +618,9 @@ def summary(result: VideoResult, options: VideoOptions | None = None) -> dict:
         "source_fps": round(result.source_fps, 3) if result.source_fps else None,
         "latency_ms_p50": _round(result.latency_ms(50)), "latency_ms_p95": _round(result.latency_ms(95)),
         "content_area": result.content_area.to_dict() if result.content_area is not None else None,
+        "ood_threshold": result.ood_threshold,
+        "frames_out_of_distribution": None if result.ood_threshold is None else sum(
+            1 for row in result.rows if row.ood_score is not None and row.ood_score > result.ood_threshold),
         "notes": result.errors,
     }
     if options is not None:

@@ -43,7 +43,8 @@ def model_identity(predictor: object) -> dict:
 
     card = predictor.card
     return {
-        "name": f"{card['task']['name']}/{card['backbone']}/{card['mode']}",
+        "name": "/".join(str(part) for part in ((card.get("task") or {}).get("name"), card.get("backbone"),
+                                                 card.get("mode")) if part),
         "version": (card.get("versions") or {}).get("proctovision"),
         "sha256": fileio.sha256(model_file(predictor)),
         "quantization": "int8" if card.get("quantization") else None,
