@@ -60,7 +60,7 @@ def make_study(folder: Path, count: int, size: int) -> list[Path]:
     paths = []
     for index in range(count):
         path = folder / f"IM{index:04d}.dcm"
-        write_dicom(path, draw_slice(rng, size, index % 2 == 1, 1.0), 1, index, 0)
+        write_dicom(path, draw_slice(rng, size, index % 2 == 1, 1.0)[0], 1, index, 0)
         paths.append(path)
     return paths
 

@@ -27,8 +27,8 @@ def main(split: str, out: str) -> None:
     folder = Path(out)
     build = training.build_trainer
 
-    def build_with_saver(config, paths, progress):
-        trainer = build(config, paths, progress)
+    def build_with_saver(config, paths, progress, logger=None):
+        trainer = build(config, paths, progress, logger)
         trainer.callbacks.append(SaveRankWeights(folder))
         return trainer
 

@@ -99,7 +99,7 @@ def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = Fals
     paths = []
     for index in range(slices):
         path = folder / f"IM{patient:04d}{index:02d}.dcm"
-        write_dicom(path, draw_slice(rng, 32, orifice, 1.0), patient, index, seed=7)
+        write_dicom(path, draw_slice(rng, 32, orifice, 1.0)[0], patient, index, seed=7)
         dataset = pydicom.dcmread(path)
         dataset.StudyDate, dataset.AccessionNumber = date, f"{accession}{patient:05d}"
         dataset.InstitutionName, dataset.OperatorsName = "SECRET HOSPITAL", "SECRET^OPERATOR"

@@ -16,7 +16,7 @@ from proctovision.runs import RunPaths
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repro_data")
-    generate_endoscopy(root, patients=24, images_per_patient=2)
+    generate_endoscopy(root, patients=40, images_per_patient=2)
     generate_mri(root, patients=20, slices_per_patient=2)
     return root
 

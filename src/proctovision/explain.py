@@ -22,7 +22,7 @@ from proctovision import fileio
 from proctovision.errors import UserError
 from proctovision.models.module import ClassifierModule
 from proctovision.models.registry import cam_target_layer, resolve_module
-from proctovision.inference.predictor import TorchPredictor, decoded
+from proctovision.inference.predictor import TorchPredictor, decoded, row_keys
 from proctovision.runs import RunInfo
 
 CAM_METHODS = {
@@ -107,7 +107,7 @@ def explain_frame(
     module = predictor.module.eval()
     cam = build_cam(module, method, layer_name)
     spec = predictor.spec
-    keys = list(zip(frame["path"], frame_numbers(frame)))
+    keys = row_keys(frame)
     rows, done = [], 0
     for start in range(0, len(keys), batch_size):
         chunk = list(range(start, min(start + batch_size, len(keys))))
@@ -145,12 +145,6 @@ def explain_frame(
     table = pd.DataFrame(rows)
     fileio.write_csv(out / "cams.csv", table)
     return table
-
-
-def frame_numbers(frame: pd.DataFrame) -> list[int | None]:
-    if "frame" not in frame.columns:
-        return [None] * len(frame)
-    return [None if pd.isna(value) or str(value) == "" else int(float(value)) for value in frame["frame"]]
 
 
 def gallery_folder(run: RunInfo, split: str) -> Path:

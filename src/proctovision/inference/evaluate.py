@@ -12,7 +12,7 @@ import pandas as pd
 from proctovision import fileio
 from proctovision.data.manifest import read_manifest
 from proctovision.evaluation.score import ScoreOptions, add_subgroups, decided, score_table, write_split_figures
-from proctovision.inference.predictor import Progress, TorchPredictor, load_predictor
+from proctovision.inference.predictor import Progress, TorchPredictor, load_predictor, row_keys
 from proctovision.runs import RunError, RunInfo, read_run
 from proctovision.tables import frame_keys
 
@@ -71,8 +71,7 @@ def predict_rows(
     progress: Progress | None = None, manifest: Path | None = None, keep: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Raw probabilities of manifest rows (paths absolute) labelled ``split``; unreadable rows left out, listed."""
-    keys = [(path, None if pd.isna(frame) else int(frame)) for path, frame in
-            zip(rows["path"], rows["frame"] if "frame" in rows.columns else [None] * len(rows))]
+    keys = row_keys(rows)
     result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False, progress=progress)
     table = predictions_table(rows, result.probabilities, run, split, keep, manifest)
     failed = [index for index, _ in result.errors]

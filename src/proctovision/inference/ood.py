@@ -107,7 +107,7 @@ def fit_run_ood(run_dir: str | Path, quantile: float = DEFAULT_QUANTILE, batch_s
     Written to the run folder as ood.npz + ood.json and a figure of the score distributions; returns the summary.
     """
     from proctovision.inference.evaluate import split_rows
-    from proctovision.inference.predictor import load_predictor
+    from proctovision.inference.predictor import load_predictor, row_keys
     from proctovision.runs import read_run
 
     run = read_run(run_dir)
@@ -120,8 +120,7 @@ def fit_run_ood(run_dir: str | Path, quantile: float = DEFAULT_QUANTILE, batch_s
             if split == "test":
                 continue
             raise
-        keys = [(path, None if "frame" not in rows.columns or _missing(frame) else int(frame))
-                for path, frame in zip(rows["path"], rows.get("frame", [None] * len(rows)))]
+        keys = row_keys(rows)
         result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False,
                                         with_features=True)
         readable = np.setdiff1d(np.arange(len(keys)), [index for index, _ in result.errors])
@@ -136,10 +135,6 @@ def fit_run_ood(run_dir: str | Path, quantile: float = DEFAULT_QUANTILE, batch_s
     detector.save(run.paths.root, summary)
     write_score_figure(summary, run.paths.figures / "ood_scores.png")
     return summary
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == ""
 
 
 def write_score_figure(summary: dict, path: Path) -> None:

@@ -402,6 +402,13 @@ def dicom_frame_count(path: Path) -> int:
         raise ImageReadError(path, f"malformed header: NumberOfFrames is {str(value)!r}, not a number") from error
 
 
+def row_keys(rows: "pd.DataFrame") -> list[InputKey]:  # noqa: F821
+    """``(path, frame)`` of each manifest row; an empty or missing frame (single-frame files) is None."""
+    frames = rows["frame"] if "frame" in rows.columns else [None] * len(rows)
+    return [(str(path), None if frame is None or str(frame).strip() in ("", "<NA>", "nan", "None")
+             or frame != frame else int(float(frame))) for path, frame in zip(rows["path"], frames)]
+
+
 def expand_frames(paths: Iterable[Path]) -> tuple[list[InputKey], list[tuple[str, str]]]:
     """One key per image, one per frame of a multi-frame DICOM file; files that cannot say are errors."""
     keys: list[InputKey] = []

@@ -23,6 +23,7 @@ class QualityLimits:
     dark_brightness: float = 35.0
     lit_level: float = 16.0
     overexposed_fraction: float = 0.25
+    bright_brightness: float = 200.0
     saturated_level: float = 250.0
     blur_variance: float = 10.0
 
@@ -52,15 +53,20 @@ def grey_levels(image: Image.Image, width: int = MEASURE_WIDTH) -> np.ndarray:
 
 
 def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) -> Quality:
-    """Brightness of the lit area, share of saturated pixels, and variance of the Laplacian, each with its flag."""
+    """Brightness of the lit area, share of its pixels saturated, and variance of the Laplacian, each with its flag.
+
+    Endoscopy frames keep their view in a black border (a third of a processor's frame or more): brightness and
+    saturation are measured on the lit area, so the border dilutes neither.
+    """
     grey = grey_levels(image)
     lit = grey[grey > limits.lit_level]
-    brightness = float(lit.mean()) if lit.size > 0.05 * grey.size else float(grey.mean())
-    saturated = float((grey >= limits.saturated_level).mean())
+    measured = lit if lit.size > 0.05 * grey.size else grey.ravel()
+    brightness = float(measured.mean())
+    saturated = float((measured >= limits.saturated_level).mean())
     sharpness = float(ndimage.laplace(grey).var())
     return Quality(
         brightness=brightness, saturated_fraction=saturated, sharpness=sharpness,
         too_dark=brightness < limits.dark_brightness,
-        overexposed=saturated > limits.overexposed_fraction,
+        overexposed=saturated > limits.overexposed_fraction or brightness > limits.bright_brightness,
         blurred=sharpness < limits.blur_variance,
     )
