@@ -56,14 +56,17 @@ def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) 
     """Brightness of the lit area, share of its pixels saturated, and variance of the Laplacian, each with its flag.
 
     Endoscopy frames keep their view in a black border (a third of a processor's frame or more): brightness and
-    saturation are measured on the lit area, so the border dilutes neither.
+    saturation are measured on the lit area, so the border dilutes neither, and sharpness inside it, so the rim of
+    the view does not pass for detail.
     """
     grey = grey_levels(image)
     lit = grey[grey > limits.lit_level]
     measured = lit if lit.size > 0.05 * grey.size else grey.ravel()
     brightness = float(measured.mean())
     saturated = float((measured >= limits.saturated_level).mean())
-    sharpness = float(ndimage.laplace(grey).var())
+    inside = ndimage.binary_erosion(grey > limits.lit_level, iterations=3)  # the view's rim is no detail
+    laplacian = ndimage.laplace(grey)
+    sharpness = float(laplacian[inside].var() if inside.sum() > 0.05 * grey.size else laplacian.var())
     return Quality(
         brightness=brightness, saturated_fraction=saturated, sharpness=sharpness,
         too_dark=brightness < limits.dark_brightness,
