@@ -366,3 +366,17 @@ def test_report_and_export_refuse_an_unknown_language(command, tmp_path):
     result = CliRunner().invoke(app, [command, str(tmp_path), "--lang", "fr", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "error:" in result.output and "'fr'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_live_page_speaks_chinese(run_dir):
+    from fastapi.testclient import TestClient
+
+    from proctovision.serving.app import create_app
+
+    client = TestClient(create_app(run_dir, load_in_background=False))
+    page = client.get("/live", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert page.status_code == 200 and page.headers["content-language"] == "zh-CN"
+    for text in ("实时视频", "摄像头或采集卡", "平滑概率", "丢帧", "开始"):
+        assert text in page.text, text
+    english = client.get("/live?lang=en").text
+    assert "Camera or capture card" in english and "getUserMedia" in english

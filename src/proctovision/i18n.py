@@ -51,7 +51,7 @@ TERMS = (
     N_("train"), N_("val"), N_("test"), N_("image"), N_("patient"), N_("model"), N_("reader"),
     N_("youden"), N_("fixed"), N_("default (run not evaluated)"),
     N_("ldrf"), N_("fistula"), N_("simulated reader"), N_("model vs readers"), N_("conditions"), N_("auc"),
-    N_("jackknife"), N_("bootstrap"),
+    N_("jackknife"), N_("bootstrap"), N_("internal"), N_("external"),
 )
 CLASS_NAMES = ("normal", "hemorrhoid", "Rf0", "Rf1", "Rf2", "internal_orifice")
 

@@ -323,13 +323,14 @@ def crossval_block(folder: Path) -> dict:
               "n_patients": fold["n_patients"],
               "threshold": "-" if not fold.get("threshold") else f"{fold['threshold']['value']:.3f}",
               "cells": [interval(fold["metrics"].get(name)) for name in fold_metrics]} for fold in result["folds"]]
-    images = {}
+    images = []
     for item in result["per_repeat"]:
-        suffix = f" (repeat {item['repeat']})" if result["repeats"] > 1 else ""
-        for key, caption in (("roc_folds", "ROC per fold, mean ROC and ±1 SD band"),
-                             ("roc", "Pooled out-of-fold ROC"), ("confusion", "Pooled out-of-fold confusion matrix"),
-                             ("reliability", "Pooled out-of-fold calibration")):
+        for key, caption in (("roc_folds", N_("ROC per fold, mean ROC and ±1 SD band")),
+                             ("roc", N_("Pooled out-of-fold ROC")),
+                             ("confusion", N_("Pooled out-of-fold confusion matrix")),
+                             ("reliability", N_("Pooled out-of-fold calibration"))):
             if key in item["figures"] and (folder / item["figures"][key]).is_file():
-                images[caption + suffix] = embed(folder / item["figures"][key])
+                images.append({"caption": caption, "repeat": item["repeat"] if result["repeats"] > 1 else None,
+                               "source": embed(folder / item["figures"][key])})
     return {"name": folder.name, "k": result["k"], "repeats": result["repeats"], "validation": result["validation"],
             "pooled": pooled, "rows": rows, "fold_metrics": fold_metrics, "folds": folds, "images": images}

@@ -12,17 +12,16 @@ import base64
 import io
 import secrets
 import time
-from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from proctovision.inference.video import AREA_FRAMES, FrameModel, Hysteresis, Smoother, content_area_of
+from proctovision.serving.pages import page_language, render_page
 
-STATIC = Path(__file__).parent / "static"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 CAM_EVERY = 10
 
@@ -77,8 +76,11 @@ def add_live_routes(app: FastAPI, holder: object, token: str | None) -> None:
     """``GET /live`` (the page) and ``WS /ws/live`` (binary JPEG/PNG frames in, one JSON answer per frame)."""
 
     @app.get("/live", include_in_schema=False)
-    def live_page() -> FileResponse:
-        return FileResponse(STATIC / "live.html", media_type="text/html")
+    def live_page(request: Request, lang: str | None = None) -> HTMLResponse:
+        language = page_language(lang, request.headers.get("accept-language"))
+        classes = tuple(holder.predictor.classes) if holder.predictor else ()
+        return HTMLResponse(render_page(language, classes, "live.html"),
+                            headers={"Content-Language": language, "Vary": "Accept-Language"})
 
     @app.websocket("/ws/live")
     async def live_socket(socket: WebSocket) -> None:

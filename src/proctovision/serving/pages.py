@@ -22,12 +22,13 @@ def page_language(query: str | None, accept_language: str | None) -> str:
 
 
 @lru_cache(maxsize=None)
-def template(language: str) -> jinja2.Template:
-    return i18n.environment(jinja2.FileSystemLoader(STATIC), language).get_template("index.html")
+def template(language: str, name: str = "index.html") -> jinja2.Template:
+    return i18n.environment(jinja2.FileSystemLoader(STATIC), language).get_template(name)
 
 
-def render_page(language: str, classes: tuple[str, ...] = ()) -> str:
-    """The page with every string in ``language``; class names of the model shown as clinicians name them."""
+def render_page(language: str, classes: tuple[str, ...] = (), name: str = "index.html") -> str:
+    """A page (the clinician's ``index.html``, the ``live.html`` stream) with every string in ``language``; class
+    names of the model shown as clinicians name them."""
     _ = i18n.gettext_for(language)
-    labels = {name: _(name) for name in (*i18n.CLASS_NAMES, *classes)}
-    return template(language).render(languages=i18n.LANGUAGES, class_labels=labels)
+    labels = {label: _(label) for label in (*i18n.CLASS_NAMES, *classes)}
+    return template(language, name).render(languages=i18n.LANGUAGES, class_labels=labels)
