@@ -380,3 +380,18 @@ def test_live_page_speaks_chinese(run_dir):
         assert text in page.text, text
     english = client.get("/live?lang=en").text
     assert "Camera or capture card" in english and "getUserMedia" in english
+
+
+def test_study_tables_of_a_reproduction_speak_the_reports_language():
+    import pandas as pd
+
+    from proctovision.reporting.report import study_tables
+
+    table = pd.DataFrame([{"participant": "resnet18", "kind": "model", "accuracy measured": "0.900 (0.800-0.950)",
+                           "accuracy published": "0.912"}])
+    [chinese] = study_tables([("hemorrhoid", table)], i18n.gettext_for("zh-CN"))
+    assert chinese["heading"].startswith("内痔：实测值")
+    assert chinese["headers"] == ["参与者", "类型", "准确率 实测", "准确率 文献报道"], chinese["headers"]
+    assert chinese["rows"] == [["resnet18", "模型", "0.900 (0.800-0.950)", "0.912"]]
+    [english] = study_tables([("hemorrhoid", table)])
+    assert english["headers"] == ["participant", "kind", "accuracy measured", "accuracy published"]

@@ -157,6 +157,13 @@ def study_table(grid: GridConfig, task: str, table: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reproduction_title(study: str) -> str:
+    """The report's title in the installation's language (the report itself follows the same default)."""
+    from proctovision import i18n
+
+    return i18n.gettext_for(i18n.resolve(None))("Reproduction: {study}").format(study=study)
+
+
 def named_oof(cv_dir: Path, name: str) -> Path:
     """The cross-validation's out-of-fold predictions beside its folder as NAME.csv (paths rewritten for the new
     place), so `compare` names the participant after the grid run."""
@@ -208,7 +215,7 @@ def reproduce(
     results: dict[str, dict] = {}
     all_runs: list[Path] = []
     cv_dirs: list[Path] = []
-    extras: list[tuple[str, str]] = []
+    extras: list[tuple[str, pd.DataFrame]] = []  # (task, measured beside published)
     comparisons: list[Path] = []
     if executor is not None and not grid.split.folds:
         from proctovision.experiments.executor import run_all
@@ -242,11 +249,11 @@ def reproduce(
         fileio.write_csv(folder / "study_table.csv", table)
         text = "\n".join(markdown_table(table.columns, table.to_numpy()))
         fileio.write_text(folder / "study_table.md", f"# {grid.study}: {entry.task}\n\n{text}\n")
-        extras.append((f"{entry.task}: measured (95% CI) beside published", text))
+        extras.append((entry.task, table))
         roc = roc_overlay(run_dirs, folder / "roc_all.png")
         results[entry.task] = {"table": folder / "study_table.md", "roc": roc, "comparison": folder / "comparison"}
     report = build_report(all_runs, out / "report.html", comparison=comparisons, cams=not quick, extras=extras,
-                          title=f"Reproduction: {grid.study}", crossval=cv_dirs)
+                          title=reproduction_title(grid.study), crossval=cv_dirs)
     return {"tasks": results, "report": report}
 
 

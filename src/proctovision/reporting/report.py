@@ -240,9 +240,32 @@ def comparison_sections(folders: list[Path], out: Path, work: Path, language: st
     return comparisons
 
 
+STUDY_TERMS = (N_("measured"), N_("published"), N_("paper"), N_("{task}: measured (95% CI) beside published"),
+               N_("Reproduction: {study}"))
+
+
+def study_tables(extras: list[tuple[str, object]], _=str) -> list[dict]:
+    """A study's measured-beside-published tables (task, DataFrame) as HTML tables in the report's language; a
+    (heading, text) pair stays preformatted text."""
+    tables = []
+    for name, table in extras:
+        if isinstance(table, str):
+            tables.append({"heading": name, "text": table})
+            continue
+        headers = []
+        for column in table.columns:
+            metric, _space, kind = str(column).rpartition(" ")
+            headers.append(f"{_(metric)} {_(kind)}" if kind in ("measured", "published") else _(str(column)))
+        rows = [[_(str(cell)) if column == "kind" else str(cell) for column, cell in zip(table.columns, row)]
+                for row in table.itertuples(index=False)]
+        tables.append({"heading": _("{task}: measured (95% CI) beside published").format(task=_(name)),
+                       "headers": headers, "rows": rows})
+    return tables
+
+
 def build_report(
     runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
-    extras: list[tuple[str, str]] | None = None, title: str | None = None, lang: str | None = None,
+    extras: list[tuple[str, object]] | None = None, title: str | None = None, lang: str | None = None,
     crossval: list[Path] | None = None,
 ) -> Path:
     """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``;
@@ -260,7 +283,7 @@ def build_report(
     environment.filters["metric_rows"] = metric_rows
     html = environment.get_template("report.html.j2").render(
         sections=sections, comparisons=comparison_sections([Path(f) for f in folders], out, work, language),
-        version=__version__, title=title or _("ProctoVision report"), extras=extras or [],
+        version=__version__, title=title or _("ProctoVision report"), extras=study_tables(extras or [], _),
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
         validation=[block for block in (validation_block(section) for section in sections) if block],
