@@ -49,15 +49,23 @@ def csv_source(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def split_file(tmp_path: Path, csv_source: Path) -> Path:
+def manifest_file(tmp_path: Path, csv_source: Path) -> Path:
+    """The CSV source ingested as the hemorrhoid task: work/manifest.csv."""
     from proctovision.data.ingest import ingest, write_outputs
-    from proctovision.data.manifest import read_manifest, write_manifest
-    from proctovision.data.split import holdout_split
     from proctovision.tasks import load_task
 
     task = load_task("hemorrhoid")
     manifest = tmp_path / "work" / "manifest.csv"
     write_outputs(ingest(csv_source, task), task, csv_source, manifest)
+    return manifest
+
+
+@pytest.fixture
+def split_file(tmp_path: Path, manifest_file: Path) -> Path:
+    from proctovision.data.manifest import read_manifest, write_manifest
+    from proctovision.data.split import holdout_split
+
+    manifest = manifest_file
     split = tmp_path / "work" / "split.csv"
     write_manifest(holdout_split(read_manifest(manifest), 0.2, 0.2, seed=0), split)
     return split

@@ -19,15 +19,9 @@ RESAMPLES = 40
 
 
 @pytest.fixture
-def folds_file(tmp_path: Path, csv_source: Path) -> Path:
-    from proctovision.data.ingest import ingest, write_outputs
-    from proctovision.tasks import load_task
-
-    task = load_task("hemorrhoid")
-    manifest = tmp_path / "work" / "manifest.csv"
-    write_outputs(ingest(csv_source, task), task, csv_source, manifest)
+def folds_file(tmp_path: Path, manifest_file: Path) -> Path:
     folds = tmp_path / "work" / "folds.csv"
-    write_manifest(kfold_split(read_manifest(manifest), 2, seed=0), folds)
+    write_manifest(kfold_split(read_manifest(manifest_file), 2, seed=0), folds)
     return folds
 
 

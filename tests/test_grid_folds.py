@@ -10,17 +10,23 @@ from proctovision.experiments.grid import builtin_grid_path
 from proctovision.tables import read_table
 
 
-def test_grid_with_folds_cross_validates_each_run(tmp_path: Path) -> None:
+def tiny_grid(tmp_path: Path, split: dict) -> tuple[Path, Path]:
+    """Generated data and the hemorrhoid grid cut to one tiny run, with the given split settings."""
     data = tmp_path / "data"
     generate_endoscopy(data, patients=16, images_per_patient=2)
     grid = yaml.safe_load(builtin_grid_path("hemorrhoid").read_text())
     grid["tasks"] = [task for task in grid["tasks"] if task["task"] == "hemorrhoid"]
-    grid["split"] = {"folds": 2, "val": 0.25, "seed": 0}
+    grid["split"] = split
     grid["runs"] = [{"name": "tiny", "overrides": {"model": {"backbone": "test_efficientnet", "mode": "scratch",
                                                              "weights": "none"}, "trainer": {"epochs": 1}}}]
     grid["quick"] = {"data": {"image_size": 32}}
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(grid))
+    return data, path
+
+
+def test_grid_with_folds_cross_validates_each_run(tmp_path: Path) -> None:
+    data, path = tiny_grid(tmp_path, {"folds": 2, "val": 0.25, "seed": 0})
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["reproduce", str(path), "--data", str(data), "--out", str(out), "--quick",
                                       "--resamples", "20", "--no-track"])
@@ -40,16 +46,7 @@ def test_grid_with_folds_cross_validates_each_run(tmp_path: Path) -> None:
 
 
 def test_grid_runs_as_submitit_jobs(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    generate_endoscopy(data, patients=16, images_per_patient=2)
-    grid = yaml.safe_load(builtin_grid_path("hemorrhoid").read_text())
-    grid["tasks"] = [task for task in grid["tasks"] if task["task"] == "hemorrhoid"]
-    grid["split"] = {"val": 0.25, "test": 0.25, "seed": 0}
-    grid["runs"] = [{"name": "tiny", "overrides": {"model": {"backbone": "test_efficientnet", "mode": "scratch",
-                                                             "weights": "none"}, "trainer": {"epochs": 1}}}]
-    grid["quick"] = {"data": {"image_size": 32}}
-    path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(grid))
+    data, path = tiny_grid(tmp_path, {"val": 0.25, "test": 0.25, "seed": 0})
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["reproduce", str(path), "--data", str(data), "--out", str(out), "--quick",
                                       "--resamples", "20", "--no-track", "--executor", "submitit-local"])
