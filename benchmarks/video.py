@@ -23,7 +23,7 @@ import torch
 from proctovision.data.demo_video import write_demo_video
 from proctovision.inference.predictor import load_predictor
 from proctovision.inference.video import (
-    FrameModel, VideoOptions, content_area_of, decoded_frames, open_source, run_file, run_live, without_spinning,
+    FrameModel, VideoOptions, content_area_of, decoded_frames, open_source, run_file, run_live,
 )
 from proctovision.serving.export import Probabilities, to_onnx
 
@@ -77,7 +77,7 @@ def main() -> None:
         scratch = Path(scratch)
         video = args.video or Path(write_demo_video(scratch / "scope.mp4", size=(args.width, args.height),
                                                     seconds=args.seconds, segments=[(3.0, 6.0)]).path)
-        predictor = without_spinning(load_predictor(export_lite0(scratch / "lite0", args.size)))
+        predictor = load_predictor(export_lite0(scratch / "lite0", args.size))
         container = open_source(str(video))
         stream = container.streams.video[0]
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -16,21 +16,21 @@ def test_matmul_rate_is_positive_and_allocator_tuning_applies():
     assert torch.zeros(10).sum() == 0
 
 
-def test_frame_decoder_reads_full_size_frames_at_reduced_scale(tmp_path, monkeypatch):
+def test_predictor_reads_full_size_frames_at_reduced_scale(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    from proctovision.benchmarking import FrameDecoder, full_size_frames
+    from proctovision.benchmarking import full_size_frames
     from proctovision.data import images
+    from proctovision.inference import predictor
+    from proctovision.preprocessing import Preprocessing
 
     paths = full_size_frames(tmp_path, 4)
     assert len(paths) == 4 and Image.open(paths[0]).size == (1280, 1024)
     decoded_sizes = []
     real = images.read_image
-    from proctovision.inference import predictor
-
     monkeypatch.setattr(predictor, "read_image", lambda *a, **k: decoded_sizes.append(real(*a, **k).size) or real(*a, **k))
-    item = FrameDecoder(paths, 224, (0.5,) * 3, (0.5,) * 3)[0]
+    item = predictor.load_input((paths[0], None), Preprocessing(224, (0.5,) * 3, (0.5,) * 3))
     assert decoded_sizes == [(320, 256)], "a 1280x1024 JPEG for 224 px decodes at 1/4 scale"
     assert item.shape == (3, 224, 224) and item.dtype == np.float32
     full = np.asarray(Image.open(paths[0]).convert("RGB").resize((224, 224), Image.BILINEAR), dtype=np.float32)

@@ -21,8 +21,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from proctovision.data.images import read_image
+from proctovision.inference.predictor import Predictor, auto_workers, decoded
 from proctovision.models.module import ClassifierModule
 from proctovision.models.registry import get_backbone
+from proctovision.preprocessing import Preprocessing
 
 
 @dataclass
@@ -77,15 +80,19 @@ def flops_per_image(model: torch.nn.Module, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def onnx_session(model: torch.nn.Module, size: int, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """Export to ONNX and return a function running a float32 batch through ONNX Runtime."""
+def onnx_session(model: torch.nn.Module, size: int, folder: Path,
+                 quiet: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Export to ONNX and return a function running a float32 batch through ONNX Runtime: threads spinning
+    (fastest for the model alone) or, with ``quiet``, as the predictor runs it beside decoding."""
     import onnxruntime
 
+    from proctovision.inference.predictor import quiet_session_options
     from proctovision.serving.export import to_onnx
 
     path = folder / "model.onnx"
-    to_onnx(model, size, path)
-    options = onnxruntime.SessionOptions()
+    if not path.is_file():
+        to_onnx(model, size, path)
+    options = quiet_session_options() if quiet else onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda batch: session.run(None, {"input": batch})[0]
@@ -104,36 +111,18 @@ def model_rate(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int
     return best_rate(lambda: runner(inputs), batch)
 
 
-class FrameDecoder(torch.utils.data.Dataset):
-    """Files → the model's input arrays through the preprocessing spec and the predictor's own decoding
-    (``load_input``: JPEG decoded at the smallest scale not below the input size, unless ``reduced_decode`` is off)."""
+class RunnerPredictor(Predictor):
+    """A bare model runner behind the predictor's own decoding and batching (``Predictor.predict_keys``), so
+    files → probabilities is timed on the path that ``predict`` and ``evaluate`` take."""
 
-    def __init__(self, paths: list[str], size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                 reduced_decode: bool = True) -> None:
-        from proctovision.preprocessing import Preprocessing
+    def __init__(self, runner: Callable[[np.ndarray], np.ndarray], size: int, classes: int = 2) -> None:
+        self.runner = runner
+        self.classes = tuple(f"class {index}" for index in range(classes))
+        self.card = {"classes": list(self.classes),
+                     "preprocessing": Preprocessing(size, (0.5,) * 3, (0.5,) * 3).to_dict()}
 
-        self.paths = paths
-        self.spec = Preprocessing(size, tuple(mean), tuple(std))
-        self.reduced_decode = reduced_decode
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        from proctovision.data.images import read_image
-        from proctovision.inference.predictor import load_input
-
-        if self.reduced_decode:
-            return load_input((self.paths[index], None), self.spec)
-        return self.spec.to_array(read_image(self.paths[index]))
-
-
-def frame_loader(paths: list[str], size: int, batch: int, reduced_decode: bool = True) -> torch.utils.data.DataLoader:
-    """Decoding in worker processes (one per spare core, at least one) that run ahead of the model."""
-    workers = max(1, min(4, (os.cpu_count() or 1) - 1))
-    dataset = FrameDecoder(paths, size, (0.5,) * 3, (0.5,) * 3, reduced_decode)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, prefetch_factor=4,
-                                       persistent_workers=True)
+    def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.runner(batch)
 
 
 def full_size_frames(folder: Path, images: int) -> list[str]:
@@ -146,25 +135,41 @@ def full_size_frames(folder: Path, images: int) -> list[str]:
 
 
 def decode_and_end_to_end_rates(runner: Callable[[np.ndarray], np.ndarray], size: int, batch: int, folder: Path,
-                                images: int = 192, reduced_decode: bool = True) -> tuple[float, float]:
-    """Images/s of the loader alone (decode) and of files → probabilities, on the same frames and workers."""
+                                images: int = 192) -> tuple[float, float]:
+    """Images/s of decoding alone and of files → probabilities, on the same frames and decoding threads."""
     paths = full_size_frames(folder, images)
-    loader = frame_loader(paths, size, batch, reduced_decode)
+    keys = [(path, None) for path in paths]
+    predictor = RunnerPredictor(runner, size)
+    workers = max(1, auto_workers(len(keys)))
 
     def decode_all() -> None:
-        for _ in loader:
+        for _ in decoded(keys, predictor.spec, workers):
             pass
 
-    def read_all() -> None:
-        for pixels in loader:
-            runner(pixels.numpy())
-
     decode = best_rate(decode_all, len(paths), repeats=2)
-    return decode, best_rate(read_all, len(paths), repeats=3)
+    files = best_rate(lambda: predictor.predict_keys(keys, batch, workers, calibrated=False), len(paths), repeats=3)
+    return decode, files
+
+
+def full_decode_rate(paths: list[str], size: int) -> float:
+    """Images/s of decoding at full size (no DCT scaling) to the model's input, in the same threads, for comparison."""
+    spec = Preprocessing(size, (0.5,) * 3, (0.5,) * 3)
+    keys = [(path, None) for path in paths]
+
+    def decode_all() -> None:
+        for _ in decoded(keys, spec, max(1, auto_workers(len(keys))), full_size_input):
+            pass
+
+    return best_rate(decode_all, len(paths), repeats=2)
+
+
+def full_size_input(key: tuple[str, None], spec: Preprocessing) -> np.ndarray:
+    return spec.to_array(read_image(key[0]))
 
 
 def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end: bool, size: int | None) -> BenchResult:
-    """Eager and ONNX Runtime model-only rates; decode and end-to-end rates use the faster of the two runtimes."""
+    """Eager and ONNX Runtime model-only rates; decode and end-to-end rates use the faster of the two runtimes,
+    run as the predictor runs it (ONNX Runtime's threads not spinning)."""
     spec = get_backbone(name)
     size = size or spec.preprocessing.input_size
     model = ClassifierModule(spec.name, 2, mode="frozen", head="linear", image_size=size).eval()
@@ -173,8 +178,9 @@ def bench_backbone(name: str, batch: int, gflops: float, onnx: bool, end_to_end:
         eager_speed = model_rate(eager, size, batch)
         onnx_runner = onnx_session(model, size, Path(folder)) if onnx else None
         onnx_speed = model_rate(onnx_runner, size, batch) if onnx_runner else None
-        fastest = onnx_runner if onnx_speed and onnx_speed > eager_speed else eager
-        decode, files = decode_and_end_to_end_rates(fastest, size, batch, Path(folder)) if end_to_end else (None, None)
+        onnx_faster = bool(onnx_speed and onnx_speed > eager_speed)
+        runner = onnx_session(model, size, Path(folder), quiet=True) if onnx_faster and end_to_end else eager
+        decode, files = decode_and_end_to_end_rates(runner, size, batch, Path(folder)) if end_to_end else (None, None)
         return BenchResult(
             backbone=spec.name, input_size=size, gflops_per_image=flops_per_image(model, size),
             eager_images_per_s=eager_speed, onnx_images_per_s=onnx_speed, end_to_end_images_per_s=files,

@@ -1,18 +1,21 @@
 """The one predictor: a run folder (PyTorch) or an export folder (ONNX Runtime) + inputs → class probabilities.
 
 Every consumer goes through it: evaluate, explain, predict, serve, bench and PACS. Inputs are keyed by
-``(path, frame)`` so every frame of a multi-frame DICOM file is its own input. Decoding runs in worker
-processes, overlapped with inference, and follows the model's preprocessing spec (size, resize rule,
+``(path, frame)`` so every frame of a multi-frame DICOM file is its own input. Decoding runs in threads,
+overlapped with inference, and follows the model's preprocessing spec (size, resize rule,
 mean/std, DICOM window), the same spec that built the training transform. The ONNX path imports neither
 torch nor timm, so a clinic machine needs only onnxruntime, numpy, Pillow (and pydicom for DICOM).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from PIL import Image
 from proctovision.data.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
 from proctovision.evaluation.decision import decide, scale
 from proctovision.inference.ood import OodDetector, load_detector
-from proctovision.inference.quality import assess_quality
+from proctovision.inference.quality import MEASURE_WIDTH, assess_quality
 from proctovision.preprocessing import Preprocessing
 from proctovision.serving.card import read_card, threshold_value
 
@@ -88,7 +91,7 @@ def load_checked_input(key: InputKey, spec: Preprocessing) -> tuple[np.ndarray, 
     """One input as the model's array with its image-quality measures (taken before the resize), or the reason."""
     path, frame = key
     try:
-        image = read_image(path, frame=frame, window=spec.window)
+        image = read_image(path, frame=frame, window=spec.window, min_size=max(spec.input_size, MEASURE_WIDTH))
         return spec.to_array(image), assess_quality(image).to_dict()
     except ImageReadError as error:
         return error.reason
@@ -98,12 +101,17 @@ def load_checked_input(key: InputKey, spec: Preprocessing) -> tuple[np.ndarray, 
 
 def decoded(keys: Sequence[InputKey], spec: Preprocessing, workers: int,
             loader: Callable = load_input) -> Iterator[np.ndarray | tuple | str]:
-    """Arrays (or reasons) in input order; with ``workers`` > 0 decoding runs ahead in processes."""
+    """Arrays (or reasons) in input order; with ``workers`` > 0 decoding runs ahead in threads.
+
+    Threads, not processes: Pillow's decoders and resize and numpy release the GIL, so threads decode in parallel
+    with each other and with ONNX Runtime, while a process pool's pickling of each array cost more than the
+    decode itself (1280x1024 JPEG to 224 px on 2 cores: 279 images/s through one worker process, 415 in the
+    calling thread, 676 in two threads)."""
     if workers <= 0:
         yield from (loader(key, spec) for key in keys)
         return
-    ahead = max(8, workers * 16)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    ahead = max(64, workers * 32)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode", initializer=yield_to_inference) as pool:
         pending: deque[Future] = deque()
         queue = iter(keys)
         _fill(pool, pending, queue, spec, ahead, loader)
@@ -111,6 +119,16 @@ def decoded(keys: Sequence[InputKey], spec: Preprocessing, workers: int,
             result = pending.popleft().result()
             _fill(pool, pending, queue, spec, ahead, loader)
             yield result
+
+
+def yield_to_inference() -> None:
+    """Decoding threads at the lowest priority fill the gaps of the model's parallel operations instead of
+    stalling one of its threads (every thread of an operation waits for the slowest); when they fall behind,
+    inference waits for inputs and they get the cores. Measured on 2 cores: files → probabilities 128 → 134
+    images/s. Linux sets niceness per thread; elsewhere this does nothing."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _fill(pool: Executor, pending: deque, queue: Iterator[InputKey], spec: Preprocessing, ahead: int,
@@ -123,7 +141,7 @@ def _fill(pool: Executor, pending: deque, queue: Iterator[InputKey], spec: Prepr
 
 
 def auto_workers(n_inputs: int) -> int:
-    """Worker processes pay off past a few dozen inputs; one core stays for inference."""
+    """Decoding threads pay off past a few dozen inputs; one core stays for inference."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 0 if n_inputs < 48 or cores < 2 else min(4, cores - 1)
 
@@ -282,17 +300,31 @@ class OnnxPredictor(Predictor):
         self.folder = Path(folder)
         self.card = read_card(self.folder)
         self.classes = tuple(self.card["classes"])
-        self.session = onnxruntime.InferenceSession(str(self.folder / model_file), providers=onnx_providers())
+        self.session = onnxruntime.InferenceSession(str(self.folder / model_file), quiet_session_options(),
+                                                    providers=onnx_providers())
         self.has_features = "features" in {output.name for output in self.session.get_outputs()}
 
     def raw_probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(["probabilities"], {"input": batch.astype(np.float32)})[0]
+        return self.session.run(["probabilities"], {"input": np.asarray(batch, dtype=np.float32)})[0]
 
     def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.has_features:
             return self.raw_probabilities(batch), None
-        probabilities, features = self.session.run(["probabilities", "features"], {"input": batch.astype(np.float32)})
+        probabilities, features = self.session.run(["probabilities", "features"],
+                                                   {"input": np.asarray(batch, dtype=np.float32)})
         return probabilities, features
+
+
+def quiet_session_options() -> "onnxruntime.SessionOptions":  # noqa: F821
+    """ONNX Runtime's threads spin while they wait for work, on the very cores that decoding, resizing and request
+    handling need beside them: with spinning off, files → probabilities ran 15% faster on 2 cores, the model alone
+    3% slower."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
 
 
 def onnx_providers() -> list[str]:

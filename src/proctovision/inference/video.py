@@ -232,23 +232,6 @@ def audit_frame(options: VideoOptions, predictor: object, array: np.ndarray, row
         latency_s=latency_s, source="video", frame=row.index)
 
 
-def without_spinning(predictor: object) -> object:
-    """ONNX Runtime's worker threads spin while they wait for work; in this pipeline they would spin on the
-    cores that decoding and resizing need. Same model file and providers, spinning off."""
-    session = getattr(predictor, "session", None)
-    if predictor.backend != "onnxruntime" or session is None or getattr(predictor, "spinning_off", False):
-        return predictor
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    model_file = getattr(session, "_model_path", None) or str(Path(predictor.folder) / "model.onnx")
-    predictor.session = onnxruntime.InferenceSession(model_file, options, providers=session.get_providers())
-    predictor.spinning_off = True
-    return predictor
-
-
 def content_area_of(frames: list[np.ndarray]) -> tuple[ContentArea | None, str | None]:
     try:
         return find_content_area(frames), None
@@ -348,7 +331,6 @@ def run_file(predictor: object, source: str, out: Path | None, options: VideoOpt
     """Every frame of a video file, in batches of consecutive frames with decoding, preparation and inference
     overlapped."""
     container = open_source(source)
-    predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend, ood_threshold=ood_threshold(predictor))
     frames = _threaded(decoded_frames(container, options.max_frames, result.errors), maxsize=4 * options.batch_size)
@@ -422,7 +404,6 @@ def run_live(predictor: object, source: str, out: Path | None, options: VideoOpt
     rate (``pace``), as a camera would deliver it."""
     container = open_source(source)
     pace = (not source.startswith("/dev/") and Path(source).is_file()) if pace is None else pace
-    predictor = without_spinning(predictor)
     result = VideoResult(classes=tuple(predictor.classes), source_fps=stream_fps(container),
                          backend=predictor.backend, ood_threshold=ood_threshold(predictor))
     frames = decoded_frames(container, options.max_frames, result.errors)
