@@ -44,7 +44,7 @@ def decode_rate(video: Path, prepare: bool, predictor: object) -> float:
     container = open_source(str(video))
     model = FrameModel(predictor, None)
     count, start = 0, time.perf_counter()
-    for _, pixels in decoded_frames(container):
+    for _, pixels in decoded_frames(container, raw=prepare):
         if prepare:
             model.to_array(pixels)
         count += 1

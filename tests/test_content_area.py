@@ -134,3 +134,27 @@ def test_crop_recorded_at_ingest_travels_to_the_run_and_its_card(tmp_path):
     assert predictor.spec.crop == "content" and predictor.card["preprocessing"]["crop"] == "content"
     image = Image.fromarray(endoscopy_frame(seed=99)[0])
     assert np.array_equal(predictor.prepare(image), predictor.spec.prepared(crop_content(image)))
+
+
+@pytest.mark.parametrize("size", [(1280, 1024), (1920, 1080), (720, 576), (300, 240), (4000, 3000)])
+def test_the_video_reduction_is_the_one_jpeg_dct_scaling_picks_for_stills(size, tmp_path):
+    path = tmp_path / "frame.jpg"
+    Image.new("RGB", size, (120, 60, 90)).save(path, quality=90)
+    with Image.open(path) as still:
+        still.draft("RGB", (224, 224))
+        assert still.size[0] == size[0] // Preprocessing(224, (0.5,) * 3, (0.5,) * 3).reduction(*size)
+
+
+def test_a_scaled_area_covers_the_same_field_on_the_reduced_frame():
+    pixels = np.zeros((1024, 1280, 3), dtype=np.uint8)
+    pixels[np.asarray(octagon_mask((1280, 1024), 440)) > 0] = 180
+    area = find_content_area([pixels])
+    quarter = area.scaled(4)
+    assert quarter.frame_size == (320, 256)
+    assert all(abs(a - b / 4) <= 1 for a, b in zip(quarter.box, area.box))
+    assert quarter.mask.shape == (quarter.box[3] - quarter.box[1], quarter.box[2] - quarter.box[0])
+    assert abs(quarter.mask.mean() - area.mask.mean()) < 0.02
+    reduced = np.asarray(Image.fromarray(pixels).reduce(4))
+    inside = reduced[quarter.box[1]:quarter.box[3], quarter.box[0]:quarter.box[2]][quarter.mask]
+    assert (inside.min(axis=1) > 100).mean() > 0.99, "the scaled mask stays on the field"
+    assert area.scaled(1) is area

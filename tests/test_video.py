@@ -232,3 +232,20 @@ def test_frames_carry_the_ood_guard_and_each_answer_is_audited(demo_video, detec
     assert len(lines) == len(result.rows) == 40 and {line["source"] for line in lines} == {"video"}
     assert [line["frame"] for line in lines] == list(range(40))
     assert "scope" not in (tmp_path / "audit.log").read_text(), "no file name in the audit trail"
+
+
+def test_frames_decoded_small_give_the_model_what_full_size_frames_give(demo_video, tmp_path):
+    path, _ = demo_video
+    from proctovision.data.content_area import find_content_area
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        pixels = frame.to_ndarray(format="rgb24")
+        area = find_content_area([pixels])
+        for name, crop in (("whole", None), ("cropped", "content")):
+            model = FrameModel(load_predictor(export_detector(tmp_path / name, crop=crop)), area)
+            factor, _ = model.reduction(frame.width, frame.height)
+            assert factor >= 2, "a 320x256 frame for a 64 px model is reduced before the resize"
+            reduced, full = model.to_array(frame), model.to_array(pixels)
+            assert reduced.shape == full.shape == (3, 64, 64)
+            assert np.abs(reduced - full).mean() < 0.05, name

@@ -64,6 +64,12 @@ class Preprocessing:
         values -= np.asarray(self.mean, dtype=np.float32)[:, None, None] / std
         return values
 
+    def reduction(self, width: int, height: int) -> int:
+        """The largest of 1, 2, 4, 8 that keeps both sides at or above the input size: what JPEG DCT scaling does for
+        stills (``read_image(min_size=...)``), applied by FFmpeg's area filter to video frames."""
+        return max(factor for factor in (1, 2, 4, 8)
+                   if factor == 1 or min(width, height) // factor >= self.input_size)
+
     def to_array(self, image: Image.Image) -> np.ndarray:
         """A PIL image → the model's input ``[3, size, size]`` float32."""
         return self.prepared(self.cropped(image))

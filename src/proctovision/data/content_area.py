@@ -49,6 +49,17 @@ class ContentArea:
         out[top:bottom, left:right] = self.crop_array(pixels)
         return out
 
+    def scaled(self, factor: int) -> ContentArea:
+        """The same area on the frame reduced ``factor`` times (as video frames are decoded for a small model input):
+        box corners divided and rounded outward within the frame, mask resampled by nearest neighbour."""
+        if factor == 1:
+            return self
+        width, height = self.frame_size[0] // factor, self.frame_size[1] // factor
+        left, top, right, bottom = self.box
+        box = (left // factor, top // factor, min(-(-right // factor), width), min(-(-bottom // factor), height))
+        mask = Image.fromarray(self.mask).resize((box[2] - box[0], box[3] - box[1]), Image.NEAREST)
+        return ContentArea(box, np.asarray(mask), (width, height))
+
     def crop(self, image: Image.Image) -> Image.Image:
         return Image.fromarray(self.crop_array(np.asarray(image.convert("RGB"))))
 
