@@ -4,7 +4,8 @@ Usage: python benchmarks/load_test.py [RUN_OR_MODEL] [--requests 500] [--concurr
 Without a model it trains a tiny one on generated images first. The loop is bounded in count and time.
 It starts the service twice in the same run, each as its own `proctovision serve` process (so the client does
 not share the server's interpreter), one request at a time (--batch-images 1) and batched (up to --batch-images
-images or --batch-wait-ms), and prints requests/s, p50/p95 latency and errors of both.
+images or --batch-wait-ms), and prints requests/s, p50/p95 latency and errors of both, with the model's own
+images/s at batch 1 and batch N (in this process, before the services start): their ratio bounds the gain.
 """
 from __future__ import annotations
 
@@ -100,6 +101,27 @@ def load(url: str, payload: bytes, requests: int, concurrency: int, heatmap: boo
             "requests_per_s": len(latencies) / wall, "p50_ms": quantiles[49] * 1000, "p95_ms": quantiles[94] * 1000}
 
 
+def batching_ceiling(model: Path, batch_images: int, seconds: float = 6.0) -> tuple[float, float]:
+    """Images/s of the served model alone at batch 1 and at ``batch_images``: their ratio is the most that
+    gathering requests into batches can gain, whatever the service does around the model."""
+    import numpy as np
+
+    from proctovision.inference.predictor import load_predictor
+
+    predictor = load_predictor(model)
+    size = predictor.spec.input_size
+    rates = []
+    for batch in (1, batch_images):
+        inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+        predictor.raw_outputs(inputs)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            predictor.raw_outputs(inputs)
+            count += batch
+        rates.append(count / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?")
@@ -116,6 +138,7 @@ def main() -> None:
     figures = {}
     with tempfile.TemporaryDirectory() as folder:
         model = Path(args.model) if args.model else tiny_run(Path(folder), args.image_size)
+        single, batched = batching_ceiling(model, args.batch_images)
         for name, images in (("one at a time", 1), ("batched", args.batch_images)):
             with serve_process(model, images, args.batch_wait_ms) as url:
                 load(url, payload, min(32, args.requests), args.concurrency, args.heatmap)  # warm-up
@@ -127,6 +150,8 @@ def main() -> None:
               f"{result['p95_ms']:.0f} ms, {result['errors']} errors ({result['not_sent']} not sent: time limit)")
     gain = figures["batched"]["requests_per_s"] / max(figures["one at a time"]["requests_per_s"], 1e-9)
     print(f"batched / one at a time: {gain:.2f}x requests/s")
+    print(f"the model alone: {single:.1f} images/s at batch 1, {batched:.1f} at batch {args.batch_images}: batching "
+          f"can gain at most {batched / single:.2f}x on this machine")
 
 
 if __name__ == "__main__":
