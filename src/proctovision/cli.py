@@ -31,6 +31,22 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML run config; flags given override it")]
+TaskOption = Annotated[Optional[str], typer.Option(help="task name or task YAML")]
+BackboneOption = Annotated[Optional[str], typer.Option(help="registry name or any timm architecture")]
+ModeOption = Annotated[Optional[str], typer.Option(help="frozen | finetune | scratch")]
+WeightsOption = Annotated[Optional[str], typer.Option(help="imagenet | none | path to a weights file")]
+AugmentationOption = Annotated[Optional[str], typer.Option(help="none | basic | colour")]
+
+
+def run_config_from(config: Path | None, overrides: dict) -> object:
+    """The run config of ``train`` and ``crossval``: the YAML with the flags given on top, or the flags alone."""
+    from proctovision.config import apply_overrides, load_config, validate_config
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return load_config(config, given) if config is not None else validate_config(apply_overrides({}, given), "flags")
+
+
 @app.command()
 def ingest(
     source: Annotated[
@@ -207,17 +223,17 @@ def split(
 @app.command()
 def train(
     split_csv: Annotated[Optional[Path], typer.Argument(metavar="SPLIT", help="split.csv from `split`")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML run config; flags given override it")] = None,
-    task: Annotated[Optional[str], typer.Option(help="task name or task YAML")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="registry name or any timm architecture")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="frozen | finetune | scratch")] = None,
-    weights: Annotated[Optional[str], typer.Option(help="imagenet | none | path to a weights file")] = None,
+    config: ConfigOption = None,
+    task: TaskOption = None,
+    backbone: BackboneOption = None,
+    mode: ModeOption = None,
+    weights: WeightsOption = None,
     epochs: Optional[int] = None,
     image_size: Optional[int] = None,
     batch_size: Optional[int] = None,
     lr: Optional[float] = None,
     seed: Optional[int] = None,
-    augmentation: Annotated[Optional[str], typer.Option(help="none | basic | colour")] = None,
+    augmentation: AugmentationOption = None,
     fold: Annotated[Optional[int], typer.Option(help="k-fold split files: fold held out")] = None,
     accelerator: Optional[str] = None,
     devices: Optional[str] = None,
@@ -235,7 +251,6 @@ def train(
 
     Example: proctovision train split.csv --task hemorrhoid --backbone resnet18 --mode finetune --epochs 10 --out runs/r18
     """
-    from proctovision.config import apply_overrides, load_config, validate_config
     from proctovision.training import train as train_run
 
     overrides = {
@@ -247,13 +262,9 @@ def train(
         "trainer.precision": precision,
         "out": str(out) if out else None,
     }
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if config is not None:
-        run_config = load_config(config, overrides)
-    else:
-        if split_csv is None:
-            fail("give a split file (proctovision train split.csv ...) or --config run.yaml")
-        run_config = validate_config(apply_overrides({}, overrides), "flags")
+    if config is None and split_csv is None:
+        fail("give a split file (proctovision train split.csv ...) or --config run.yaml")
+    run_config = run_config_from(config, overrides)
     tracking = _tracking(Path(run_config.out), track, tracking_uri)
     logger = None
     if tracking is not None:
@@ -627,17 +638,17 @@ def crossval(
     folds_csv: Annotated[Path, typer.Argument(metavar="FOLDS.csv", help="split file with a fold column "
                                               "(proctovision split MANIFEST --folds K)")],
     out: Annotated[Path, typer.Option(help="folder for the fold runs, oof_predictions.csv and cv_metrics.json")],
-    config: Annotated[Optional[Path], typer.Option(help="YAML run config; flags given override it")] = None,
-    task: Annotated[Optional[str], typer.Option(help="task name or task YAML")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="registry name or any timm architecture")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="frozen | finetune | scratch")] = None,
-    weights: Annotated[Optional[str], typer.Option(help="imagenet | none | path to a weights file")] = None,
+    config: ConfigOption = None,
+    task: TaskOption = None,
+    backbone: BackboneOption = None,
+    mode: ModeOption = None,
+    weights: WeightsOption = None,
     epochs: Optional[int] = None,
     image_size: Optional[int] = None,
     batch_size: Optional[int] = None,
     lr: Optional[float] = None,
     seed: Optional[int] = None,
-    augmentation: Annotated[Optional[str], typer.Option(help="none | basic | colour")] = None,
+    augmentation: AugmentationOption = None,
     val: Annotated[float, typer.Option(help="share of the other folds' patients used for validation")] = 0.2,
     repeats: Annotated[int, typer.Option(help="repeat the k-fold split with seeds seed+1, seed+2, ...")] = 1,
     threshold: Annotated[str, typer.Option(help="binary: youden | sensitivity:X | specificity:X | a number; "
@@ -661,7 +672,6 @@ def crossval(
     Example: proctovision split manifest.csv --folds 5 --out folds.csv
              proctovision crossval folds.csv --task hemorrhoid --backbone resnet18 --mode finetune --out cv/r18
     """
-    from proctovision.config import apply_overrides, load_config, validate_config
     from proctovision.experiments.crossval import CrossvalSettings
     from proctovision.experiments.crossval import crossval as run_crossval
 
@@ -670,8 +680,7 @@ def crossval(
         "data.augmentation": augmentation, "model.backbone": backbone, "model.mode": mode, "model.weights": weights,
         "optim.lr": lr, "trainer.epochs": epochs, "trainer.seed": seed, "out": str(out),
     }
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    base = load_config(config, overrides) if config else validate_config(apply_overrides({}, overrides), "flags")
+    base = run_config_from(config, overrides)
     if not 0 < val < 1:
         fail(f"--val must be between 0 and 1 (got {val})")
     settings = CrossvalSettings(val=val, repeats=repeats, seed=base.trainer.seed, threshold=threshold,
