@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,35 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 TINY_BACKBONE = "test_efficientnet"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium (.ci/run installs it)"
+)
+
+
+@contextmanager
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """Debian's headless Chromium through Playwright (never a browser Playwright downloads), closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + list(extra_args),
+                                             headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def browser_page(app: object, extra_args: tuple[str, ...] = ()) -> Iterator[tuple[object, str]]:
+    """The app served on a free loopback port, and a Chromium page to open it with."""
+    from proctovision.serving.background import running_server
+
+    with running_server(app) as url, chromium(extra_args) as browser:
+        yield browser.new_page(), url
 
 
 def solid_image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (48, 40), noise_seed: int = 0) -> Path:

@@ -2,61 +2,39 @@
 import os
 from pathlib import Path
 
-import pytest
-from conftest import solid_image
+from conftest import browser_page, needs_chromium, solid_image
 
 from proctovision.serving.app import create_app
-from proctovision.serving.background import running_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 def test_upload_through_the_page_shows_class_probabilities_and_overlay(run_dir: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     image = solid_image(tmp_path / "upload.png", (130, 50, 120), size=(60, 50))
-    with running_server(create_app(run_dir, load_in_background=False)) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.set_input_files("#file", str(image))
-            page.wait_for_selector("text=Done.", timeout=30_000)
-            predicted = page.inner_text("#predicted")
-            values = {cell.get_attribute("data-class"): float(cell.inner_text())
-                      for cell in page.query_selector_all("td.probability")}
-            assert predicted in {"normal", "hemorrhoid"}
-            assert set(values) == {"normal", "hemorrhoid"} and abs(sum(values.values()) - 1) < 0.01
-            assert page.inner_text("#threshold") == "hemorrhoid when its probability is at least 0.500."
-            assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
-            assert page.is_visible("#overlay")
-            page.screenshot(path=str(tmp_path / "page.png"))
-            if os.environ.get("PROCTOVISION_KEEP_SCREENSHOT"):
-                page.screenshot(path=os.environ["PROCTOVISION_KEEP_SCREENSHOT"])
-            assert (tmp_path / "page.png").stat().st_size > 5000
-        finally:
-            browser.close()
+    with browser_page(create_app(run_dir, load_in_background=False)) as (page, url):
+        page.goto(url)
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("text=Done.", timeout=30_000)
+        predicted = page.inner_text("#predicted")
+        values = {cell.get_attribute("data-class"): float(cell.inner_text())
+                  for cell in page.query_selector_all("td.probability")}
+        assert predicted in {"normal", "hemorrhoid"}
+        assert set(values) == {"normal", "hemorrhoid"} and abs(sum(values.values()) - 1) < 0.01
+        assert page.inner_text("#threshold") == "hemorrhoid when its probability is at least 0.500."
+        assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
+        assert page.is_visible("#overlay")
+        page.screenshot(path=str(tmp_path / "page.png"))
+        if os.environ.get("PROCTOVISION_KEEP_SCREENSHOT"):
+            page.screenshot(path=os.environ["PROCTOVISION_KEEP_SCREENSHOT"])
+        assert (tmp_path / "page.png").stat().st_size > 5000
 
 
 def test_a_flagged_image_shows_a_plain_warning_instead_of_a_class(run_dir: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     image = solid_image(tmp_path / "dark.png", (12, 6, 10), size=(60, 50))
-    with running_server(create_app(run_dir, load_in_background=False)) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            assert not page.is_visible("#warning")
-            page.set_input_files("#file", str(image))
-            page.wait_for_selector("text=Done.", timeout=30_000)
-            assert page.is_visible("#warning") and "too dark" in page.inner_text("#warning")
-            assert page.inner_text("#predicted") not in {"normal", "hemorrhoid"}
-        finally:
-            browser.close()
+    with browser_page(create_app(run_dir, load_in_background=False)) as (page, url):
+        page.goto(url)
+        assert not page.is_visible("#warning")
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("text=Done.", timeout=30_000)
+        assert page.is_visible("#warning") and "too dark" in page.inner_text("#warning")
+        assert page.inner_text("#predicted") not in {"normal", "hemorrhoid"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-from conftest import solid_image, tiny_run_config
+from conftest import chromium, needs_chromium, solid_image, tiny_run_config
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -21,10 +21,6 @@ from proctovision.reporting import figures
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "proctovision"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-HAS_CHROMIUM = CHROMIUM.exists() or bool(os.environ.get("CI"))
 HAS_CJK_FONT = figures.cjk_font() is not None or bool(os.environ.get("CI"))
 
 
@@ -230,32 +226,26 @@ def test_page_follows_accept_language_and_the_switch(run_dir):
     assert "Drop an endoscopic image" in client.get("/", headers={"Accept-Language": "fr"}).text
 
 
-@pytest.mark.skipif(not HAS_CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
+@needs_chromium
 def test_chromium_with_a_chinese_locale_reads_the_result_in_chinese(run_dir: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     from proctovision.serving.app import create_app
     from proctovision.serving.background import running_server
 
     image = solid_image(tmp_path / "upload.png", (130, 50, 120), size=(60, 50))
-    with running_server(create_app(run_dir, load_in_background=False)) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_context(locale="zh-CN").new_page()
-            page.goto(url)
-            assert "拖放到此处" in page.inner_text("#drop")
-            page.set_input_files("#file", str(image))
-            page.wait_for_selector("text=完成。", timeout=30_000)
-            assert page.inner_text("#predicted") in {"正常", "内痔"}
-            assert page.inner_text("#threshold") == "内痔的概率不低于 0.500 时判为内痔。"
-            rows = page.inner_text("#probabilities")
-            assert "正常" in rows and "内痔" in rows and "hemorrhoid" not in rows
-            assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
-            page.click("text=English")
-            page.wait_for_selector("text=Drop an endoscopic image")
-            assert page.evaluate("document.documentElement.lang") == "en"
-        finally:
-            browser.close()
+    with running_server(create_app(run_dir, load_in_background=False)) as url, chromium() as browser:
+        page = browser.new_context(locale="zh-CN").new_page()
+        page.goto(url)
+        assert "拖放到此处" in page.inner_text("#drop")
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("text=完成。", timeout=30_000)
+        assert page.inner_text("#predicted") in {"正常", "内痔"}
+        assert page.inner_text("#threshold") == "内痔的概率不低于 0.500 时判为内痔。"
+        rows = page.inner_text("#probabilities")
+        assert "正常" in rows and "内痔" in rows and "hemorrhoid" not in rows
+        assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
+        page.click("text=English")
+        page.wait_for_selector("text=Drop an endoscopic image")
+        assert page.evaluate("document.documentElement.lang") == "en"
 
 
 # --- the report ---

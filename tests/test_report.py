@@ -1,11 +1,10 @@
 """The report: one self-contained HTML file, opened in Debian's headless Chromium and checked section by section."""
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_run_config
+from conftest import chromium, needs_chromium, tiny_run_config
 from PIL import Image
 
 from proctovision.evaluation.compare import compare
@@ -13,9 +12,6 @@ from proctovision.inference.evaluate import evaluate_run
 from proctovision.reporting.report import build_report
 from proctovision.training import train
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SECTIONS = ("data", "qc", "config", "metrics", "figures", "gradcam", "claim", "comparison")
 
 
@@ -41,24 +37,18 @@ def test_report_is_self_contained_and_has_every_section(report: Path):
     assert 'id="synthetic"' not in html, "only demo data are called synthetic"
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium")
+@needs_chromium
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     outside = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda request: outside.append(request.url)
-                    if not request.url.startswith(("file:", "data:")) else None)
-            page.goto(report.as_uri())
-            for section in SECTIONS:
-                assert page.locator(f"#{section}").count() >= 1, section
-            assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("request", lambda request: outside.append(request.url)
+                if not request.url.startswith(("file:", "data:")) else None)
+        page.goto(report.as_uri())
+        for section in SECTIONS:
+            assert page.locator(f"#{section}").count() >= 1, section
+        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert outside == []
     with Image.open(tmp_path / "report.png") as shot:
         pixels = np.asarray(shot.convert("L"), dtype=float)
