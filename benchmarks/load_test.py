@@ -106,6 +106,7 @@ def batching_ceiling(model: Path, batch_images: int, seconds: float = 6.0) -> tu
     gathering requests into batches can gain, whatever the service does around the model."""
     import numpy as np
 
+    from proctovision.benchmarking import sustained_rate
     from proctovision.inference.predictor import load_predictor
 
     predictor = load_predictor(model)
@@ -113,12 +114,7 @@ def batching_ceiling(model: Path, batch_images: int, seconds: float = 6.0) -> tu
     rates = []
     for batch in (1, batch_images):
         inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-        predictor.raw_outputs(inputs)
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            predictor.raw_outputs(inputs)
-            count += batch
-        rates.append(count / (time.perf_counter() - start))
+        rates.append(sustained_rate(lambda: predictor.raw_outputs(inputs), batch, seconds))
     return rates[0], rates[1]
 
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from proctovision.data.images import read_image
-from proctovision.inference.predictor import Predictor, auto_workers, decoded
+from proctovision.inference.predictor import Predictor, auto_workers, decoded, load_input
 from proctovision.models.module import ClassifierModule
 from proctovision.models.registry import get_backbone
 from proctovision.preprocessing import Preprocessing
@@ -65,6 +65,17 @@ def best_rate(run: Callable[[], None], items: int, repeats: int = 3, budget_s: f
         if time.perf_counter() - started > budget_s:
             break
     return items / best
+
+
+def sustained_rate(run: Callable[[], None], items: int, seconds: float = 6.0) -> float:
+    """Items per second over calls repeated for ``seconds`` after one warm-up: a rate a service keeps up, where
+    :func:`best_rate` takes the fastest single call."""
+    run()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run()
+        count += items
+    return count / (time.perf_counter() - start)
 
 
 def matmul_gflops(size: int = 2048, inner: int = 4096) -> float:
@@ -138,26 +149,26 @@ def decode_and_end_to_end_rates(runner: Callable[[np.ndarray], np.ndarray], size
                                 images: int = 192) -> tuple[float, float]:
     """Images/s of decoding alone and of files → probabilities, on the same frames and decoding threads."""
     paths = full_size_frames(folder, images)
-    keys = [(path, None) for path in paths]
+    decode = decode_rate(paths, size)
     predictor = RunnerPredictor(runner, size)
-    workers = max(1, auto_workers(len(keys)))
-
-    def decode_all() -> None:
-        for _ in decoded(keys, predictor.spec, workers):
-            pass
-
-    decode = best_rate(decode_all, len(paths), repeats=2)
-    files = best_rate(lambda: predictor.predict_keys(keys, batch, workers, calibrated=False), len(paths), repeats=3)
+    keys = [(path, None) for path in paths]
+    files = best_rate(lambda: predictor.predict_keys(keys, batch, decode_threads(keys), calibrated=False),
+                      len(paths), repeats=3)
     return decode, files
 
 
-def full_decode_rate(paths: list[str], size: int) -> float:
-    """Images/s of decoding at full size (no DCT scaling) to the model's input, in the same threads, for comparison."""
+def decode_threads(keys: list) -> int:
+    return max(1, auto_workers(len(keys)))
+
+
+def decode_rate(paths: list[str], size: int, loader: Callable = load_input) -> float:
+    """Images/s of decoding alone to the model's input, in the predictor's decoding threads; ``loader`` replaces
+    the predictor's reduced-scale decode (``full_size_input``: no DCT scaling, for comparison)."""
     spec = Preprocessing(size, (0.5,) * 3, (0.5,) * 3)
     keys = [(path, None) for path in paths]
 
     def decode_all() -> None:
-        for _ in decoded(keys, spec, max(1, auto_workers(len(keys))), full_size_input):
+        for _ in decoded(keys, spec, decode_threads(keys), loader):
             pass
 
     return best_rate(decode_all, len(paths), repeats=2)
