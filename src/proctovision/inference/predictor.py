@@ -77,25 +77,35 @@ class RowPredictions:
 
 
 def load_input(key: InputKey, spec: Preprocessing) -> np.ndarray | str:
-    """One input as the model's array, or the reason it cannot be read (workers return, never raise)."""
+    """One input as the model's array, or the reason it cannot be read (decoding threads return, never raise)."""
     path, frame = key
-    try:
-        return spec.to_array(read_image(path, frame=frame, window=spec.window, min_size=spec.input_size))
-    except ImageReadError as error:
-        return error.reason
-    except Exception as error:  # noqa: BLE001 - one broken file must not stop the batch
-        return f"unreadable ({type(error).__name__}: {error})"
+    return or_reason(lambda: spec.to_array(read_image(path, frame=frame, window=spec.window,
+                                                      min_size=spec.input_size)))
 
 
 def load_checked_input(key: InputKey, spec: Preprocessing) -> tuple[np.ndarray, dict] | str:
     """One input as the model's array with its image-quality measures (taken before the resize), or the reason."""
-    path, frame = key
-    try:
-        image = read_image(path, frame=frame, window=spec.window, min_size=max(spec.input_size, MEASURE_WIDTH))
+    def read() -> tuple[np.ndarray, dict]:
+        image = read_checked_image(key, spec)
         return spec.to_array(image), assess_quality(image).to_dict()
+
+    return or_reason(read)
+
+
+def read_checked_image(key: InputKey, spec: Preprocessing) -> Image.Image:
+    """An input decoded for the model and for the quality measures: JPEG scaled down no further than the
+    larger of the model's input size and the quality measures' width."""
+    path, frame = key
+    return read_image(path, frame=frame, window=spec.window, min_size=max(spec.input_size, MEASURE_WIDTH))
+
+
+def or_reason(read: Callable[[], object]) -> object:
+    """What ``read`` returns, or the reason it failed: one broken file must not stop the batch."""
+    try:
+        return read()
     except ImageReadError as error:
         return error.reason
-    except Exception as error:  # noqa: BLE001 - one broken file must not stop the batch
+    except Exception as error:  # noqa: BLE001 - reported as the file's reason
         return f"unreadable ({type(error).__name__}: {error})"
 
 

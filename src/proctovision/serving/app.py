@@ -29,8 +29,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proctovision.data.images import ImageReadError, read_image
-from proctovision.inference.predictor import Predictor, expand_frames, load_predictor
+from proctovision.data.images import ImageReadError
+from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
 from proctovision.serving.pages import page_language, render_page
 from proctovision.serving.live import add_live_routes
 from proctovision.inference.quality import assess_quality
@@ -236,11 +236,12 @@ def create_app(
 
 def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa: F821
     """Every frame of an upload (one for an image, each frame of a multi-frame DICOM file), decoded as the
-    predictor decodes files: the spec's window, JPEG scaled down no further than the model's input size."""
+    predictor decodes files it checks: the spec's window, JPEG scaled down no further than the model and the
+    quality measures need."""
     keys, errors = expand_frames([path])
     if errors:
         raise ImageReadError(path, errors[0][1])
-    return [read_image(path, frame=frame, window=spec.window, min_size=spec.input_size) for _, frame in keys]
+    return [read_checked_image(key, spec) for key in keys]
 
 
 def prepare_images(predictor: Predictor, images: list[Image.Image]) -> tuple["np.ndarray", list[dict]]:  # noqa: F821
