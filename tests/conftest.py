@@ -116,6 +116,13 @@ def tiny_run_config(split: Path, out: Path, **changes):
     return config
 
 
+def own_run(run_dir: Path, tmp_path: Path) -> Path:
+    """A test's own copy of the shared run, for steps that add to a run folder (an export fits its OOD detector)."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "own_run"))
+
+
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("served")

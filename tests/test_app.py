@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import solid_image
+from conftest import own_run, solid_image
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -155,7 +155,7 @@ def test_service_runs_from_an_onnx_export_without_torch(run_dir: Path, tmp_path:
 
     from proctovision.serving.export import export_run
 
-    export_run(run_dir, tmp_path / "export")
+    export_run(own_run(run_dir, tmp_path), tmp_path / "export")
     script = (
         "import sys; sys.modules['torch'] = None; sys.modules['timm'] = None\n"
         "import io, json\nfrom PIL import Image\nfrom fastapi.testclient import TestClient\n"

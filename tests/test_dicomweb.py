@@ -19,6 +19,7 @@ import pandas as pd
 import pydicom
 import pytest
 import requests
+from conftest import own_run
 from typer.testing import CliRunner
 
 from proctovision.cli import app
@@ -418,7 +419,7 @@ def test_an_onnx_export_pushes_the_sr_alone_with_one_finding_per_frame(orthanc: 
 
     from proctovision.serving.export import export_run
 
-    export_run(run_dir, tmp_path / "export")
+    export_run(own_run(run_dir, tmp_path), tmp_path / "export")
     [path] = make_study(tmp_path / "pacs", 7, slices=1)
     dataset = pydicom.dcmread(path)
     frames = np.stack([dataset.pixel_array, dataset.pixel_array[::-1]])
