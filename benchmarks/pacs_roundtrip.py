@@ -100,8 +100,8 @@ def main() -> None:
             (folder, failures), fetch = timed(lambda: dicomweb.fetch_for_ingest(
                 url, work / "ingest" / "manifest.csv", "salt", study=study, environ=environ))
             predictor = load_predictor(model)
-            plain, predict = timed(lambda: pacs.predict_study(client, predictor, study, model))
-            pushed, push = timed(lambda: pacs.predict_study(client, predictor, study, model, push=True))
+            plain, predict = timed(lambda: pacs.predict_study(client, predictor, study))
+            pushed, push = timed(lambda: pacs.predict_study(client, predictor, study, push=True))
         finally:
             process.terminate()
             process.wait(30)

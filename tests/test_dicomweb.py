@@ -478,7 +478,7 @@ def test_watch_waits_until_a_study_stops_growing(orthanc: str, tmp_path: Path, r
     query = {"AccessionNumber": "GROW00009"}
 
     def poll(now: float) -> int:
-        return watch.poll_once(client, predictor, run_dir, state_path, state, query, lines.append, stable_s=30,
+        return watch.poll_once(client, predictor, state_path, state, query, lines.append, stable_s=30,
                                now=now)
 
     assert poll(0) == 0

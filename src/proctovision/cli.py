@@ -790,7 +790,7 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
 
         audit = AuditLog(audit_log, model_identity(predictor))
     with console.status("Retrieving and predicting the study"):
-        result = predict_study(connect(url), predictor, study, model, push=push, batch_size=batch_size, audit=audit)
+        result = predict_study(connect(url), predictor, study, push=push, batch_size=batch_size, audit=audit)
     rows = result.rows(predictor.classes, predictor.threshold)
     columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in predictor.classes]
     if out.suffix.lower() == ".json":

@@ -162,6 +162,7 @@ class Predictor:
     classes: tuple[str, ...]
     card: dict
     backend: str = ""
+    model_file: Path | None = None  # the file whose bytes make the answers, named by audits and DICOM reports
 
     @property
     def spec(self) -> Preprocessing:
@@ -310,7 +311,8 @@ class OnnxPredictor(Predictor):
         self.folder = Path(folder)
         self.card = read_card(self.folder)
         self.classes = tuple(self.card["classes"])
-        self.session = onnxruntime.InferenceSession(str(self.folder / model_file), quiet_session_options(),
+        self.model_file = self.folder / model_file
+        self.session = onnxruntime.InferenceSession(str(self.model_file), quiet_session_options(),
                                                     providers=onnx_providers())
         self.has_features = "features" in {output.name for output in self.session.get_outputs()}
 
@@ -360,6 +362,7 @@ class TorchPredictor(Predictor):
         self.card = build_card(self.run)
         self.classes = self.run.task.classes
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model_file = self.run.checkpoint()
         self.module = load_module(self.run).to(self.device)
         if self.device.type == "cuda":
             self.module = self.module.to(memory_format=torch.channels_last)

@@ -32,12 +32,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_file(predictor: object) -> Path:
-    """The file whose bytes make the answers: model.onnx of an export, the checkpoint of a run."""
-    run = getattr(predictor, "run", None)
-    return run.checkpoint() if run is not None else Path(predictor.folder) / "model.onnx"
-
-
 def model_identity(predictor: object) -> dict:
     from proctovision import fileio
 
@@ -46,7 +40,7 @@ def model_identity(predictor: object) -> dict:
         "name": "/".join(str(part) for part in ((card.get("task") or {}).get("name"), card.get("backbone"),
                                                  card.get("mode")) if part),
         "version": (card.get("versions") or {}).get("proctovision"),
-        "sha256": fileio.sha256(model_file(predictor)),
+        "sha256": fileio.sha256(predictor.model_file),
         "quantization": "int8" if card.get("quantization") else None,
     }
 

@@ -7,14 +7,13 @@ An SR series and an SC series are separate because a series holds one modality.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 import proctovision
+from proctovision import fileio
 
 DEVICE = "ProctoVision"
 SR_SERIES_DESCRIPTION = "ProctoVision AI findings"
@@ -42,12 +41,10 @@ class ModelIdentity:
     threshold: float | None
 
 
-def model_identity(model_folder: Path, card: dict) -> ModelIdentity:
-    """Name from the card (task and backbone); version from the tool's version and the weights' hash."""
-    folder = Path(model_folder)
-    weights = next((path for path in (folder / "model.onnx", folder / "checkpoints" / "best.ckpt",
-                                      folder / "checkpoints" / "last.ckpt") if path.is_file()), None)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights else "unknown"
+def model_identity(predictor: object) -> ModelIdentity:
+    """Name from the card (task and backbone); version from the tool's version and the model file's hash."""
+    card = predictor.card
+    digest = fileio.sha256(predictor.model_file)[:12]
     task = card.get("task")
     task_name = task.get("name") if isinstance(task, dict) else str(task or "model")
     name = f"{task_name} {card.get('backbone') or 'classifier'}"[:64]

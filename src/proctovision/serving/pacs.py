@@ -90,7 +90,7 @@ def gather_images(client: object, study: str, folder: Path, result: StudyResult)
 
 
 def predict_study(
-    client: object, predictor: object, study: str, model_folder: Path, push: bool = False, batch_size: int = 16,
+    client: object, predictor: object, study: str, push: bool = False, batch_size: int = 16,
     audit: object | None = None,
 ) -> StudyResult:
     """Classify every image (every frame) of the study; with ``push``, store the SR and Grad-CAM overlays.
@@ -129,7 +129,7 @@ def predict_study(
         if push and result.findings:
             overlays = [predictor.heatmap_png(picture, predictor.classes.index(finding.predicted))
                         for finding, (*_, picture) in zip(result.findings, pending)]
-            push_results(client, study, result, overlays, dicom_results.model_identity(model_folder, predictor.card))
+            push_results(client, study, result, overlays, dicom_results.model_identity(predictor))
     result.seconds = time.perf_counter() - start
     return result
 

@@ -107,7 +107,7 @@ def is_stable(state: WatchState, key: str, count: int, now: float, stable_s: flo
 
 
 def poll_once(
-    client: object, predictor: object, model_folder: Path, state_path: Path, state: WatchState,
+    client: object, predictor: object, state_path: Path, state: WatchState,
     query: dict[str, str], log: Log, stable_s: float = 0, max_attempts: int = 3, now: float | None = None,
 ) -> int:
     """One pass over the matching studies; returns how many were classified and pushed."""
@@ -120,13 +120,13 @@ def poll_once(
         if not is_stable(state, key, count, now, stable_s):
             save_state(state_path, state)
             continue
-        processed += process_study(client, predictor, model_folder, uid, key, state, log, max_attempts)
+        processed += process_study(client, predictor, uid, key, state, log, max_attempts)
         save_state(state_path, state)
     return processed
 
 
 def process_study(
-    client: object, predictor: object, model_folder: Path, uid: str, key: str, state: WatchState, log: Log,
+    client: object, predictor: object, uid: str, key: str, state: WatchState, log: Log,
     max_attempts: int,
 ) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -135,7 +135,7 @@ def process_study(
             state.done[key] = {"at": stamp, "images": None, "note": "results already in the PACS"}
             log(f"study {key}: results already in the PACS, recorded as done")
             return 0
-        result = pacs.predict_study(client, predictor, uid, model_folder, push=True)
+        result = pacs.predict_study(client, predictor, uid, push=True)
     except UserError as error:
         return record_failure(state, key, str(error), log, max_attempts)
     except Exception as error:  # noqa: BLE001 - one bad study must not stop the watch
@@ -174,7 +174,7 @@ def watch(
         if polls:
             time.sleep(interval_s)
         try:
-            pushed += poll_once(client, predictor, model_folder, state_path, state, query, log, stable_s,
+            pushed += poll_once(client, predictor, state_path, state, query, log, stable_s,
                                 max_attempts)
         except dicomweb.DicomWebError as error:
             log(f"poll failed: {error}")
