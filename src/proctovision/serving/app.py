@@ -285,16 +285,6 @@ def answer_from(predictor: Predictor, image: Image.Image, probabilities: "np.nda
     }
 
 
-def answer(predictor: Predictor, image: Image.Image, lock: threading.Lock, with_heatmap: bool = True) -> dict:
-    """Class, probabilities, guard and heatmap for one image, unbatched: blocking work, run off the event loop."""
-    arrays, qualities = prepare_images(predictor, [image])
-    with lock:
-        raw, features = predictor.raw_outputs(arrays)
-    scores = predictor.ood_scores(features)
-    guard = predictor.guard(None if scores is None else float(scores[0]), qualities[0])
-    return answer_from(predictor, image, predictor.calibrate(raw)[0], guard, lock, with_heatmap)
-
-
 def app_from_environment() -> FastAPI:
     """The app factory uvicorn calls in each worker process of ``serve --workers N``; settings come as JSON."""
     settings = json.loads(os.environ[SETTINGS_VARIABLE])

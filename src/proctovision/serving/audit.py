@@ -9,7 +9,6 @@ shows up: answers per day, the share flagged, the mix of decisions.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import threading
@@ -26,10 +25,6 @@ DEFAULT_BACKUPS = 10
 
 class AuditError(UserError, ValueError):
     """An audit log that cannot be read or a bad --since."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def model_identity(predictor: object) -> dict:
