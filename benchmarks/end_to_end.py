@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from proctovision.benchmarking import (
+from proctovision.deploy.bench import (
     decode_and_end_to_end_rates, decode_rate, eager_runner, full_size_frames, full_size_input, model_rate, onnx_session,
 )
 from proctovision.models.module import ClassifierModule
 from proctovision.models.registry import get_backbone
-from proctovision.perf import tune_allocator
+from proctovision.core.perf import tune_allocator
 
 TARGET = 0.8
 

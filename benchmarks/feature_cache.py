@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from proctovision.models.module import ClassifierModule
-from proctovision.perf import tune_allocator
+from proctovision.core.perf import tune_allocator
 
 
 def epoch_recomputing(module: ClassifierModule, images: torch.Tensor, labels: torch.Tensor, batch: int) -> float:

@@ -103,7 +103,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def run_once(archive: Path, workers: int) -> dict:
     """One ingest in this process; prints a JSON line."""
     from proctovision.data import ingest as ingest_lib
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     peak = [tree_rss(os.getpid())]
     done = threading.Event()

@@ -30,13 +30,13 @@ TIME_LIMIT_S = 300
 
 
 def tiny_run(folder: Path, image_size: int = 64) -> Path:
-    from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
-    from proctovision.data.demo import generate_endoscopy
+    from proctovision.core.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
+    from proctovision.data.synthetic.endoscopy import generate_endoscopy
     from proctovision.data.ingest import ingest, write_outputs
     from proctovision.data.manifest import read_manifest, write_manifest
     from proctovision.data.split import holdout_split
-    from proctovision.tasks import load_task
-    from proctovision.training import train
+    from proctovision.core.tasks import load_task
+    from proctovision.workflows.training import train
 
     task = load_task("hemorrhoid")
     source = generate_endoscopy(folder / "data", patients=16, images_per_patient=2)["hemorrhoid"]
@@ -106,7 +106,7 @@ def batching_ceiling(model: Path, batch_images: int, seconds: float = 6.0) -> tu
     gathering requests into batches can gain, whatever the service does around the model."""
     import numpy as np
 
-    from proctovision.benchmarking import sustained_rate
+    from proctovision.deploy.bench import sustained_rate
     from proctovision.inference.predictor import load_predictor
 
     predictor = load_predictor(model)

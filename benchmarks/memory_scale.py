@@ -20,7 +20,7 @@ STAGE = r"""
 import json, resource, sys
 from pathlib import Path
 stage, folder = sys.argv[1], Path(sys.argv[2])
-from proctovision.tasks import load_task
+from proctovision.core.tasks import load_task
 task = load_task("hemorrhoid")
 if stage == "ingest":
     from proctovision.data.ingest import ingest, write_outputs

@@ -54,7 +54,7 @@ def start_orthanc(folder: Path) -> tuple[subprocess.Popen, str]:
 
 
 def make_study(folder: Path, count: int, size: int) -> list[Path]:
-    from proctovision.data.demo_mri import draw_slice, write_dicom
+    from proctovision.data.synthetic.mri import draw_slice, write_dicom
 
     rng = np.random.default_rng(0)
     paths = []

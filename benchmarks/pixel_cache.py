@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from proctovision.data import pixel_cache as pixel_cache_module
 from proctovision.data.datasets import ManifestDataset
-from proctovision.data.demo import generate_endoscopy
+from proctovision.data.synthetic.endoscopy import generate_endoscopy
 from proctovision.data.manifest import read_manifest
 from proctovision.data.pixel_cache import PixelCache
 from proctovision.data.transforms import eval_transform

@@ -20,12 +20,12 @@ import numpy as np
 import timm
 import torch
 
-from proctovision.data.demo_video import write_demo_video
+from proctovision.data.synthetic.video import write_demo_video
 from proctovision.inference.predictor import load_predictor
 from proctovision.inference.video import (
     FrameModel, VideoOptions, content_area_of, decoded_frames, open_source, run_file, run_live,
 )
-from proctovision.serving.export import Probabilities, to_onnx
+from proctovision.deploy.export import Probabilities, to_onnx
 
 MEAN = STD = (0.5, 0.5, 0.5)
 

@@ -83,7 +83,7 @@ def csv_source(tmp_path: Path) -> Path:
 def manifest_file(tmp_path: Path, csv_source: Path) -> Path:
     """The CSV source ingested as the hemorrhoid task: work/manifest.csv."""
     from proctovision.data.ingest import ingest, write_outputs
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     task = load_task("hemorrhoid")
     manifest = tmp_path / "work" / "manifest.csv"
@@ -104,7 +104,7 @@ def split_file(tmp_path: Path, manifest_file: Path) -> Path:
 
 def tiny_run_config(split: Path, out: Path, **changes):
     """A run config for a ~100k-parameter timm model on 32 px images: seconds on a CPU."""
-    from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
+    from proctovision.core.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
 
     data = DataConfig(split=split, image_size=32, batch_size=8, augmentation="basic", augmented_views=1)
     model = ModelConfig(backbone=TINY_BACKBONE, mode=changes.pop("mode", "scratch"), weights="none", head="study")
@@ -134,13 +134,13 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from proctovision.data.ingest import ingest, write_outputs
     from proctovision.data.manifest import read_manifest, write_manifest
     from proctovision.data.split import holdout_split
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     (root / "src.csv").write_text("\n".join(lines) + "\n")
     task = load_task("hemorrhoid")
     write_outputs(ingest(root / "src.csv", task), task, root / "src.csv", root / "m.csv")
     write_manifest(holdout_split(read_manifest(root / "m.csv"), 0.2, 0.2, 0), root / "s.csv")
-    from proctovision.training import train
+    from proctovision.workflows.training import train
 
     return train(tiny_run_config(root / "s.csv", root / "run", epochs=1), progress=False).root
 

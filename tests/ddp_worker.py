@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import tiny_run_config  # noqa: E402
 
-import proctovision.training as training  # noqa: E402
+import proctovision.workflows.training as training  # noqa: E402
 
 
 class SaveRankWeights(Callback):

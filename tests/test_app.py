@@ -153,7 +153,7 @@ def test_service_runs_from_an_onnx_export_without_torch(run_dir: Path, tmp_path:
     import subprocess
     import sys
 
-    from proctovision.serving.export import export_run
+    from proctovision.deploy.export import export_run
 
     export_run(own_run(run_dir, tmp_path), tmp_path / "export")
     script = (
@@ -267,7 +267,7 @@ def test_out_of_distribution_photograph_is_flagged(run_dir: Path, tmp_path: Path
 
     import skimage
 
-    from proctovision.inference.ood import fit_run_ood
+    from proctovision.workflows.ood import fit_run_ood
 
     run = shutil.copytree(run_dir, tmp_path / "run")
     fit_run_ood(run)
@@ -309,8 +309,8 @@ def test_every_answer_is_audited_without_identifiers(run_dir: Path, tmp_path: Pa
 
     import pydicom
 
-    from proctovision import fileio
-    from proctovision.runs import read_run
+    from proctovision.core import fileio
+    from proctovision.artefacts.runs import read_run
 
     log = tmp_path / "audit.log"
     audited = TestClient(create_app(run_dir, load_in_background=False, audit_log=log))

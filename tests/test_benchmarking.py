@@ -1,8 +1,8 @@
 import torch
 
-from proctovision.benchmarking import flops_per_image, matmul_gflops
+from proctovision.deploy.bench import flops_per_image, matmul_gflops
 from proctovision.models.module import ClassifierModule
-from proctovision.perf import tune_allocator
+from proctovision.core.perf import tune_allocator
 
 
 def test_flop_count_of_resnet18_is_the_published_figure():
@@ -20,10 +20,10 @@ def test_predictor_reads_full_size_frames_at_reduced_scale(tmp_path, monkeypatch
     import numpy as np
     from PIL import Image
 
-    from proctovision.benchmarking import full_size_frames
-    from proctovision.data import images
+    from proctovision.deploy.bench import full_size_frames
+    from proctovision.imaging import images
     from proctovision.inference import predictor
-    from proctovision.preprocessing import Preprocessing
+    from proctovision.imaging.preprocessing import Preprocessing
 
     paths = full_size_frames(tmp_path, 4)
     assert len(paths) == 4 and Image.open(paths[0]).size == (1280, 1024)
@@ -40,7 +40,7 @@ def test_predictor_reads_full_size_frames_at_reduced_scale(tmp_path, monkeypatch
 def test_decode_and_end_to_end_rates_feed_every_frame_to_the_model(tmp_path):
     import numpy as np
 
-    from proctovision.benchmarking import decode_and_end_to_end_rates
+    from proctovision.deploy.bench import decode_and_end_to_end_rates
 
     seen = []
 

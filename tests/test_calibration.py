@@ -72,7 +72,7 @@ def test_threshold_rules_out_of_range_are_refused(rule: str):
 def test_reliability_and_ece_use_the_decision_actually_made():
     """At threshold 0.7 an image with p(positive) = 0.65 is called negative with confidence 0.35, not argmax's 0.65."""
     from proctovision.evaluation.calibration import reliability
-    from proctovision.evaluation.decision import apply_threshold
+    from proctovision.core.decision import apply_threshold
     from proctovision.evaluation.metrics import expected_calibration_error
 
     probabilities = np.array([[0.35, 0.65], [0.35, 0.65], [0.05, 0.95], [0.85, 0.15]])

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from proctovision.cli import app
 from proctovision.data.manifest import read_manifest
-from proctovision.evaluation.compare import Participant, compare, pairwise_tests
-from proctovision.inference.evaluate import evaluate_run
+from proctovision.evaluation.compare import Participant, pairwise_tests
+from proctovision.workflows.compare import compare
+from proctovision.workflows.evaluate import evaluate_run
 from proctovision.evaluation.readers import ReadersError, read_readers, simulate_readers
-from proctovision.training import train
+from proctovision.workflows.training import train
 
 
 @pytest.fixture

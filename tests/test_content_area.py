@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from proctovision.data.content_area import ContentAreaError, crop_content, find_content_area, mark_content_crop
-from proctovision.data.demo_video import octagon_mask
-from proctovision.preprocessing import Preprocessing
+from proctovision.imaging.content_area import ContentAreaError, crop_content, find_content_area, mark_content_crop
+from proctovision.data.synthetic.video import octagon_mask
+from proctovision.imaging.preprocessing import Preprocessing
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -95,8 +95,8 @@ def test_ingest_crop_marks_rows_and_leaves_out_an_image_without_a_field(tmp_path
 
 
 def test_training_refuses_a_split_mixing_cropped_and_whole_images():
-    from proctovision.runs import RunError
-    from proctovision.training import manifest_crop
+    from proctovision.artefacts.runs import RunError
+    from proctovision.workflows.training import manifest_crop
 
     assert manifest_crop(pd.DataFrame({"crop": ["content", "content"]})) == "content"
     assert manifest_crop(pd.DataFrame({"path": ["a"]})) is None
@@ -112,7 +112,7 @@ def test_crop_recorded_at_ingest_travels_to_the_run_and_its_card(tmp_path):
     from proctovision.data.manifest import read_manifest, write_manifest
     from proctovision.data.split import holdout_split
     from proctovision.inference.predictor import load_predictor
-    from proctovision.training import train
+    from proctovision.workflows.training import train
 
     for label, tint in (("normal", 0), ("hemorrhoid", 1)):
         for index in range(6):

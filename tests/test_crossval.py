@@ -11,9 +11,9 @@ import pytest
 from conftest import tiny_run_config
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import kfold_split
-from proctovision.experiments.crossval import CrossvalSettings, crossval, fold_split
-from proctovision.tables import read_table
-from proctovision.tracking import sqlite_uri, tracking_for
+from proctovision.workflows.crossval import CrossvalSettings, crossval, fold_split
+from proctovision.core.tables import read_table
+from proctovision.workflows.tracking import sqlite_uri, tracking_for
 
 RESAMPLES = 40
 
@@ -40,7 +40,7 @@ def test_fold_split_tests_the_fold_and_validates_on_a_patient_slice_of_the_rest(
 
 
 def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_file: Path) -> None:
-    from proctovision.experiments.executor import ExecutorSettings, make_executor
+    from proctovision.workflows.executor import ExecutorSettings, make_executor
 
     out = tmp_path / "cv"
     base = tiny_run_config(folds_file, tmp_path / "unused", epochs=1)
@@ -145,7 +145,7 @@ def test_crossval_and_external_evaluate_commands_refuse_bad_input_in_one_line(tm
 
 
 def test_repeats_redraw_the_folds_and_each_repeat_tests_every_image_once(tmp_path: Path, folds_file: Path) -> None:
-    from proctovision.experiments.crossval import plan
+    from proctovision.workflows.crossval import plan
 
     jobs = plan(folds_file, tiny_run_config(folds_file, tmp_path / "r"), tmp_path / "cv", settings(repeats=2))
     assert [(job.repeat, job.fold) for job in jobs] == [(0, 0), (0, 1), (1, 0), (1, 1)]

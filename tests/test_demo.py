@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from proctovision.data.demo import FRAME_SIZE, generate_endoscopy
+from proctovision.data.synthetic.endoscopy import FRAME_SIZE, generate_endoscopy
 from proctovision.data.manifest import read_manifest
-from proctovision.demo_pipeline import run_demo
-from proctovision.runs import RunError
+from proctovision.demo.pipeline import run_demo
+from proctovision.artefacts.runs import RunError
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):
 def test_mr_slices_get_noise_bias_and_blur_and_faint_tracts_are_the_hard_ones(tmp_path: Path):
     import pydicom
 
-    from proctovision.data.demo_mri import generate_mri, tract_difficulty
+    from proctovision.data.synthetic.mri import generate_mri, tract_difficulty
 
     generate_mri(tmp_path, patients=4, slices_per_patient=2, size=64, seed=3)
     difficulty = pd.read_csv(tmp_path / "difficulty.csv")

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from proctovision.demo_readers import JUNIOR, SENIOR, error_count, load_difficulty, simulate_readers
+from proctovision.data.synthetic.readers import JUNIOR, SENIOR, error_count, load_difficulty, simulate_readers
 
 
 def _truth(tmp_path, images: int, classes=("normal", "hemorrhoid")):

@@ -6,7 +6,7 @@ import json
 import av
 import numpy as np
 
-from proctovision.data.demo_video import lesion_centre_x, write_demo_video
+from proctovision.data.synthetic.video import lesion_centre_x, write_demo_video
 
 
 def purple_fraction(pixels: np.ndarray) -> float:

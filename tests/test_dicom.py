@@ -11,8 +11,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-from proctovision.data.dicom import WindowError, parse_window, pseudonym, to_uint8
-from proctovision.data.images import read_image
+from proctovision.imaging.dicom import WindowError, parse_window, pseudonym, to_uint8
+from proctovision.imaging.images import read_image
 from proctovision.data.ingest import DicomOptions, ingest
 
 FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -72,7 +72,7 @@ def test_multiframe_file_becomes_one_row_per_frame(tmp_path: Path):
     folder = tmp_path / "data" / "normal"
     folder.mkdir(parents=True)
     shutil.copy(FILES / "SC_rgb_rle_2frame.dcm", folder / "cine")
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"))
     assert sorted(result.manifest["frame"]) == ["0", "1"]
@@ -108,7 +108,7 @@ def test_bad_dicom_files_are_reported_by_file_and_reason(tmp_path: Path):
     odd_syntax.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG-2: no decoder
     odd_syntax.save_as(folder / "mpeg.dcm", enforce_file_format=False)
     shutil.copy(FILES / "MR_small.dcm", folder / "good.dcm")
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"))
     reasons = {Path(item.path).name: item.reason for item in result.excluded}
@@ -127,7 +127,7 @@ def test_pseudonyms_are_stable_salted_and_not_the_id():
 def test_dicom_folder_run_never_writes_or_prints_patient_identity(tmp_path: Path):
     """Ingest (labels by SOPInstanceUID, PNG export) → train → evaluate → predict → export → report, then scan
     every file written and everything printed for the names, ids and birth dates in the DICOM headers."""
-    from proctovision.data.demo_mri import generate_mri
+    from proctovision.data.synthetic.mri import generate_mri
 
     generate_mri(tmp_path / "archive", patients=10, slices_per_patient=2, size=64)
     secrets_ = ["SYNTHETIC^PATIENT", "SYN-00", "19700101"]
@@ -167,7 +167,7 @@ def test_dicom_folder_run_never_writes_or_prints_patient_identity(tmp_path: Path
 
 
 def test_fistula_demo_runs_end_to_end_on_dicom(tmp_path: Path):
-    from proctovision.demo_pipeline import run_demo
+    from proctovision.demo.pipeline import run_demo
 
     summary = run_demo(tmp_path / "demo", task="fistula", epochs=3, patients=12, images_per_patient=2)
     manifest = pd.read_csv(summary["paths"]["manifest"], dtype=str)
@@ -207,7 +207,7 @@ def decoder_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_ingest_decodes_every_frame_of_a_cine_exactly_once(tmp_path: Path, decoder_calls: list[int]):
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     path = cine(tmp_path / "data" / "normal" / "cine.dcm", frames=6)
     frames_seen: list[int] = []
@@ -246,8 +246,8 @@ def test_malformed_header_is_that_file_reason_and_the_rest_goes_on(tmp_path: Pat
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
 
-    from proctovision.data.images import ImageReadError
-    from proctovision.tasks import load_task
+    from proctovision.imaging.images import ImageReadError
+    from proctovision.core.tasks import load_task
 
     folder = tmp_path / "data" / "normal"
     cine(folder / "a_good_cine.dcm", frames=3)
@@ -267,7 +267,7 @@ def test_malformed_header_is_that_file_reason_and_the_rest_goes_on(tmp_path: Pat
 def test_a_file_without_preamble_is_read_and_noted_not_refused(tmp_path: Path):
     from pydicom.filewriter import dcmwrite
 
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     dataset = pydicom.dcmread(FILES / "MR_small.dcm")
     dataset.preamble = None
@@ -285,7 +285,7 @@ def test_a_file_without_preamble_is_read_and_noted_not_refused(tmp_path: Path):
 
 
 def test_reasons_name_the_object_the_truncation_and_the_transfer_syntax(tmp_path: Path):
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     folder = tmp_path / "data" / "normal"
     folder.mkdir(parents=True)

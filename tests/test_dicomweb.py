@@ -94,7 +94,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = False, accession: str = "ACC",
                date: str = TODAY) -> list[Path]:
     """Synthetic MR slices (32 px) with identifying tags a scanner writes, so tests can see none leaks."""
-    from proctovision.data.demo_mri import draw_slice, write_dicom
+    from proctovision.data.synthetic.mri import draw_slice, write_dicom
 
     rng = np.random.default_rng(patient)
     paths = []
@@ -417,7 +417,7 @@ def test_an_onnx_export_pushes_the_sr_alone_with_one_finding_per_frame(orthanc: 
 
     from pydicom.uid import MultiFrameGrayscaleWordSecondaryCaptureImageStorage
 
-    from proctovision.serving.export import export_run
+    from proctovision.deploy.export import export_run
 
     export_run(own_run(run_dir, tmp_path), tmp_path / "export")
     [path] = make_study(tmp_path / "pacs", 7, slices=1)

@@ -6,8 +6,8 @@ import pytest
 from conftest import tiny_run_config
 
 from proctovision.data.manifest import read_manifest
-from proctovision.inference.evaluate import evaluate_run
-from proctovision.training import train
+from proctovision.workflows.evaluate import evaluate_run
+from proctovision.workflows.training import train
 
 
 @pytest.fixture
@@ -110,7 +110,8 @@ def test_score_on_the_predictions_file_gives_evaluates_metrics_and_cis(trained_r
 def test_score_reads_another_tools_predictions_with_a_truth_manifest(trained_run: Path, split_file: Path,
                                                                      tmp_path: Path):
     """A spreadsheet with paths and probabilities only: labels and patients come from the manifest."""
-    from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.evaluation.score import ScoreOptions
+    from proctovision.workflows.score import score_file
 
     evaluate_run(trained_run, "test", n_resamples=10)
     rows = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")
@@ -165,7 +166,7 @@ def test_a_fold_run_refuses_to_treat_its_validation_fold_as_a_test_set(split_fil
 
     from proctovision.data.manifest import write_manifest
     from proctovision.data.split import kfold_split
-    from proctovision.runs import RunError
+    from proctovision.artefacts.runs import RunError
 
     folds = tmp_path / "folds.csv"
     write_manifest(kfold_split(read_manifest(split_file).drop(columns="split"), 3, 0), folds)
@@ -183,7 +184,8 @@ def test_subgroups_and_decision_curve_from_evaluate_and_from_score(split_file: P
     from conftest import tiny_run_config
 
     from proctovision.data.manifest import write_manifest
-    from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.evaluation.score import ScoreOptions
+    from proctovision.workflows.score import score_file
 
     frame = read_manifest(split_file)
     frame["site"] = ["A" if int(patient.split("-")[1]) % 2 else "B" for patient in frame["patient_id"]]

@@ -8,10 +8,10 @@ import pytest
 
 from conftest import solid_image, tiny_run_config
 from proctovision.data.manifest import read_manifest
-from proctovision.inference.evaluate import evaluate_external, evaluate_run
-from proctovision.runs import RunError
-from proctovision.tables import read_table
-from proctovision.training import train
+from proctovision.workflows.evaluate import evaluate_external, evaluate_run
+from proctovision.artefacts.runs import RunError
+from proctovision.core.tables import read_table
+from proctovision.workflows.training import train
 
 
 def second_centre(root: Path, shift: int = 45) -> Path:

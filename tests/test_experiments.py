@@ -6,11 +6,11 @@ import yaml
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-from proctovision.data.demo import generate_endoscopy
-from proctovision.data.demo_mri import generate_mri
-from proctovision.experiments.grid import GridError, builtin_grid_path, load_grid
-from proctovision.experiments.runner import DONE
-from proctovision.runs import RunPaths
+from proctovision.data.synthetic.endoscopy import generate_endoscopy
+from proctovision.data.synthetic.mri import generate_mri
+from proctovision.workflows.grid import GridError, builtin_grid_path, load_grid
+from proctovision.workflows.reproduce import DONE
+from proctovision.artefacts.runs import RunPaths
 
 
 @pytest.fixture(scope="module")

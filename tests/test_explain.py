@@ -9,9 +9,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-from proctovision.explain import build_cam, vit_reshape
+from proctovision.workflows.explain import build_cam, vit_reshape
 from proctovision.models.module import ClassifierModule
-from proctovision.training import train
+from proctovision.workflows.training import train
 
 runner = CliRunner()
 STUDY_SIZES = {"xception": 96, "resnet50v2": 64, "efficientnetv2_s": 64, "vit_s16": 64, "convmixer_768_32": 32,
@@ -59,10 +59,10 @@ def _blob_split(root: Path, count: int = 64, size: int = 128) -> Path:
 def test_heatmap_peaks_on_the_planted_blob(tmp_path: Path):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
+    from proctovision.core.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
     from proctovision.data.transforms import eval_transform
-    from proctovision.runs import load_module
-    from proctovision.runs import read_run
+    from proctovision.models.module import load_module
+    from proctovision.artefacts.runs import read_run
 
     split = _blob_split(tmp_path)
     config = RunConfig(

@@ -5,9 +5,9 @@ import yaml
 from typer.testing import CliRunner
 
 from proctovision.cli import app
-from proctovision.data.demo import generate_endoscopy
-from proctovision.experiments.grid import builtin_grid_path
-from proctovision.tables import read_table
+from proctovision.data.synthetic.endoscopy import generate_endoscopy
+from proctovision.workflows.grid import builtin_grid_path
+from proctovision.core.tables import read_table
 
 
 def tiny_grid(tmp_path: Path, split: dict) -> tuple[Path, Path]:

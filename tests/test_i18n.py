@@ -16,7 +16,7 @@ from conftest import chromium, needs_chromium, solid_image, tiny_run_config
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from proctovision import i18n
+from proctovision.core import i18n
 from proctovision.reporting import figures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +184,8 @@ def test_without_a_cjk_font_figures_warn_and_stay_english(monkeypatch, tmp_path)
 
 # --- the model card ---
 def test_model_card_in_chinese(run_dir):
-    from proctovision.runs import read_run
-    from proctovision.serving.card import build_card, card_markdown
+    from proctovision.artefacts.runs import read_run
+    from proctovision.artefacts.card import build_card, card_markdown
 
     card = build_card(read_run(run_dir))
     card["metrics"] = {"test": {"n_images": 4, "n_patients": 4, "metrics": {
@@ -200,8 +200,8 @@ def test_model_card_in_chinese(run_dir):
 
 
 def test_export_writes_the_card_in_the_chosen_language_and_the_json_in_english(run_dir, tmp_path):
-    from proctovision.runs import read_run
-    from proctovision.serving.card import build_card, read_card, write_card
+    from proctovision.artefacts.runs import read_run
+    from proctovision.artefacts.card import build_card, read_card, write_card
 
     write_card(tmp_path, build_card(read_run(run_dir)), "zh-CN")
     assert (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8").startswith("# 模型说明卡：内痔")
@@ -289,10 +289,10 @@ def english_words(texts: list[str]) -> set[str]:
 @pytest.fixture
 def evaluated_run(split_file: Path, tmp_path: Path) -> tuple[Path, Path]:
     from proctovision.data.manifest import read_manifest
-    from proctovision.evaluation.compare import compare
-    from proctovision.inference.evaluate import evaluate_run
+    from proctovision.workflows.compare import compare
+    from proctovision.workflows.evaluate import evaluate_run
     from proctovision.evaluation.readers import simulate_readers
-    from proctovision.training import train
+    from proctovision.workflows.training import train
 
     run = train(tiny_run_config(split_file, tmp_path / "r1", epochs=1), progress=False).root
     evaluate_run(run, "val", n_resamples=20)

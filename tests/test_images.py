@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from proctovision.data import images
-from proctovision.data.images import ImageReadError, read_image
+from proctovision.imaging import images
+from proctovision.imaging.images import ImageReadError, read_image
 from proctovision.data.ingest import ingest
-from proctovision.tasks import load_task
+from proctovision.core.tasks import load_task
 
 
 def _jpeg_bytes(mode: str = "RGB", size=(40, 30), exif=None) -> bytes:

@@ -6,7 +6,7 @@ from conftest import solid_image
 
 from proctovision.data.ingest import IngestError, ingest, write_outputs
 from proctovision.data.manifest import read_manifest
-from proctovision.tasks import load_task
+from proctovision.core.tasks import load_task
 
 TASK = load_task("hemorrhoid")
 

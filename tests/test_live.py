@@ -11,7 +11,7 @@ from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 from video_models import export_detector
 
-from proctovision.data.demo_video import write_demo_video
+from proctovision.data.synthetic.video import write_demo_video
 from proctovision.serving.app import create_app
 
 

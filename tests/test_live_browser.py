@@ -6,7 +6,7 @@ from pathlib import Path
 from conftest import browser_page, needs_chromium
 from video_models import export_detector
 
-from proctovision.data.demo_video import write_demo_video
+from proctovision.data.synthetic.video import write_demo_video
 from proctovision.serving.app import create_app
 
 pytestmark = needs_chromium

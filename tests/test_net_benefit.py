@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from proctovision.evaluation import net_benefit
+from proctovision.reporting.split_figures import decision_curve_figure
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
 P = np.array([0.9, 0.6, 0.2, 0.7, 0.3, 0.1, 0.1, 0.05, 0.5, 0.15])
@@ -29,6 +30,6 @@ def test_decision_curve_payload_and_figure(tmp_path: Path):
     assert result["models"]["perfect"] == pytest.approx([0.3] * 99), "a perfect model's net benefit is prevalence"
     low, high = result["useful_range"]["model"]
     assert low <= 0.2 <= high
-    path = net_benefit.figure(result, tmp_path / "decision_curve.png")
+    path = decision_curve_figure(result, tmp_path / "decision_curve.png")
     with Image.open(path) as figure:
         assert np.asarray(figure).std() > 5

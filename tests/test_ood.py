@@ -10,16 +10,17 @@ import pytest
 import skimage
 from PIL import Image, ImageEnhance, ImageFilter
 
-from proctovision.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
-from proctovision.data.demo import generate_endoscopy
+from proctovision.core.config import DataConfig, ModelConfig, RunConfig, TrainerConfig
+from proctovision.data.synthetic.endoscopy import generate_endoscopy
 from proctovision.data.ingest import ingest, write_outputs
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import holdout_split
-from proctovision.inference.ood import fit_detector, fit_run_ood, load_detector
+from proctovision.inference.ood import fit_detector, load_detector
+from proctovision.workflows.ood import fit_run_ood
 from proctovision.inference.predictor import load_predictor
-from proctovision.inference.quality import assess_quality
-from proctovision.tasks import load_task
-from proctovision.training import train
+from proctovision.imaging.quality import assess_quality
+from proctovision.core.tasks import load_task
+from proctovision.workflows.training import train
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 NOT_ENDOSCOPY = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png", "coins.png", "moon.png",
@@ -78,7 +79,7 @@ def test_threshold_is_the_validation_quantile_and_summary_describes_splits(guard
 
 
 def test_onnx_export_carries_the_guard(guarded_run: tuple, tmp_path: Path):
-    from proctovision.serving.export import export_run
+    from proctovision.deploy.export import export_run
 
     run, _, torch_predictor = guarded_run
     export_run(run, tmp_path / "export")

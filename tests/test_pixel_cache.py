@@ -85,7 +85,7 @@ def test_a_store_past_the_bound_is_refused_before_anything_is_written(tmp_path: 
 def test_the_bound_comes_from_the_environment_and_describe_says_what_is_held(tmp_path: Path, monkeypatch):
     import pytest
 
-    from proctovision.errors import UserError
+    from proctovision.core.errors import UserError
 
     monkeypatch.setenv("PROCTOVISION_PIXEL_CACHE_GB", "0.000001")
     with pytest.raises(pixel_cache_module.PixelCacheFull):

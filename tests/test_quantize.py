@@ -7,10 +7,10 @@ import pytest
 from conftest import tiny_run_config
 
 from proctovision.inference.predictor import load_predictor
-from proctovision.runs import RunError, read_run
-from proctovision.serving.export import export_run
-from proctovision.serving.quantize import ParityLimits, parity_figures, quantize_checked, verdict
-from proctovision.training import train
+from proctovision.artefacts.runs import RunError, read_run
+from proctovision.deploy.export import export_run
+from proctovision.deploy.quantize import ParityLimits, parity_figures, quantize_checked, verdict
+from proctovision.workflows.training import train
 
 
 @pytest.mark.parametrize("backbone, mode, weights, size", [
@@ -59,8 +59,8 @@ def test_parity_figures_and_refusal_reasons():
 def test_a_refused_int8_model_writes_nothing(split_file: Path, tmp_path: Path):
     run = train(tiny_run_config(split_file, tmp_path / "run", epochs=1), progress=False).root
     (tmp_path / "scratch").mkdir()
-    from proctovision.serving.export import ProbabilitiesAndFeatures, to_onnx
-    from proctovision.runs import load_module
+    from proctovision.deploy.export import ProbabilitiesAndFeatures, to_onnx
+    from proctovision.models.module import load_module
 
     info = read_run(run)
     fp32 = tmp_path / "scratch" / "fp32.onnx"

@@ -7,10 +7,10 @@ import pytest
 from conftest import chromium, needs_chromium, tiny_run_config
 from PIL import Image
 
-from proctovision.evaluation.compare import compare
-from proctovision.inference.evaluate import evaluate_run
+from proctovision.workflows.compare import compare
+from proctovision.workflows.evaluate import evaluate_run
 from proctovision.reporting.report import build_report
-from proctovision.training import train
+from proctovision.workflows.training import train
 
 SECTIONS = ("data", "qc", "config", "metrics", "figures", "gradcam", "claim", "comparison")
 
@@ -56,7 +56,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path):
 
 
 def test_demo_data_are_called_synthetic(tmp_path: Path):
-    from proctovision.demo_pipeline import run_demo
+    from proctovision.demo.pipeline import run_demo
 
     summary = run_demo(tmp_path / "demo", epochs=2, patients=16, images_per_patient=2)
     html = Path(summary["paths"]["report"]).read_text()

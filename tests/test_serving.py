@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from proctovision.cli import app
 from proctovision.data.transforms import eval_transform, train_transform
-from proctovision.preprocessing import Preprocessing
-from proctovision.serving.export import Probabilities, parity, to_onnx
-from proctovision.training import train
+from proctovision.imaging.preprocessing import Preprocessing
+from proctovision.deploy.export import Probabilities, parity, to_onnx
+from proctovision.workflows.training import train
 
 runner = CliRunner()
 
@@ -96,8 +96,8 @@ def test_predict_json_lists_errors(trained_run: Path, tmp_path: Path):
 
 def test_predict_and_export_decide_as_evaluation_did(trained_run: Path, split_file: Path, tmp_path: Path):
     """Threshold and temperature fitted by evaluate travel in the card: predict reproduces predictions.csv."""
-    from proctovision.inference.evaluate import evaluate_run
-    from proctovision.serving.export import export_run
+    from proctovision.workflows.evaluate import evaluate_run
+    from proctovision.deploy.export import export_run
 
     evaluate_run(trained_run, "test", n_resamples=10, threshold="0.5", temperature_scaling=True)
     scaled = pd.read_csv(trained_run / "predictions.csv").query("split == 'test'")["prob_hemorrhoid"].to_numpy()
@@ -158,8 +158,8 @@ def test_temperature_in_the_card_rescales_probabilities():
 def test_card_records_the_dicom_window_of_the_run(trained_run: Path, tmp_path: Path):
     import yaml
 
-    from proctovision.runs import read_run
-    from proctovision.serving.card import build_card, write_card
+    from proctovision.artefacts.runs import read_run
+    from proctovision.artefacts.card import build_card, write_card
 
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     config["resolved"]["window"] = [40, 400]

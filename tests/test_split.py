@@ -77,7 +77,7 @@ def test_near_and_exact_duplicates_across_splits_are_leaks_and_strict_refuses(tm
 
     from proctovision.cli import app
     from proctovision.data.ingest import ingest, write_outputs
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     rng = np.random.default_rng(0)
     lines = ["path,label,patient_id"]

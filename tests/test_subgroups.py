@@ -10,6 +10,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from proctovision.evaluation import subgroups
+from proctovision.reporting.split_figures import forest_plots
 
 CLASSES = ("normal", "hemorrhoid")
 
@@ -74,7 +75,7 @@ def test_every_level_gets_metrics_with_cis_and_a_heterogeneity_test():
 
 def test_forest_plots_are_drawn(tmp_path: Path):
     result = subgroups.subgroup_metrics(_predictions(), ["site"], CLASSES, n_resamples=50)
-    files = subgroups.forest_plots(result, tmp_path, overall={"accuracy": 0.8})
+    files = forest_plots(result, tmp_path, overall={"accuracy": 0.8})
     assert set(files) == {"site:accuracy", "site:roc_auc"}
     for path in files.values():
         with Image.open(path) as figure:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from proctovision.tasks import BUILTIN_TASKS, TaskError, load_task
+from proctovision.core.tasks import BUILTIN_TASKS, TaskError, load_task
 
 
 def test_builtin_tasks_have_study_classes_in_order():

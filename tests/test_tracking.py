@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import TINY_BACKBONE
 from proctovision.cli import app
-from proctovision.tracking import tracking_for
+from proctovision.workflows.tracking import tracking_for
 
 
 def test_default_store_is_a_sqlite_file_beside_the_run(tmp_path: Path) -> None:

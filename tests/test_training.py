@@ -6,9 +6,9 @@ import torch
 import yaml
 from conftest import tiny_run_config
 
-from proctovision.config import ConfigError, load_config
-from proctovision.runs import RunError, read_run
-from proctovision.training import train
+from proctovision.core.config import ConfigError, load_config
+from proctovision.artefacts.runs import RunError, read_run
+from proctovision.workflows.training import train
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -120,7 +120,7 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(split_fil
     out = tmp_path / "killed"
     script = (
         "import sys; sys.path.insert(0, sys.argv[3])\n"
-        "from pathlib import Path\nfrom conftest import tiny_run_config\nfrom proctovision.training import train\n"
+        "from pathlib import Path\nfrom conftest import tiny_run_config\nfrom proctovision.workflows.training import train\n"
         "train(tiny_run_config(Path(sys.argv[1]), Path(sys.argv[2]), epochs=400), progress=False)\n"
     )
     tests_dir = str(Path(__file__).parent)
@@ -149,7 +149,7 @@ def test_unwritable_or_full_output_is_reported_before_any_work(split_file: Path,
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     started = []
-    monkeypatch.setattr("proctovision.training.load_split_frame", lambda *a: started.append(1))
+    monkeypatch.setattr("proctovision.workflows.training.load_split_frame", lambda *a: started.append(1))
     with pytest.raises(RunError, match="not writable"):
         train(tiny_run_config(split_file, blocker / "run"), progress=False)
     monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=10, f_frsize=4096))
@@ -161,7 +161,7 @@ def test_unwritable_or_full_output_is_reported_before_any_work(split_file: Path,
 def test_atomic_writes_leave_ordinary_permissions(tmp_path: Path):
     import stat
 
-    from proctovision import fileio
+    from proctovision.core import fileio
 
     path = fileio.write_text(tmp_path / "report.md", "hello")
     assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, "others can read what the tool writes"

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from video_models import export_detector
 
 from proctovision.cli import app
-from proctovision.data.demo_video import write_demo_video
-from proctovision.errors import UserError
+from proctovision.data.synthetic.video import write_demo_video
+from proctovision.core.errors import UserError
 from proctovision.inference.predictor import load_predictor
 from proctovision.inference.video import (
     FrameModel, Hysteresis, Smoother, VideoOptions, run_file, run_live, segments,
@@ -83,7 +83,7 @@ def test_the_model_sees_the_crop_only_when_its_spec_says_so(demo_video, tmp_path
     pixels = decoded(path)[0]
     cropped = load_predictor(export_detector(tmp_path / "cropped", crop="content"))
     whole = load_predictor(export_detector(tmp_path / "whole"))
-    from proctovision.data.content_area import find_content_area
+    from proctovision.imaging.content_area import find_content_area
 
     area = find_content_area([pixels])
     assert np.array_equal(FrameModel(whole, area).to_array(pixels), whole.spec.to_array(Image.fromarray(pixels)))
@@ -236,7 +236,7 @@ def test_frames_carry_the_ood_guard_and_each_answer_is_audited(demo_video, detec
 
 def test_frames_decoded_small_give_the_model_what_full_size_frames_give(demo_video, tmp_path):
     path, _ = demo_video
-    from proctovision.data.content_area import find_content_area
+    from proctovision.imaging.content_area import find_content_area
 
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))

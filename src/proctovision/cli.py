@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from proctovision.console import console, error_console, progress_bar
+from proctovision.core.console import console, error_console, progress_bar
 
 app = typer.Typer(
     name="proctovision",
@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input, shown as one line instead of a traceback (kept free of torch imports)."""
-    from proctovision.errors import UserError
+    from proctovision.core.errors import UserError
 
     return (UserError, FileNotFoundError, PermissionError, IsADirectoryError)
 
@@ -41,7 +41,7 @@ AugmentationOption = Annotated[Optional[str], typer.Option(help="none | basic | 
 
 def run_config_from(config: Path | None, overrides: dict) -> object:
     """The run config of ``train`` and ``crossval``: the YAML with the flags given on top, or the flags alone."""
-    from proctovision.config import apply_overrides, load_config, validate_config
+    from proctovision.core.config import apply_overrides, load_config, validate_config
 
     given = {key: value for key, value in overrides.items() if value is not None}
     return load_config(config, given) if config is not None else validate_config(apply_overrides({}, given), "flags")
@@ -104,10 +104,10 @@ def ingest(
              proctovision ingest archive/ --task fistula --labels labels.csv --workers 8 --resume --out mri/manifest.csv
     """
     from proctovision.data import ingest as ingest_lib
-    from proctovision.data.dicom import parse_window, salt_for
+    from proctovision.imaging.dicom import parse_window, salt_for
     from proctovision.data.journal import journal_path
     from proctovision.data.pool import default_workers
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     task_def = load_task(task)
     if out.exists() and not overwrite and not resume:
@@ -133,7 +133,7 @@ def ingest(
         )
     result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in fetch_failures)
     if crop_content:
-        from proctovision.data.content_area import mark_content_crop
+        from proctovision.imaging.content_area import mark_content_crop
 
         result.manifest, crop_failures = mark_content_crop(result.manifest)
         result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in crop_failures)
@@ -188,7 +188,7 @@ def split(
     """
     import os
 
-    from proctovision import fileio
+    from proctovision.core import fileio
     from proctovision.data import split as split_lib
     from proctovision.data.manifest import read_manifest, write_manifest
 
@@ -251,7 +251,7 @@ def train(
 
     Example: proctovision train split.csv --task hemorrhoid --backbone resnet18 --mode finetune --epochs 10 --out runs/r18
     """
-    from proctovision.training import train as train_run
+    from proctovision.workflows.training import train as train_run
 
     overrides = {
         "task": task, "data.split": str(split_csv) if split_csv else None, "data.image_size": image_size,
@@ -268,7 +268,7 @@ def train(
     tracking = _tracking(Path(run_config.out), track, tracking_uri)
     logger = None
     if tracking is not None:
-        from proctovision.tracking import training_logger
+        from proctovision.workflows.tracking import training_logger
 
         logger = training_logger(tracking, Path(run_config.out))
     paths = train_run(run_config, resume=resume, logger=logger)
@@ -277,14 +277,14 @@ def train(
 
 
 def _tracking(output: Path, track: bool, uri: str | None) -> object | None:
-    from proctovision.tracking import tracking_for
+    from proctovision.workflows.tracking import tracking_for
 
     return tracking_for(output, uri, track)
 
 
 def _log_run(tracking: object | None, run_dir: Path) -> None:
     if tracking is not None:
-        from proctovision.tracking import log_run
+        from proctovision.workflows.tracking import log_run
 
         log_run(tracking, run_dir)
         console.print(f"tracked: {tracking.uri}")
@@ -322,7 +322,7 @@ def evaluate(
              proctovision evaluate runs/r18 --data site_b/manifest.csv --name site_b    # external validation
     """
     from proctovision.evaluation.subgroups import split_columns
-    from proctovision.inference.evaluate import evaluate_external, evaluate_run
+    from proctovision.workflows.evaluate import evaluate_external, evaluate_run
 
     if (data is None) != (name is None):
         fail("--data and --name go together: proctovision evaluate RUN --data OTHER.csv --name site_b")
@@ -365,9 +365,10 @@ def score(
              proctovision score other_tool.csv --truth data/manifest.csv --split all --threshold 0.5 --out scores/
     """
     from proctovision.evaluation.calibration import check_threshold_rule
-    from proctovision.evaluation.score import ScoreOptions, score_file
+    from proctovision.evaluation.score import ScoreOptions
+    from proctovision.workflows.score import score_file
     from proctovision.evaluation.subgroups import split_columns
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     check_threshold_rule(threshold)
     entry = score_file(predictions, out, truth, None if split == "all" else split,
@@ -417,7 +418,7 @@ def compare(
     Example: proctovision compare runs/convmixer runs/effnet --readers readers.csv --out comparison/
              proctovision compare other_tool.csv --truth data/manifest.csv --readers readers.csv --out comparison/
     """
-    from proctovision.evaluation.compare import compare as compare_lib
+    from proctovision.workflows.compare import compare as compare_lib
 
     result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed,
                          truth=truth, mrmc_covariance=mrmc_covariance)
@@ -447,10 +448,10 @@ def agreement(
 
     Example: proctovision agreement readers.csv --task ldrf --truth split.csv --out agreement/
     """
-    from proctovision.errors import UserError
+    from proctovision.core.errors import UserError
     from proctovision.evaluation import agreement as agreement_lib
     from proctovision.evaluation.readers import read_readers
-    from proctovision.tasks import load_task
+    from proctovision.core.tasks import load_task
 
     try:
         if task:
@@ -502,7 +503,7 @@ def demo(
 
     Example: proctovision demo --out demo_output
     """
-    from proctovision.demo_pipeline import run_demo
+    from proctovision.demo.pipeline import run_demo
 
     summary = run_demo(out, task=task, epochs=epochs, patients=patients, images_per_patient=images_per_patient,
                        backbone=backbone)
@@ -533,8 +534,9 @@ def explain(
     Example: proctovision explain runs/r18 images/ --method gradcam++ --out cams/
              proctovision explain runs/r18 --split test --faithfulness --out cams/   (adds a right/wrong grid)
     """
-    from proctovision.explain import cases_grid, explain_frame
-    from proctovision.inference.evaluate import split_rows
+    from proctovision.reporting.figures import cases_grid
+    from proctovision.workflows.explain import explain_frame
+    from proctovision.artefacts.runs import split_rows
     from proctovision.inference.predictor import TorchPredictor
 
     predictor = TorchPredictor(run)
@@ -583,7 +585,7 @@ def report(
     Example: proctovision report runs/convmixer runs/effnet --comparison comparison/ --lang zh-CN --out report.html
              proctovision report cv/r18 --out cv_report.html      # a crossval folder: its cross-validation section
     """
-    from proctovision import i18n
+    from proctovision.core import i18n
     from proctovision.reporting.report import build_report
 
     try:
@@ -620,8 +622,8 @@ def reproduce(
     Example: proctovision reproduce hemorrhoid --data data/ --readers readers.csv --out repro_hemorrhoid
              proctovision reproduce hemorrhoid --data data/ --executor slurm --slurm-gpus 1 --out repro_hemorrhoid
     """
-    from proctovision.experiments.grid import load_grid
-    from proctovision.experiments.runner import reproduce as run_grid
+    from proctovision.workflows.grid import load_grid
+    from proctovision.workflows.reproduce import reproduce as run_grid
 
     grid = load_grid(study)
     target = out or Path(f"reproduce_{grid.name}")
@@ -672,8 +674,8 @@ def crossval(
     Example: proctovision split manifest.csv --folds 5 --out folds.csv
              proctovision crossval folds.csv --task hemorrhoid --backbone resnet18 --mode finetune --out cv/r18
     """
-    from proctovision.experiments.crossval import CrossvalSettings
-    from proctovision.experiments.crossval import crossval as run_crossval
+    from proctovision.workflows.crossval import CrossvalSettings
+    from proctovision.workflows.crossval import crossval as run_crossval
 
     overrides = {
         "task": task, "data.split": str(folds_csv), "data.image_size": image_size, "data.batch_size": batch_size,
@@ -702,7 +704,7 @@ def crossval(
 
 
 def _executor(kind: str, out: Path, partition: str | None, gpus: int, minutes: int) -> object | None:
-    from proctovision.experiments.executor import ExecutorSettings, make_executor
+    from proctovision.workflows.executor import ExecutorSettings, make_executor
 
     return make_executor(ExecutorSettings(kind=kind, folder=out / "jobs", partition=partition, gpus_per_node=gpus,
                                           time_min=minutes))
@@ -730,7 +732,7 @@ def predict(
     """
     import pandas as pd
 
-    from proctovision import fileio
+    from proctovision.core import fileio
     from proctovision.inference.predictor import expand_paths, load_predictor
 
     if dicomweb or study or push:
@@ -776,7 +778,7 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
                      batch_size: int, audit_log: Path | None = None) -> None:
     import pandas as pd
 
-    from proctovision import fileio
+    from proctovision.core import fileio
     from proctovision.inference.predictor import load_predictor
     from proctovision.serving.dicomweb import connect
     from proctovision.serving.pacs import predict_study
@@ -809,8 +811,8 @@ def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool
 
 
 def write_heatmaps(predictor: object, predictions: list, folder: Path) -> None:
-    from proctovision import fileio
-    from proctovision.data.images import read_image
+    from proctovision.core import fileio
+    from proctovision.imaging.images import read_image
 
     window = (predictor.card.get("preprocessing") or {}).get("window")
     for number, item in enumerate(predictions):
@@ -902,8 +904,8 @@ def export(
     Example: proctovision export runs/r18 --format onnx --lang zh-CN --out deploy/r18
              proctovision export runs/r18 --quantize int8 --out deploy/r18-int8
     """
-    from proctovision import i18n
-    from proctovision.serving.export import export_run
+    from proctovision.core import i18n
+    from proctovision.deploy.export import export_run
 
     if format != "onnx":
         fail(f"unknown format {format!r}: only onnx is supported")
@@ -1010,7 +1012,7 @@ def audit(
 
     Example: proctovision audit /var/log/proctovision/audit.log --since 7d
     """
-    from proctovision import fileio
+    from proctovision.core import fileio
     from proctovision.serving.audit import parse_since, read_entries, summarise
 
     summary = summarise(read_entries(log), parse_since(since))
@@ -1050,8 +1052,8 @@ def bench(
     Example: proctovision bench --backbones resnet34,densenet121 --batch-size 16
              proctovision bench --backbones resnet34 --int8 --no-end-to-end --no-allocator
     """
-    from proctovision import fileio
-    from proctovision.benchmarking import allocator_gain, bench_backbone, matmul_gflops
+    from proctovision.core import fileio
+    from proctovision.deploy.bench import allocator_gain, bench_backbone, matmul_gflops
 
     limit = matmul_gflops()
     console.print(f"float32 matmul 2048x4096x2048 on this CPU: {limit:.0f} GFLOP/s ({torch_threads()} threads)")
@@ -1086,7 +1088,7 @@ def bench(
 
 
 def int8_table(names: list[str], batch_size: int, image_size: int | None) -> list[dict]:
-    from proctovision.benchmarking import cpu_flags, int8_speed
+    from proctovision.deploy.bench import cpu_flags, int8_speed
 
     flags = cpu_flags()
     console.print("CPU flags: " + (", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
@@ -1116,7 +1118,7 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def main() -> None:
-    from proctovision.perf import tune_allocator
+    from proctovision.core.perf import tune_allocator
 
     tune_allocator()
     try:

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from proctovision.data.images import read_image
+from proctovision.imaging.images import read_image
 from proctovision.data.pixel_cache import PixelCache
 
 

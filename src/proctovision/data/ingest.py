@@ -17,13 +17,14 @@ import imagehash
 import numpy as np
 import pandas as pd
 
-from proctovision import fileio
-from proctovision.data import images, pool
+from proctovision.core import fileio
+from proctovision.imaging import images
+from proctovision.data import pool
 from proctovision.data.journal import Journal, entry_key, file_stamp
 from proctovision.data.manifest import ManifestError, class_counts, patient_counts, write_manifest
-from proctovision.errors import UserError
-from proctovision.tables import read_table
-from proctovision.tasks import Task
+from proctovision.core.errors import UserError
+from proctovision.core.tables import read_table
+from proctovision.core.tasks import Task
 
 Progress = Callable[[int, int], None]
 
@@ -254,7 +255,7 @@ def inspect_picture(row: dict, path: Path, options: DicomOptions) -> FileOutcome
 
 def inspect_dicom(row: dict, path: Path, options: DicomOptions) -> FileOutcome:
     """Header and every frame from one parse of the file; each frame decoded exactly once."""
-    from proctovision.data import dicom
+    from proctovision.imaging import dicom
 
     digest = file_sha256(path)  # streamed: one copy of the file in memory (pydicom's), not two
     opened = dicom.open_dicom(path)
@@ -288,7 +289,7 @@ def reading_settings(options: DicomOptions) -> str:
 
 def header_uid(path: Path) -> tuple[str, str]:
     """``(SOPInstanceUID, "")`` from the header alone, or ``("", reason)``."""
-    from proctovision.data import dicom
+    from proctovision.imaging import dicom
 
     if not images.looks_like_dicom(path):
         return "", "not a DICOM file (labels are keyed by SOPInstanceUID)"

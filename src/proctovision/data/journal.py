@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from proctovision import fileio
+from proctovision.core import fileio
 
 
 def file_stamp(path: str | Path) -> str:

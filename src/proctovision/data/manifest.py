@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from proctovision import fileio
-from proctovision.errors import UserError
-from proctovision.tables import read_table
+from proctovision.core import fileio
+from proctovision.core.errors import UserError
+from proctovision.core.tables import read_table
 
 REQUIRED_COLUMNS = ("path", "label", "patient_id")
 

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from proctovision.data.images import read_image
-from proctovision.errors import UserError
-from proctovision.preprocessing import square_resize
+from proctovision.imaging.images import read_image
+from proctovision.core.errors import UserError
+from proctovision.imaging.preprocessing import square_resize
 
 LIMIT_ENV = "PROCTOVISION_PIXEL_CACHE_GB"
 DEFAULT_LIMIT_BYTES = 4 * 1024**3

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 # Imported once in the fork server, not once per worker: ingest, pydicom's decoders and the hash's DCT.
-PRELOAD = ["proctovision.data.ingest", "proctovision.data.dicom", "pydicom.pixels", "pydicom.pixels.decoders.pylibjpeg",
+PRELOAD = ["proctovision.data.ingest", "proctovision.imaging.dicom", "pydicom.pixels", "pydicom.pixels.decoders.pylibjpeg",
            "pydicom.pixels.decoders.rle", "libjpeg", "openjpeg", "rle", "scipy.fftpack"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

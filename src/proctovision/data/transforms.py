@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from proctovision.preprocessing import Preprocessing
+from proctovision.imaging.preprocessing import Preprocessing
 
 
 def eval_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:

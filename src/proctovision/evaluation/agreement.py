@@ -21,8 +21,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
-from proctovision import fileio
-from proctovision.errors import UserError
+from proctovision.core import fileio
+from proctovision.core.errors import UserError
 from proctovision.evaluation.metrics import patient_bootstrap_indices
 
 

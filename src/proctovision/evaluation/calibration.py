@@ -5,8 +5,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_curve
 
-from proctovision.errors import UserError
-from proctovision.evaluation.decision import apply_threshold, scale
+from proctovision.core.errors import UserError
+from proctovision.core.decision import apply_threshold, scale
 from proctovision.evaluation.metrics import calibration_bins
 
 __all__ = ["apply_threshold", "choose_threshold", "fit_temperature", "reliability", "scale"]

@@ -8,20 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve, roc_curve
 
-from proctovision import fileio
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
-from proctovision.evaluation.decision import decide
+from proctovision.core.decision import decide
 from proctovision.evaluation import reader_study
 from proctovision.evaluation.readers import participant_name, read_readers
 from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
-from proctovision.reporting import figures
-from proctovision.runs import read_run
-from proctovision.tables import frame_keys, key_paths, markdown_table, read_table
-from proctovision.tasks import Task
+from proctovision.artefacts.runs import read_run
+from proctovision.core.tables import frame_keys, key_paths, markdown_table, read_table
+from proctovision.core.tasks import Task
 
 STUDY_METRICS = ("accuracy", "recall", "precision", "f1")
 READER_METRICS = {"accuracy", "precision", "recall", "specificity", "f1", "sensitivity", "ppv", "npv",
@@ -84,11 +81,12 @@ def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
     return [f"{path}|{frame}" for path, frame in zip(key_paths(table["path"], base), frame_keys(table))]
 
 
-def compare(
-    runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
+def compare_participants(
+    runs: list[Path], readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
     seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
 ) -> dict:
-    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
+    """Models and readers scored on the images they share, with pairwise tests and MRMC: the JSON payload of
+    ``compare``, and what its figures need (participants, truth, task).
 
     ``runs`` are run folders or predictions CSV files; ``truth`` a manifest with the reference labels, needed
     when no model participant carries them (readers only, or predictions without labels). With two or more
@@ -171,10 +169,9 @@ def compare(
         mrmc = reader_study.analyse(reader_frame.assign(path=reader_frame["_key"]), paths, y_true, patients,
                                     {model.name: (model.predicted, model.probabilities) for model in models},
                                     task.classes, mrmc_covariance, max(n_resamples, 200), seed, simulated)
-    out.mkdir(parents=True, exist_ok=True)
-    written = write_outputs(out, table, tests, participants, y_true, task, split, len(paths), missing, mrmc)
-    return {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-            "tests": tests, "missing": missing, "mrmc": mrmc, "files": written}
+    payload = {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
+               "tests": tests, "missing": missing, "mrmc": mrmc}
+    return payload, participants, y_true, task
 
 
 def _missing_images(
@@ -268,44 +265,6 @@ DIFFERENCE_METRICS = {
         "f1": _f1,
     },
 }
-
-
-def write_outputs(
-    out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
-    task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
-) -> dict[str, str]:
-    frame = pd.DataFrame(table)
-    fileio.write_csv(out / "comparison.csv", frame)
-    test_rows = [test_row(test) for test in tests]
-    fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
-    fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
-                                                "missing_images": missing or {}, "mrmc": mrmc})
-    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
-                      + reader_study.markdown(mrmc))
-    figure_dir = out / "figures"
-    files = {
-        "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
-        "reading_time": str(figures.reading_time_bars(table, figure_dir / "reading_time.png")),
-    }
-    if task.is_binary:
-        curves, pr = {}, {}
-        for participant in participants:
-            if participant.probabilities is not None:
-                fpr, tpr, _ = roc_curve(y_true, participant.probabilities[:, 1])
-                precision, recall, _ = precision_recall_curve(y_true, participant.probabilities[:, 1])
-                row = next(item for item in table if item["participant"] == participant.name)
-                curves[participant.name] = (fpr, tpr, row.get("roc_auc") or float("nan"))
-                pr[participant.name] = (recall, precision, row.get("average_precision") or float("nan"))
-        if curves:
-            files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
-            files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
-        readers = [participant for participant in participants if participant.kind != "model"]
-        if curves and readers:
-            points, reader_curves = reader_study.operating_points(readers, y_true)
-            conditions = {reader.name: reader.condition for reader in readers}
-            files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
-                                                                reader_curves, conditions=conditions))
-    return files
 
 
 def test_row(test: dict) -> dict:

@@ -49,12 +49,3 @@ def decision_curve(
     return {"thresholds": thresholds.tolist(), "treat_all": everyone.tolist(),
             "treat_none": [0.0] * len(thresholds), "models": curves, "useful_range": useful,
             "prevalence": float(np.mean(np.asarray(y_true).astype(bool))), "n": int(len(y_true))}
-
-
-def figure(result: dict, path):
-    """The decision-curve figure of :func:`decision_curve`'s result."""
-    from proctovision.reporting import figures
-
-    thresholds = np.asarray(result["thresholds"])
-    curves = {name: (thresholds, np.asarray(values)) for name, values in result["models"].items()}
-    return figures.decision_curve(curves, (thresholds, np.asarray(result["treat_all"])), path)

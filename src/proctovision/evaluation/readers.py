@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proctovision import fileio
-from proctovision.errors import UserError
-from proctovision.tables import frame_keys, read_table
+from proctovision.core import fileio
+from proctovision.core.errors import UserError
+from proctovision.core.tables import frame_keys, read_table
 
 
 class ReadersError(UserError, ValueError):

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 from proctovision.evaluation.calibration import choose_threshold, fit_temperature, is_fixed_threshold, reliability
-from proctovision.evaluation.decision import apply_threshold, decide, scale
+from proctovision.core.decision import apply_threshold, decide, scale
 from proctovision.evaluation.metrics import compute_metrics, confusion, patient_level
-from proctovision.tables import frame_keys, key_paths, read_table
-from proctovision.tasks import BUILTIN_TASKS, Task
+from proctovision.evaluation.net_benefit import decision_curve
+from proctovision.core.tables import frame_keys, key_paths, read_table
+from proctovision.core.tasks import BUILTIN_TASKS, Task
 
 PROBABILITY_PREFIX = "prob_"
 ROW_THRESHOLD = "threshold"
@@ -185,6 +186,8 @@ def score_table(
                         "reliability": reliability(y_true, probabilities, y_pred=predicted)},
         "bootstrap": {"resamples": options.n_resamples, "seed": options.seed, "unit": unit},
     }
+    if task.is_binary and 0 < (y_true == 1).sum() < len(y_true):
+        entry["decision_curve"] = decision_curve(y_true, {"model": probabilities[:, 1]})
     return entry, decided(rows, task.classes, operating, temperature)
 
 
@@ -224,43 +227,6 @@ def decided(table: pd.DataFrame, classes: tuple[str, ...], operating: dict | Non
     return out[order + ["predicted", *columns]]
 
 
-def add_subgroups(
-    entry: dict, scored: pd.DataFrame, by: list[str], task: Task, options: ScoreOptions, folder: Path
-) -> dict:
-    """Every metric with CIs per level of each ``by`` column, a heterogeneity test and forest plots."""
-    from proctovision.evaluation import subgroups
-
-    result = subgroups.subgroup_metrics(scored, by, task.classes, task.ordinal, options.n_resamples, options.seed)
-    overall = {name: item["value"] for name, item in entry["metrics"].items()}
-    entry["subgroups"] = result
-    entry["subgroup_figures"] = {key: Path(path).name for key, path in
-                                 subgroups.forest_plots(result, folder, overall=overall).items()}
-    return result
-
-
-def score_file(
-    predictions: Path, out: Path, truth: Path | None = None, split: str | None = "test",
-    options: ScoreOptions = ScoreOptions(), task: Task | None = None, by: list[str] | None = None,
-) -> dict:
-    """``proctovision score``: metrics.json, the scored predictions and figures from a predictions file alone;
-    ``by`` adds subgroups (any column of the predictions or the truth manifest)."""
-    from proctovision import fileio
-    from proctovision.evaluation.subgroups import markdown
-
-    table = read_predictions(predictions, truth, tuple(by or ()))
-    if split is not None and "split" not in table.columns:
-        split = None
-    entry, scored = score_table(table, split, options, task, predictions)
-    name = split or "all"
-    write_split_figures(entry, scored, tuple(entry["classes"]), out / "figures", name)
-    if by:
-        result = add_subgroups(entry, scored, by, task_for(tuple(entry["classes"]), task), options, out / "figures")
-        fileio.write_text(out / "subgroups.md", markdown(result))
-    fileio.write_json(out / "metrics.json", {name: entry})
-    fileio.write_csv(out / "scored_predictions.csv", scored)
-    return entry
-
-
 def patient_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, patients: np.ndarray, task: Task, operating: dict | None,
     options: ScoreOptions, cut: float | np.ndarray | None = None,
@@ -285,45 +251,3 @@ def patient_cuts(cut: float | np.ndarray | None, patients: np.ndarray) -> float 
     if not isinstance(cut, np.ndarray):
         return cut
     return pd.Series(cut).groupby(np.asarray(patients).astype(str), sort=True).first().to_numpy(float)
-
-
-def write_split_figures(
-    entry: dict, scored: pd.DataFrame, classes: tuple[str, ...], folder: Path, split: str
-) -> dict[str, Path]:
-    """ROC (one-vs-rest for several classes), PR (binary), confusion matrix and reliability diagram."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    from proctovision.reporting import figures
-
-    y_true = np.array([classes.index(label) for label in scored["label"].astype(str).str.strip()])
-    probabilities = scored[[PROBABILITY_PREFIX + name for name in classes]].to_numpy(float)
-    binary = len(classes) == 2
-    written: dict[str, Path] = {}
-    if binary and 0 < (y_true == 1).sum() < len(y_true):
-        from proctovision.evaluation import net_benefit
-
-        entry["decision_curve"] = net_benefit.decision_curve(y_true, {"model": probabilities[:, 1]})
-        written["decision_curve"] = net_benefit.figure(entry["decision_curve"], folder / f"decision_curve_{split}.png")
-    curves = {}
-    for index, name in enumerate(classes):
-        positive = y_true == index
-        if (binary and index == 0) or not 0 < positive.sum() < len(positive):
-            continue
-        fpr, tpr, _ = roc_curve(positive, probabilities[:, index])
-        key = "roc_auc" if binary else f"roc_auc_{name}"
-        curves[name] = (fpr, tpr, entry["metrics"].get(key, {}).get("value") or float("nan"))
-    if curves:
-        written["roc"] = figures.roc_curves(curves, folder / f"roc_{split}.png", f"ROC, {split} split")
-    positive = y_true == 1
-    if binary and 0 < positive.sum() < len(positive):
-        precision, recall, _ = precision_recall_curve(positive, probabilities[:, 1])
-        average_precision = entry["metrics"].get("average_precision", {}).get("value") or float("nan")
-        written["pr"] = figures.pr_curves({classes[1]: (recall, precision, average_precision)},
-                                          folder / f"pr_{split}.png", float(positive.mean()),
-                                          f"Precision-recall, {split} split")
-    written["confusion"] = figures.confusion_matrix_figure(entry["confusion_matrix"], list(classes),
-                                                           folder / f"confusion_{split}.png")
-    written["reliability"] = figures.reliability_diagram(entry["calibration"]["reliability"],
-                                                         folder / f"reliability_{split}.png",
-                                                         f"Calibration, {split} split")
-    return written

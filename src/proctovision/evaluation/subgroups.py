@@ -8,13 +8,12 @@ two levels (the output says when one does).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from statsmodels.stats.meta_analysis import combine_effects
 
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 from proctovision.evaluation.metrics import compute_metrics
 
 Z_975 = 1.959963984540054
@@ -113,28 +112,7 @@ def homogeneity(levels: list[dict], metric: str) -> dict | None:
             "method": "Cochran's Q (variances from the bootstrap CI widths)"}
 
 
-def forest_plots(result: dict, out: Path, metrics: tuple[str, ...] = ("accuracy", "roc_auc"),
-                 overall: dict | None = None) -> dict[str, str]:
-    """One forest plot per grouping column and metric; ``overall`` maps a metric to the whole-set value."""
-    from proctovision.reporting import figures
-
-    files = {}
-    for column, block in result.items():
-        for metric in metrics:
-            rows = [{"label": level["level"], "n": level["n_images"], "value": level["metrics"][metric]["value"],
-                     "ci95": level["metrics"][metric]["ci95"]} for level in block["levels"]
-                    if metric in level["metrics"]]
-            if not any(row["value"] is not None for row in rows):
-                continue
-            test = block["heterogeneity"].get(metric)
-            title = f"{metric} by {column}" + (f" (heterogeneity p = {test['p_value']:.3f})" if test else "")
-            path = out / f"forest_{_safe(column)}_{metric}.png"
-            files[f"{column}:{metric}"] = str(figures.forest_plot(rows, path, metric, (overall or {}).get(metric),
-                                                                  title))
-    return files
-
-
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(character if character.isalnum() or character in "-_" else "_" for character in name)
 
 

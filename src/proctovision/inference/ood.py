@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proctovision import fileio
+from proctovision.core import fileio
 
 ARRAYS = "ood.npz"
 SUMMARY = "ood.json"
@@ -98,62 +98,3 @@ def distribution(scores: np.ndarray, threshold: float) -> dict:
         "quantiles": dict(zip(("p05", "p25", "p50", "p75", "p95"), (round(float(q), 4) for q in quantiles))),
         "scores": [round(float(value), 4) for value in scores],
     }
-
-
-def fit_run_ood(run_dir: str | Path, quantile: float = DEFAULT_QUANTILE, batch_size: int = 32,
-                workers: int | None = None) -> dict:
-    """Fit the run's detector on its training split, threshold it on validation, and describe every split.
-
-    Written to the run folder as ood.npz + ood.json and a figure of the score distributions; returns the summary.
-    """
-    from proctovision.inference.evaluate import split_rows
-    from proctovision.inference.predictor import load_predictor, row_keys
-    from proctovision.runs import read_run
-
-    run = read_run(run_dir)
-    predictor = load_predictor(run.paths.root, backend="torch")
-    features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split in ("train", "val", "test"):
-        try:
-            rows = split_rows(run, split)
-        except Exception:  # noqa: BLE001 - a split file without a test split still gets a detector
-            if split == "test":
-                continue
-            raise
-        keys = row_keys(rows)
-        result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False,
-                                        with_features=True)
-        readable = np.setdiff1d(np.arange(len(keys)), [index for index, _ in result.errors])
-        features[split] = (result.features[readable], rows["label"].to_numpy()[readable])
-    detector = fit_detector(*features["train"], features["val"][0], quantile)
-    summary = {
-        "method": METHOD, "quantile": quantile, "threshold": detector.threshold,
-        "feature_dim": int(detector.means.shape[1]),
-        "splits": {split: distribution(detector.scores(values), detector.threshold)
-                   for split, (values, _) in features.items()},
-    }
-    detector.save(run.paths.root, summary)
-    write_score_figure(summary, run.paths.figures / "ood_scores.png")
-    return summary
-
-
-def write_score_figure(summary: dict, path: Path) -> None:
-    """Histograms of the OOD scores of each evaluated split, with the threshold: the report embeds it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.2))
-    for split, entry in summary["splits"].items():
-        if split != "train" and entry["scores"]:
-            axis.hist(entry["scores"], bins=30, alpha=0.55, label=f"{split} ({entry['n_images']})")
-    axis.axvline(summary["threshold"], color="black", linestyle="--",
-                 label=f"threshold ({summary['quantile']:.0%} of validation)")
-    axis.set_xlabel("OOD score (squared Mahalanobis distance)")
-    axis.set_ylabel("images")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fileio.write_with(path, lambda target: figure.savefig(target, format="png", dpi=110))
-    plt.close(figure)

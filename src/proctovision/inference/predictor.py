@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from proctovision.data.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
-from proctovision.evaluation.decision import decide, scale
+from proctovision.imaging.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
+from proctovision.core.decision import decide, scale
 from proctovision.inference.ood import OodDetector, load_detector
-from proctovision.inference.quality import MEASURE_WIDTH, assess_quality
-from proctovision.preprocessing import Preprocessing
-from proctovision.serving.card import read_card, threshold_value
+from proctovision.imaging.quality import MEASURE_WIDTH, assess_quality
+from proctovision.imaging.preprocessing import Preprocessing
+from proctovision.artefacts.card import read_card, threshold_value
 
 Progress = Callable[[int, int], None]
 InputKey = tuple[str, "int | None"]
@@ -354,8 +354,9 @@ class TorchPredictor(Predictor):
     def __init__(self, run_dir: str | Path, device: str | None = None) -> None:
         import torch
 
-        from proctovision.runs import load_module, read_run
-        from proctovision.serving.card import build_card
+        from proctovision.artefacts.runs import read_run
+        from proctovision.models.module import load_module
+        from proctovision.artefacts.card import build_card
 
         self.run = read_run(run_dir)
         self.folder = self.run.paths.root
@@ -396,7 +397,7 @@ class TorchPredictor(Predictor):
         from pytorch_grad_cam.utils.image import show_cam_on_image
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        from proctovision.explain import build_cam
+        from proctovision.inference.cam import build_cam
 
         pixels = self.prepare(image)
         cam = build_cam(self.module, "gradcam")

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from proctovision import fileio
-from proctovision.data.content_area import ContentArea, ContentAreaError, find_content_area
-from proctovision.errors import UserError
+from proctovision.core import fileio
+from proctovision.imaging.content_area import ContentArea, ContentAreaError, find_content_area
+from proctovision.core.errors import UserError
 
 AREA_FRAMES = 8
 Pixels = np.ndarray | av.VideoFrame

@@ -86,3 +86,8 @@ class ClassifierModule(L.LightningModule):
             return torch.optim.AdamW(params, **options)
         return torch.optim.SGD(params, momentum=0.9, **options)
 
+
+def load_module(run: "RunInfo") -> ClassifierModule:  # noqa: F821 - a run folder read by artefacts.runs
+    """The run's best checkpoint (else the last), in eval mode on the CPU."""
+    module = ClassifierModule.load_from_checkpoint(run.checkpoint(), map_location="cpu", weights_only=False)
+    return module.eval()

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 import timm
 from torch import nn
 
-from proctovision.errors import UserError
-from proctovision.preprocessing import Preprocessing
+from proctovision.core.errors import UserError
+from proctovision.imaging.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)

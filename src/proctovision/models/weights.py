@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 from proctovision.models.registry import BackboneSpec, Preprocessing
 
 HUB_HOST = "huggingface.co"

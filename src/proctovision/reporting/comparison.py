@@ -5,7 +5,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from proctovision.evaluation import reader_study
+from proctovision.evaluation.compare import STUDY_METRICS
+from proctovision.reporting import figures
 
 TABLE_METRICS = ("accuracy", "sensitivity", "recall", "specificity", "precision", "npv", "f1", "roc_auc",
                  "quadratic_kappa")
@@ -111,3 +116,34 @@ def read_comparison(folder: Path, title: str = "") -> dict | None:
         "differences": differences, "missing": payload.get("missing_images") or {}, "image_paths": images,
         "mrmc": payload.get("mrmc"), "mrmc_rows": mrmc_rows(payload.get("mrmc")),
     }
+
+
+def comparison_figures(
+    table: list[dict], participants: list, y_true: np.ndarray, task: object, split: str, figure_dir: Path,
+) -> dict[str, str]:
+    """Metric and reading-time bars; for binary tasks ROC and PR of the models and each reader's operating point."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    files = {
+        "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
+        "reading_time": str(figures.reading_time_bars(table, figure_dir / "reading_time.png")),
+    }
+    if task.is_binary:
+        curves, pr = {}, {}
+        for participant in participants:
+            if participant.probabilities is not None:
+                fpr, tpr, _ = roc_curve(y_true, participant.probabilities[:, 1])
+                precision, recall, _ = precision_recall_curve(y_true, participant.probabilities[:, 1])
+                row = next(item for item in table if item["participant"] == participant.name)
+                curves[participant.name] = (fpr, tpr, row.get("roc_auc") or float("nan"))
+                pr[participant.name] = (recall, precision, row.get("average_precision") or float("nan"))
+        if curves:
+            files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
+            files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
+        readers = [participant for participant in participants if participant.kind != "model"]
+        if curves and readers:
+            points, reader_curves = reader_study.operating_points(readers, y_true)
+            conditions = {reader.name: reader.condition for reader in readers}
+            files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
+                                                                reader_curves, conditions=conditions))
+    return files

@@ -12,10 +12,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from matplotlib import font_manager  # noqa: E402
 
-from proctovision import fileio, i18n  # noqa: E402
+from proctovision.core import fileio, i18n  # noqa: E402
 
 MODEL_COLOUR, READER_COLOUR = "#3c78c3", "#d9822b"
 # Fonts with Simplified Chinese glyphs, best first: Debian's fonts-noto-cjk, Adobe's Source Han, WenQuanYi.
@@ -258,3 +260,44 @@ def decision_curve(curves: dict[str, tuple[np.ndarray, np.ndarray]], treat_all: 
     axis.set_title(title)
     axis.legend(loc="upper right", fontsize=8)
     return save(figure, path)
+
+
+def ood_score_figure(summary: dict, path: Path) -> None:
+    """Histograms of the OOD scores of each evaluated split, with the threshold: the report embeds it."""
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    for split, entry in summary["splits"].items():
+        if split != "train" and entry["scores"]:
+            axis.hist(entry["scores"], bins=30, alpha=0.55, label=f"{split} ({entry['n_images']})")
+    axis.axvline(summary["threshold"], color="black", linestyle="--",
+                 label=f"threshold ({summary['quantile']:.0%} of validation)")
+    axis.set_xlabel("OOD score (squared Mahalanobis distance)")
+    axis.set_ylabel("images")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(path, lambda target: figure.savefig(target, format="png", dpi=110))
+    plt.close(figure)
+
+
+def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4) -> Path | None:
+    """Rows: true class × (right, wrong); up to ``per_cell`` overlays each: where the model looks when it errs."""
+    if table.empty or "label" not in table or not table["label"].astype(bool).any():
+        return None
+    cells = [(name, outcome) for name in classes for outcome in ("right", "wrong")]
+    figure, axes = plt.subplots(len(cells), per_cell, figsize=(2.0 * per_cell, 1.9 * len(cells)), squeeze=False)
+    for row, (name, outcome) in enumerate(cells):
+        wanted = table[(table["label"] == name) & ((table["label"] == table["predicted"]) == (outcome == "right"))]
+        for column in range(per_cell):
+            axis = axes[row, column]
+            axis.axis("off")
+            if column < len(wanted):
+                with Image.open(folder / wanted["png"].iloc[column]) as strip:
+                    width = strip.width // 3
+                    axis.imshow(strip.crop((2 * width, 0, 3 * width, strip.height)))
+                axis.set_title(f"→ {wanted['predicted'].iloc[column]}", fontsize=7)
+        axes[row, 0].text(-0.1, 0.5, f"{name}\n{outcome}", transform=axes[row, 0].transAxes, ha="right",
+                          va="center", fontsize=8)
+    figure.tight_layout()
+    fileio.write_with(out, lambda target: figure.savefig(target, format="png", dpi=110))
+    plt.close(figure)
+    return out

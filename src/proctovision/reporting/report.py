@@ -10,12 +10,15 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from proctovision import __version__, fileio, i18n
+from proctovision import __version__
+
+from proctovision.core import fileio, i18n
 from proctovision.data.manifest import read_manifest
-from proctovision.i18n import N_
+from proctovision.core.i18n import N_
 from proctovision.reporting import figures, translated
+from proctovision.reporting.split_figures import write_split_figures
 from proctovision.reporting.comparison import read_comparison
-from proctovision.runs import RunInfo, read_run
+from proctovision.artefacts.runs import RunInfo, read_run
 
 HEADLINE_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "roc_auc",
                     "average_precision", "quadratic_kappa", "brier", "ece")
@@ -177,8 +180,9 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en
     if history:
         section.images[_("Training curves")] = embed(history)
     for split in metrics:
-        redrawn = {} if language == "en" else translated.split_figures(
-            run, split, metrics[split], figure_dir / "figures", language)
+        redrawn = {} if language == "en" else {path.name: path for path in write_split_figures(
+            metrics[split], translated.split_predictions(run, split), run.task.classes, figure_dir / "figures",
+            split, language).values()}
         for english, caption, name in FIGURE_CAPTIONS:
             path = redrawn.get(name.format(split=split), run.paths.figures / name.format(split=split))
             if path.is_file():

@@ -29,11 +29,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proctovision.data.images import ImageReadError
+from proctovision.imaging.images import ImageReadError
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
 from proctovision.serving.pages import page_language, render_page
 from proctovision.serving.live import add_live_routes
-from proctovision.inference.quality import assess_quality
+from proctovision.imaging.quality import assess_quality
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
 from proctovision.serving.batching import Batcher
 

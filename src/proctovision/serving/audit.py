@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from proctovision.errors import UserError
+from proctovision.core.errors import UserError
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 10
@@ -28,7 +28,7 @@ class AuditError(UserError, ValueError):
 
 
 def model_identity(predictor: object) -> dict:
-    from proctovision import fileio
+    from proctovision.core import fileio
 
     card = predictor.card
     return {

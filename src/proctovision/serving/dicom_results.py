@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import proctovision
-from proctovision import fileio
+from proctovision.core import fileio
 
 DEVICE = "ProctoVision"
 SR_SERIES_DESCRIPTION = "ProctoVision AI findings"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from proctovision import fileio
-from proctovision.errors import UserError
+from proctovision.core import fileio
+from proctovision.core.errors import UserError
 
 TOKEN_ENV = "PROCTOVISION_DICOMWEB_TOKEN"
 USER_ENV = "PROCTOVISION_DICOMWEB_USER"
@@ -200,7 +200,7 @@ def fetch_for_ingest(
     temporary folder first and moved in only when the retrieval is over, so an interrupted run leaves
     the previous folder as it was.
     """
-    from proctovision.data.dicom import pseudonym
+    from proctovision.imaging.dicom import pseudonym
 
     if not (study or series or query):
         raise DicomWebError("--dicomweb needs --study UID, --series UID or --query KEY=VALUE")

@@ -98,7 +98,7 @@ def predict_study(
     With an ``audit`` log (serving.audit.AuditLog) each answer appends a line, the input named by the sha256 of
     its decoded pixels, never by a UID.
     """
-    from proctovision.data.images import ImageReadError, read_image
+    from proctovision.imaging.images import ImageReadError, read_image
 
     start = time.perf_counter()
     result = StudyResult()

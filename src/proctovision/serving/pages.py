@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-from proctovision import i18n
+from proctovision.core import i18n
 
 STATIC = Path(__file__).parent / "static"
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proctovision import fileio
-from proctovision.errors import UserError
+from proctovision.core import fileio
+from proctovision.core.errors import UserError
 from proctovision.serving import dicomweb, pacs
 
 Log = Callable[[str], None]

@@ -1,0 +1,45 @@
+"""``compare``: models and readers on one split, written as comparison.csv/.md/.json, tests.csv and figures/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from proctovision.core import fileio
+from proctovision.evaluation import reader_study
+from proctovision.evaluation.compare import Participant, compare_participants, markdown, test_row
+from proctovision.reporting.comparison import comparison_figures
+
+
+def compare(
+    runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
+    seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
+) -> dict:
+    """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
+
+    ``runs`` are run folders or predictions CSV files; ``truth`` a manifest with the reference labels, needed
+    when no model participant carries them (readers only, or predictions without labels). With two or more
+    readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc".
+    """
+    payload, participants, y_true, task = compare_participants(
+        runs, readers, split, n_resamples, seed, truth, mrmc_covariance, simulated_readers)
+    out.mkdir(parents=True, exist_ok=True)
+    payload["files"] = write_outputs(out, payload["table"], payload["tests"], participants, y_true, task, split,
+                                     payload["n_images"], payload["missing"], payload["mrmc"])
+    return payload
+
+
+def write_outputs(
+    out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
+    task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
+) -> dict[str, str]:
+    frame = pd.DataFrame(table)
+    fileio.write_csv(out / "comparison.csv", frame)
+    test_rows = [test_row(test) for test in tests]
+    fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
+    fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
+                                                "missing_images": missing or {}, "mrmc": mrmc})
+    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
+                      + reader_study.markdown(mrmc))
+    return comparison_figures(table, participants, y_true, task, split, out / "figures")
