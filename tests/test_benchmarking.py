@@ -22,7 +22,7 @@ def test_predictor_reads_full_size_frames_at_reduced_scale(tmp_path, monkeypatch
 
     from proctovision.deploy.bench import full_size_frames
     from proctovision.imaging import images
-    from proctovision.inference import predictor
+    from proctovision.inference.predictor import inputs as predictor
     from proctovision.imaging.preprocessing import Preprocessing
 
     paths = full_size_frames(tmp_path, 4)

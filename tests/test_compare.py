@@ -14,7 +14,8 @@ from proctovision.data.manifest import read_manifest
 from proctovision.evaluation.compare import Participant, pairwise_tests
 from proctovision.workflows.compare import compare
 from proctovision.workflows.evaluate import evaluate_run
-from proctovision.evaluation.readers import ReadersError, read_readers, simulate_readers
+from proctovision.data.synthetic.readers import simulate_readers
+from proctovision.evaluation.readers import ReadersError, read_readers
 from proctovision.workflows.training import train
 
 
@@ -30,7 +31,7 @@ def two_runs(split_file: Path, tmp_path: Path) -> list[Path]:
 
 def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, split_file: Path, tmp_path: Path):
     test_rows = read_manifest(split_file).query("split == 'test'")
-    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=3)
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), {}, 2, tmp_path / "readers.csv", seed=3)
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", *map(str, two_runs), "--readers", str(readers), "--out", str(out),
                                       "--resamples", "50"])
@@ -125,7 +126,7 @@ def test_images_a_reader_skipped_are_reported(split_file: Path, tmp_path: Path):
     run = train(tiny_run_config(split_file, tmp_path / "model", epochs=1), progress=False).root
     evaluate_run(run, "test", n_resamples=10)
     test_rows = read_manifest(split_file).query("split == 'test'")
-    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=1)
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), {}, 2, tmp_path / "readers.csv", seed=1)
     frame = pd.read_csv(readers)
     skipped = frame[frame["reader"] == "junior (simulated)"].index[:2]
     frame.drop(index=skipped).to_csv(readers, index=False)
@@ -139,7 +140,7 @@ def test_two_readers_with_scores_and_conditions_get_an_mrmc_analysis(split_file:
     run = train(tiny_run_config(split_file, tmp_path / "model", epochs=1), progress=False).root
     evaluate_run(run, "test", n_resamples=10)
     test_rows = read_manifest(split_file).query("split == 'test'")
-    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=1)
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), {}, 2, tmp_path / "readers.csv", seed=1)
     unaided = pd.read_csv(readers).assign(condition="unaided")
     aided = unaided.assign(condition="aided", score=np.clip(unaided["score"] + (unaided["label"] == "hemorrhoid"),
                                                               1, 5))

@@ -291,14 +291,14 @@ def evaluated_run(split_file: Path, tmp_path: Path) -> tuple[Path, Path]:
     from proctovision.data.manifest import read_manifest
     from proctovision.workflows.compare import compare
     from proctovision.workflows.evaluate import evaluate_run
-    from proctovision.evaluation.readers import simulate_readers
+    from proctovision.data.synthetic.readers import simulate_readers
     from proctovision.workflows.training import train
 
     run = train(tiny_run_config(split_file, tmp_path / "r1", epochs=1), progress=False).root
     evaluate_run(run, "val", n_resamples=20)
     evaluate_run(run, "test", n_resamples=20)
     test_rows = read_manifest(split_file).query("split == 'test'")
-    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), tmp_path / "readers.csv", seed=3)
+    readers = simulate_readers(test_rows, ("normal", "hemorrhoid"), {}, 2, tmp_path / "readers.csv", seed=3)
     compare([run], tmp_path / "cmp", readers=readers, n_resamples=20)
     return run, tmp_path / "cmp"
 

@@ -127,7 +127,7 @@ def dicom_ingest(source: Path, **options):
 def test_a_worker_that_crashes_or_raises_costs_only_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import crashing_reader
 
-    from proctovision.data import ingest as ingest_module
+    from proctovision.data.ingest import files as ingest_module
 
     names = ["a.dcm", "segfault.dcm", "b.dcm", "exits.dcm", "raises.dcm", "c.dcm", "d.dcm"]
     source = dicom_folder(tmp_path / "data", names)
@@ -151,7 +151,7 @@ def test_pool_gives_the_same_manifest_in_the_same_order_as_one_process(tmp_path:
 
 
 def test_an_interrupted_ingest_resumes_reading_only_what_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from proctovision.data import ingest as ingest_module
+    from proctovision.data.ingest import files as ingest_module
 
     source = dicom_folder(tmp_path / "data", [f"f{index}.dcm" for index in range(6)])
     journal = tmp_path / "out" / "manifest.ingest-journal.jsonl"
@@ -187,7 +187,7 @@ def test_an_interrupted_ingest_resumes_reading_only_what_is_left(tmp_path: Path,
 def test_a_grown_archive_reads_only_new_and_changed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import os
 
-    from proctovision.data import ingest as ingest_module
+    from proctovision.data.ingest import files as ingest_module
 
     source = dicom_folder(tmp_path / "data", ["f0.dcm", "f1.dcm", "f2.dcm"])
     journal = tmp_path / "out" / "m.ingest-journal.jsonl"
@@ -244,7 +244,7 @@ def test_an_archive_labelled_by_sop_instance_uid_opens_no_file_again_on_a_rerun(
 ):
     import pydicom
 
-    from proctovision.data import ingest as ingest_module
+    from proctovision.data.ingest import files as ingest_module
     from proctovision.data.ingest import DicomOptions
 
     archive = dicom_folder(tmp_path / "archive", ["a.dcm", "b.dcm", "c.dcm"]) / "normal"

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from proctovision.core import fileio, i18n
+from proctovision.core.decision import operating_point, threshold_value  # noqa: F401 - the card's API
 from proctovision.core.i18n import N_
 from proctovision.core.tables import markdown_table
 
@@ -35,30 +36,6 @@ def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F82
         "onnx_parity": parity,
         "intended_use": INTENDED_USE,
     }
-
-
-def operating_point(metrics: dict, is_binary: bool) -> dict:
-    """The threshold and temperature evaluation applied, so predict and serve decide as the reported metrics did.
-
-    Both are fitted on the validation split, so every evaluated split carries the same ones; the test
-    entry is read first. A run never evaluated keeps the argmax rule (0.5 for two classes), said so plainly.
-    """
-    entry = next((metrics[split] for split in ("test", "val", *metrics) if split in metrics), {})
-    chosen = entry.get("threshold")
-    threshold = None
-    if is_binary:
-        threshold = dict(chosen) if chosen else {"value": 0.5, "rule": "default (run not evaluated)", "chosen_on": None}
-    temperature = (entry.get("calibration") or {}).get("temperature")
-    return {"threshold": threshold, "temperature": temperature}
-
-
-def threshold_value(card: dict) -> float | None:
-    """The positive-class cut of a binary card; older cards held a bare number or nothing."""
-    if len(card.get("classes", ())) != 2:
-        return None
-    threshold = card.get("threshold")
-    value = threshold.get("value") if isinstance(threshold, dict) else threshold
-    return 0.5 if value is None else float(value)
 
 
 def card_markdown(card: dict, language: str | None = "en") -> str:

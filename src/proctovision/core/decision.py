@@ -1,4 +1,5 @@
-"""The decision rule shared by evaluation, prediction and serving, in numpy alone (the ONNX path imports it).
+"""The decision rule shared by evaluation, prediction and serving, in numpy alone (the ONNX path imports it),
+and the operating point (threshold, temperature) a model card carries from evaluation to predict and serve.
 
 Binary tasks call the positive class at or above the operating threshold fitted on validation; other tasks
 take the most probable class. Temperature scaling rescales probabilities before either.
@@ -27,3 +28,27 @@ def decide(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
     if threshold is not None and probabilities.shape[1] == 2:
         return apply_threshold(probabilities, threshold)
     return probabilities.argmax(axis=1)
+
+
+def operating_point(metrics: dict, is_binary: bool) -> dict:
+    """The threshold and temperature evaluation applied, so predict and serve decide as the reported metrics did.
+
+    Both are fitted on the validation split, so every evaluated split carries the same ones; the test
+    entry is read first. A run never evaluated keeps the argmax rule (0.5 for two classes), said so plainly.
+    """
+    entry = next((metrics[split] for split in ("test", "val", *metrics) if split in metrics), {})
+    chosen = entry.get("threshold")
+    threshold = None
+    if is_binary:
+        threshold = dict(chosen) if chosen else {"value": 0.5, "rule": "default (run not evaluated)", "chosen_on": None}
+    temperature = (entry.get("calibration") or {}).get("temperature")
+    return {"threshold": threshold, "temperature": temperature}
+
+
+def threshold_value(card: dict) -> float | None:
+    """The positive-class cut of a binary card; older cards held a bare number or nothing."""
+    if len(card.get("classes", ())) != 2:
+        return None
+    threshold = card.get("threshold")
+    value = threshold.get("value") if isinstance(threshold, dict) else threshold
+    return 0.5 if value is None else float(value)

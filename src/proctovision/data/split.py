@@ -1,9 +1,13 @@
 """Patient-level splits: stratified by label, grouped by patient, so no patient is ever on two sides."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from proctovision.core import fileio
 from proctovision.core.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -117,3 +121,12 @@ def split_summary(frame: pd.DataFrame, column: str, classes: tuple[str, ...]) ->
     """Images and patients per side and class, for the screen and the report."""
     table = frame.groupby([column, "label"]).agg(images=("path", "size"), patients=("patient_id", "nunique"))
     return table.reset_index()
+
+
+def write_lineage(manifest: Path, out: Path, seed: int, folds: int | None, val: float, test: float) -> Path:
+    """``<split>.lineage.json`` beside the split: which manifest (by hash) and which settings made it."""
+    target = out.with_name(out.name + ".lineage.json")
+    fileio.write_json(target, {
+        "manifest": os.path.relpath(manifest.resolve(), out.resolve().parent), "manifest_sha256": fileio.sha256(manifest),
+        "seed": seed, "folds": folds, "val": None if folds else val, "test": None if folds else test})
+    return target

@@ -1,1 +1,2 @@
-"""TODO."""
+"""The embedded demo: synthetic data through ingest, split, training, evaluation, comparison with simulated
+readers and the report, offline on a CPU in minutes. It sits on top of every other layer but the CLI."""

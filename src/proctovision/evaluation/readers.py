@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proctovision.core import fileio
 from proctovision.core.errors import UserError
 from proctovision.core.tables import frame_keys, read_table
 
@@ -79,30 +78,13 @@ def _without_repeats(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame
 
 
-def simulate_readers(
-    truth: pd.DataFrame, classes: tuple[str, ...], out: str | Path, seed: int = 0,
-    readers: tuple[tuple[str, float, float], ...] = (("senior", 0.95, 12.0), ("junior", 0.9, 16.0)),
-) -> Path:
-    """Write a readers.csv for the demo: each reader errs on a share of images (to a neighbouring grade).
-
-    ``readers`` holds (name, accuracy, seconds per image); the total reading time is recorded per reader. For a
-    binary task each reading also gets a 1-5 confidence ``score`` agreeing with the label (5 = surely positive).
-    """
-    rng = np.random.default_rng(seed)
-    score_rng = np.random.default_rng(seed + 1)
-    out = Path(out)
-    rows = []
-    for name, accuracy, seconds in readers:
-        total = round(seconds * len(truth) * float(rng.uniform(0.9, 1.1)), 1)
-        for entry, label in zip(truth["path"], truth["label"]):
-            index = classes.index(label)
-            if rng.random() > accuracy:
-                index = index + 1 if index + 1 < len(classes) and (index == 0 or rng.random() < 0.5) else index - 1
-            row = {"path": os.path.relpath(entry, out.parent), "reader": f"{name} (simulated)",
-                   "label": classes[index], "reading_time_s": total, "simulated": "yes"}
-            if len(classes) == 2:
-                sure = int(score_rng.random() < 0.6)
-                row["score"] = 4 + sure if index == 1 else 2 - sure
-            rows.append(row)
-    fileio.write_csv(out, pd.DataFrame(rows))
-    return out
+def reader_labels(path: Path) -> set[str]:
+    """The labels a readers file uses, when no task gives the class order."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReadersError(f"{path}: file not found")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame.columns = [column.strip() for column in frame.columns]
+    if "label" not in frame.columns:
+        raise ReadersError(f"{path}: missing column(s) label")
+    return {label.strip() for label in frame["label"] if label.strip()}

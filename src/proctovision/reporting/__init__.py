@@ -1,1 +1,2 @@
-"""Figures and reports built from the plain files a run leaves behind."""
+"""All drawing: every figure (matplotlib) and the self-contained HTML report, built from the plain files that
+runs, scores and comparisons leave behind, in English or Chinese."""

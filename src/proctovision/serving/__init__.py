@@ -1,1 +1,2 @@
-"""Deployment: predictors (PyTorch or ONNX Runtime alone), ONNX export with a parity check, model cards."""
+"""Serving in the clinic: the FastAPI app and the clinician's pages (stills and live video), request batching,
+the audit trail, and PACS over DICOMweb (retrieve, predict, store SR and overlays, watch for new studies)."""

@@ -103,3 +103,13 @@ def write_gallery(predictor: TorchPredictor, run: RunInfo, split: str, limit: in
         "grid": grid.name if grid else None,
     })
     return folder
+
+
+def frame_of_paths(paths: list[Path]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Every image and every frame of multi-frame DICOM under ``paths``, and the files that could not say why."""
+    from proctovision.inference.predictor import expand_frames, expand_paths
+
+    keys, errors = expand_frames(expand_paths(paths))
+    frame = pd.DataFrame({"path": [str(Path(path).resolve()) for path, _ in keys],
+                          "frame": [number for _, number in keys]})
+    return frame, errors
