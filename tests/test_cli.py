@@ -111,3 +111,43 @@ def test_readers_file_errors_name_the_row(tmp_path: Path):
         with pytest.raises(ReadersError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
             read_readers(path, classes)
         assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_train_into_a_log_file_writes_one_line_per_epoch(split_file: Path, tmp_path: Path):
+    """Outside a terminal (CI, nohup, SLURM) Lightning's live bar would redraw each epoch over several lines."""
+    import os
+    import re
+
+    log = tmp_path / "train.log"
+    with open(log, "w") as stream:
+        done = subprocess.run(
+            [sys.executable, "-m", "proctovision", "train", str(split_file), "--task", "hemorrhoid", "--backbone",
+             TINY_BACKBONE, "--mode", "scratch", "--weights", "none", "--epochs", "3", "--image-size", "32",
+             "--batch-size", "8", "--out", str(tmp_path / "run"), "--no-track"],
+            stdout=stream, stderr=subprocess.STDOUT, timeout=300, env={**os.environ, "COLUMNS": "80"},
+        )
+    text = log.read_text()
+    assert done.returncode == 0, text
+    pattern = re.compile(r"^epoch (\d)/3  train_loss \d+\.\d{4}  val_loss \d+\.\d{4}  val_accuracy \d\.\d{4}  "
+                         r"\d+\.\d s$")
+    epochs = [int(match.group(1)) for line in text.splitlines() if (match := pattern.match(line))]
+    assert epochs == [1, 2, 3], text
+    assert "\r" not in text and "Epoch" not in text and "━" not in text, "no progress bar in a log file"
+
+
+def test_a_terminal_keeps_the_live_progress_bar(split_file: Path, tmp_path: Path, monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from conftest import tiny_run_config
+    from proctovision.artefacts.runs import RunPaths
+    from proctovision.workflows.training import EpochLines, build_trainer
+
+    config = tiny_run_config(split_file, tmp_path / "run")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    trainer = build_trainer(config, RunPaths(tmp_path / "run"), progress=True)
+    assert isinstance(trainer.progress_bar_callback, RichProgressBar)
+    assert not any(isinstance(callback, EpochLines) for callback in trainer.callbacks)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    trainer = build_trainer(config, RunPaths(tmp_path / "run"), progress=True)
+    assert trainer.progress_bar_callback is None
+    assert any(isinstance(callback, EpochLines) for callback in trainer.callbacks)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_run_config
 from PIL import Image
-from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, recall_score, roc_auc_score
 from typer.testing import CliRunner
 
 from proctovision.cli import app
@@ -40,7 +40,7 @@ def test_compare_models_and_readers_writes_table_tests_and_figures(two_runs, spl
     assert list(table["participant"]) == ["model0", "model1", "junior (simulated)", "senior (simulated)"]
     assert set(table["kind"]) == {"model", "simulated reader"}, "made-up readers are labelled so everywhere"
     readers_rows = table["kind"] == "simulated reader"
-    assert table.loc[readers_rows, "roc_auc"].isna().all(), "readers give labels, not scores"
+    assert table.loc[readers_rows, "roc_auc"].notna().all(), "simulated readers give scores: their AUC is shown"
     assert table.loc[readers_rows, "reading_time_s"].gt(0).all()
     payload = json.loads((out / "comparison.json").read_text())
     pairs = {(test["a"], test["b"]) for test in payload["tests"]}
@@ -163,3 +163,43 @@ def test_two_readers_with_scores_and_conditions_get_an_mrmc_analysis(split_file:
     assert {"senior (simulated) (aided)", "junior (simulated) (unaided)"} <= {row["participant"] for row in result["table"]}
     with Image.open(tmp_path / "cmp" / "figures" / "readers_roc.png") as figure:
         assert np.asarray(figure).std() > 5
+
+
+def test_readers_with_scores_get_their_auc_with_a_ci_in_every_table(tmp_path: Path):
+    """readers.csv's scores rank the images: each scored reader's row has the AUC (the one MRMC uses) and average
+    precision with patient-bootstrap CIs; a reader who gave labels only keeps a dash."""
+    from proctovision.evaluation.mrmc import figure_of_merit
+    from proctovision.reporting.comparison import read_comparison
+
+    rng = np.random.default_rng(4)
+    truth = np.repeat([0, 1], 30)
+    classes = np.array(["normal", "hemorrhoid"])
+    paths = [f"img{index}.png" for index in range(60)]
+    probability = np.clip(0.25 + 0.5 * truth + rng.normal(0, 0.2, 60), 0.01, 0.99)
+    pd.DataFrame({"path": paths, "label": classes[truth], "patient_id": [f"P{i // 2}" for i in range(60)],
+                  "prob_normal": 1 - probability, "prob_hemorrhoid": probability}).to_csv(tmp_path / "net.csv",
+                                                                                           index=False)
+    rows, scores = [], {}
+    for reader, noise in (("ann", 1.0), ("bo", 1.5), ("cy", None)):
+        score = np.clip(np.round(3 + 1.5 * (truth - 0.5) * 2 + rng.normal(0, noise or 1, 60)), 1, 5)
+        scores[reader] = score
+        for path, value in zip(paths, score):
+            rows.append({"path": path, "reader": reader, "label": classes[int(value >= 3)],
+                         "score": value if noise else ""})
+    pd.DataFrame(rows).to_csv(tmp_path / "readers.csv", index=False)
+    compare([tmp_path / "net.csv"], tmp_path / "cmp", readers=tmp_path / "readers.csv", n_resamples=200)
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv").set_index("participant")
+    for reader in ("ann", "bo"):
+        expected = roc_auc_score(truth, scores[reader])
+        assert table.loc[reader, "roc_auc"] == pytest.approx(expected, abs=1e-6)
+        assert table.loc[reader, "roc_auc"] == pytest.approx(figure_of_merit(truth, scores[reader]), abs=1e-6)
+        assert table.loc[reader, "roc_auc_ci_low"] < expected < table.loc[reader, "roc_auc_ci_high"]
+        assert table.loc[reader, "average_precision"] == pytest.approx(
+            average_precision_score(truth, scores[reader]), abs=1e-6)
+    assert np.isnan(table.loc["cy", "roc_auc"]), "labels alone support no AUC"
+    markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+    ann_line = next(line for line in markdown.splitlines() if line.startswith("| ann |"))
+    assert f"{table.loc['ann', 'roc_auc']:.3f} ({table.loc['ann', 'roc_auc_ci_low']:.3f} to" in ann_line
+    report = read_comparison(tmp_path / "cmp")
+    cells = dict(zip(report["metrics"], next(row for row in report["rows"] if row["participant"] == "ann")["cells"]))
+    assert cells["roc_auc"].startswith(f"{table.loc['ann', 'roc_auc']:.3f} (")

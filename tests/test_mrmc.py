@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from proctovision.evaluation import mrmc
@@ -158,3 +159,95 @@ def test_identical_conditions_give_no_infinite_numbers(van_dyke):
     difference = result["rrrc"]["differences"][0]
     assert difference["difference"] == 0 and difference["df"] is None and difference["p_value"] is None
     json.dumps(result, allow_nan=False)
+
+
+# --- variance components of zero or below, and undefined degrees of freedom ---
+# OR-DBM MRMC 2.51 on Van Dyke (VanDyke.txt), Analysis 2 d): per reader, modality 1 - 2, StdErr = sqrt[2*(Var(error)
+# - Cov1)], z interval and p.
+PUBLISHED_SINGLE_READER = [
+    (-0.02818, 0.02551, 0.2693, -0.07818, 0.02182), (-0.04654, 0.02630, 0.0768, -0.09809, 0.00501),
+    (-0.01787, 0.03121, 0.5668, -0.07904, 0.04330), (-0.02625, 0.01729, 0.1290, -0.06014, 0.00764),
+    (-0.10016, 0.04406, 0.0230, -0.18651, -0.01381),
+]
+
+
+@pytest.mark.parametrize("reader", range(5))
+def test_readers_who_read_alike_give_an_infinite_ddf_and_the_published_z_interval(van_dyke, reader):
+    """Two copies of one reader: MS(R) (or MS(T*R)) is 0 and Cov2 (Cov2 - Cov3) is Var(error) - Cov1 > 0, so Hillis'
+    ddf_H = error²/0 is infinite. RJafroc computes ``qt(0.025, Inf)``: the z interval, which is OR-DBM MRMC's
+    published single-reader fixed-case analysis of that reader. The result says why df is not a number."""
+    truth, ratings = van_dyke
+    difference, se, p, low, high = PUBLISHED_SINGLE_READER[reader]
+    copies = np.stack([ratings[:, reader], ratings[:, reader]], axis=1)  # [modality, copy, case]
+    crossed = mrmc.or_analysis(truth, copies)
+    versus = mrmc.model_vs_readers(truth, ratings[0, reader], copies[1])
+    for row in (crossed["rrrc"]["differences"][0], versus["difference"]):
+        assert row["difference"] == pytest.approx(difference, abs=5e-6)
+        assert row["se"] == pytest.approx(se, abs=5e-6)
+        assert row["p_value"] == pytest.approx(p, abs=5e-5)
+        assert row["ci95"] == pytest.approx([low, high], abs=5e-6)
+        assert row["df"] is None and row["normal_approximation"] is True
+        assert "ddf_H is infinite" in row["note"]
+    assert crossed["rrrc"]["p_value"] == pytest.approx(p, abs=5e-5), "F(1, Inf) is chi-square(1)/1"
+    json.dumps(crossed, allow_nan=False)
+
+
+def _sensitivity_readers(misses: list[tuple[int, ...]], n: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n positive and n negative cases; a model that finds every positive; readers missing the given positives."""
+    truth = np.repeat([1, 0], n)
+    readers = np.stack([truth.copy() for _ in misses]).astype(float)
+    for reader, missed in enumerate(misses):
+        readers[reader, list(missed)] = 0
+    return truth, truth.astype(float), readers
+
+
+def test_a_zero_error_term_gives_no_interval_df_or_p_as_rjafroc():
+    """The demo's case: two readers with equal sensitivity (MS(R) = 0) who miss different cases (Cov2 < 0). The error
+    term MS(R) + r*max(Cov2, 0) is 0; RJafroc's StSignificanceTestingCadVsRad (1T-RRRC) then has ddf_H = 0/0 = NaN and
+    NaN for the CI and p, as has MRMCaov. The estimate stands, with the reason, and no interval of width zero."""
+    truth, model, readers = _sensitivity_readers([(0, 1), (2, 3)])
+    result = mrmc.model_vs_readers(truth, model, readers, "sensitivity")
+    row = result["difference"]
+    assert result["variance"]["ms_r"] == 0 and result["variance"]["cov2"] < 0
+    assert row["difference"] == pytest.approx(0.2) and row["se"] == 0
+    assert row["ci95"] == [None, None] and row["df"] is None and row["p_value"] is None
+    assert "Cov2 ≤ 0" in row["note"] and "error term is 0" in row["note"]
+    json.dumps(result, allow_nan=False)
+
+
+def test_negative_cov2_is_counted_as_zero_which_is_the_t_test_of_the_reader_differences():
+    """Hillis' constraint max(Cov2, 0): with Cov2 < 0 the error term is MS(R) alone and ddf_H = r - 1, RJafroc's
+    1T-RRFC (``t.test`` of the reader - model differences); a one-sample t-test is the reference."""
+    truth, model, readers = _sensitivity_readers([(0, 1, 2), (3,), (4, 5)])
+    result = mrmc.model_vs_readers(truth, model, readers, "sensitivity")
+    assert result["variance"]["cov2"] < 0 < result["variance"]["ms_r"]
+    differences = 1.0 - readers[:, :10].mean(axis=1)
+    reference = stats.ttest_1samp(differences, 0.0)
+    interval = reference.confidence_interval(0.95)
+    row = result["difference"]
+    assert row["df"] == pytest.approx(2) and row["t"] == pytest.approx(reference.statistic)
+    assert row["p_value"] == pytest.approx(reference.pvalue)
+    assert row["ci95"] == pytest.approx([interval.low, interval.high])
+    assert row["note"].startswith("Cov2 ≤ 0, counted as 0")
+
+
+def test_cov2_below_cov3_is_counted_as_zero_which_is_the_paired_t_test_of_the_readers():
+    """Two conditions with Cov2 - Cov3 < 0: the error term is MS(T*R), ddf (t-1)(r-1): OR-DBM MRMC's Analysis 3,
+    "equivalent to a paired t-test applied to the AUCs" (here sensitivities)."""
+    truth, _, first = _sensitivity_readers([(0, 1), (2, 3), (4,)])
+    _, _, second = _sensitivity_readers([(2, 3, 4), (0, 1), (5, 6)])
+    result = mrmc.or_analysis(truth, np.stack([first, second]), "sensitivity")
+    variance = result["variance"]
+    assert variance["cov2"] - variance["cov3"] < 0 < variance["ms_tr"]
+    reference = stats.ttest_rel(first[:, :10].mean(axis=1), second[:, :10].mean(axis=1))
+    row = result["rrrc"]["differences"][0]
+    assert row["df"] == pytest.approx(2) and row["p_value"] == pytest.approx(reference.pvalue)
+    assert row["ci95"] == pytest.approx(list(reference.confidence_interval(0.95)))
+    assert "Cov2 − Cov3 ≤ 0" in row["note"]
+
+
+def test_van_dyke_needs_no_note(van_dyke):
+    truth, ratings = van_dyke
+    result = mrmc.or_analysis(truth, ratings)
+    assert result["rrrc"]["differences"][0]["note"] is None
+    assert all(single["note"] is None for single in result["single_condition"].values())

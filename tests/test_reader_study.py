@@ -69,3 +69,49 @@ def test_one_reader_is_no_panel():
     frame = _readers(paths, truth, classes, ("solo",))
     assert reader_study.analyse(frame, paths, truth, np.array(paths), {}, classes) is None
     assert reader_study.markdown(None) == ""
+
+
+def _equal_sensitivity_readers() -> dict:
+    """The demo's case: two readers with equal sensitivity who miss different positives, a model that misses none."""
+    classes = ("normal", "hemorrhoid")
+    truth = np.repeat([1, 0], 10)
+    paths = [f"i{index}" for index in range(20)]
+    rows = []
+    for name, missed in (("a", {0, 1}), ("b", {2, 3})):
+        for index, (path, label) in enumerate(zip(paths, truth)):
+            rows.append({"path": path, "reader": name, "condition": "", "score": np.nan,
+                         "label": classes[0 if index in missed else label]})
+    return reader_study.analyse(pd.DataFrame(rows), paths, truth, np.array(paths), {"net": (truth.copy(), None)},
+                                classes)
+
+
+def test_a_degenerate_analysis_shows_the_estimate_and_the_reason_never_a_zero_width_interval(tmp_path):
+    import json
+
+    from proctovision.reporting.comparison import mrmc_rows
+    from proctovision.reporting.report import build_report
+
+    result = _equal_sensitivity_readers()
+    sensitivity = next(item for item in result["analyses"] if item["figure_of_merit"] == "sensitivity")
+    assert sensitivity["difference"]["ci95"] == [None, None] and "error term is 0" in sensitivity["difference"]["note"]
+    line = next(line for line in reader_study.markdown(result).splitlines() if "| sensitivity |" in line)
+    assert "| +0.200 | - | - |" in line and "error term is 0" in line
+    row = next(row for row in mrmc_rows(result) if row["fom"] == "sensitivity")
+    assert row["difference"] == "+0.200" and "error term is 0" in row["note"]
+    folder = tmp_path / "cmp"
+    folder.mkdir()
+    (folder / "comparison.json").write_text(json.dumps({"split": "test", "n_images": 20, "table": [],
+                                                         "mrmc": result}, allow_nan=False))
+    html = build_report([], tmp_path / "report.html", comparison=folder, cams=False).read_text()
+    cells = html[html.index('<table class="mrmc">'):].split("</table>")[0]
+    assert "+0.200 (" not in cells and "+0.200</td>" in cells and "error term is 0" in cells
+
+
+def test_an_old_comparison_with_a_zero_width_interval_is_shown_without_it():
+    from proctovision.reporting.comparison import mrmc_rows
+
+    old = {"analyses": [{"design": "model_vs_readers", "figure_of_merit": "sensitivity", "model_fom": 0.9,
+                         "readers_mean": 0.95, "difference": {"a": "net", "difference": -0.05, "ci95": [-0.05, -0.05],
+                                                              "df": None, "p_value": None}}]}
+    row = mrmc_rows(old)[0]
+    assert row["difference"] == "-0.050" and row["note"]

@@ -23,6 +23,7 @@ from proctovision.core.tasks import Task
 STUDY_METRICS = ("accuracy", "recall", "precision", "f1")
 READER_METRICS = {"accuracy", "precision", "recall", "specificity", "f1", "sensitivity", "ppv", "npv",
                   "quadratic_kappa"}
+SCORE_METRICS = {"roc_auc", "average_precision"}  # what a reader's scores (binary task) add to their labels
 
 
 class CompareError(UserError, ValueError):
@@ -147,13 +148,16 @@ def compare_participants(
                 else np.array(paths))
     table, details = [], {}
     for participant in participants:
-        probabilities = participant.probabilities
-        if probabilities is None:
+        probabilities, include = participant.probabilities, None if participant.kind == "model" else READER_METRICS
+        if probabilities is None and participant.scores is not None and task.is_binary:
+            # a reader's confidence scores rank the images: AUC and average precision beside the label metrics
+            probabilities = np.column_stack([-participant.scores, participant.scores])
+            include = READER_METRICS | SCORE_METRICS
+        elif probabilities is None:
             probabilities = np.eye(task.num_classes)[participant.predicted]
         metrics = compute_metrics(
             y_true, probabilities, patients, task.num_classes, task.ordinal, n_resamples=n_resamples, seed=seed,
-            y_pred=participant.predicted, class_names=task.classes,
-            include=None if participant.kind == "model" else READER_METRICS,
+            y_pred=participant.predicted, class_names=task.classes, include=include,
         )
         details[participant.name] = metrics
         row = {"participant": participant.name, "kind": participant.kind, "n_images": len(paths),

@@ -156,8 +156,46 @@ def or_covariances(covariance: np.ndarray, n_conditions: int, n_readers: int) ->
 
 
 def _t_interval(estimate: float, se: float, df: float) -> list[float]:
+    """The 95% CI; undefined (NaN, as RJafroc's ``qt(0.025, NaN)``) without a positive SE and a defined df: an
+    interval of width zero would read as certainty."""
+    if not se > 0 or np.isnan(df):
+        return [float("nan"), float("nan")]
     half = float(stats.t.ppf(0.975, df)) * se if np.isfinite(df) else float(stats.norm.ppf(0.975)) * se
     return [estimate - half, estimate + half]
+
+
+# Mean squares and covariances of figures of merit in [0, 1] below this are rounding, not variation.
+ZERO = 1e-15
+
+
+def error_term(ms: float, ms_df: int, cov: float, n_readers: int, ms_name: str, cov_name: str,
+               ) -> tuple[float, float, list[str]]:
+    """Hillis' error term ``ms + r * max(cov, 0)`` and ddf_H = error² / (ms² / ms_df), as RJafroc
+    (``StSignificanceTesting``, ``StSignificanceTestingCadVsRad``), MRMCaov and OR-DBM MRMC compute them, with the
+    reason wherever a component is zero or negative or ddf_H is not a finite number.
+
+    Their outputs: ms = 0 with a positive covariance term gives ddf_H = Inf (R's ``qt(p, Inf)``, a z interval);
+    an error term of 0 gives ddf_H = 0/0 = NaN and NaN for the CI, t and p.
+    """
+    ms = 0.0 if abs(ms) < ZERO else ms
+    notes = []
+    if cov <= ZERO:
+        cov = 0.0
+        notes.append(f"{cov_name} ≤ 0, counted as 0 in the error term (Hillis' constraint max({cov_name}, 0))")
+    error = ms + n_readers * cov
+    if error <= 0:
+        notes.append(f"{ms_name} = 0 and {cov_name} ≤ 0: the error term is 0, ddf_H = 0/0 is undefined and there is "
+                     "no CI, t or p (RJafroc and MRMCaov give NaN)")
+        return 0.0, float("nan"), notes
+    if ms == 0:
+        notes.append(f"{ms_name} = 0 (no variation between readers): ddf_H is infinite, so the CI and p are normal "
+                     "(z), as RJafroc's t with df = Inf")
+        return error, float("inf"), notes
+    return error, error ** 2 / (ms ** 2 / ms_df), notes
+
+
+def _note(notes: list[str]) -> str | None:
+    return "; ".join(notes) or None
 
 
 def single_condition(foms: np.ndarray, cov2: float) -> dict:
@@ -165,12 +203,12 @@ def single_condition(foms: np.ndarray, cov2: float) -> dict:
     n_readers = len(foms)
     mean = float(np.mean(foms))
     ms_r = float(np.var(foms, ddof=1)) if n_readers > 1 else float("nan")
-    error = ms_r + n_readers * max(cov2, 0.0)
+    error, df, notes = error_term(ms_r, n_readers - 1, cov2, n_readers, "MS(R)", "Cov2")
     se = float(np.sqrt(error / n_readers))
-    df = error ** 2 / (ms_r ** 2 / (n_readers - 1)) if ms_r > 0 else float("inf")
     t = mean / se if se > 0 else float("nan")
     return {"value": mean, "se": se, "df": float(df), "ci95": _t_interval(mean, se, df), "ms_r": ms_r, "cov2": cov2,
-            "t": float(t), "p_value": float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else None}
+            "t": float(t), "p_value": _two_sided_t(t, df), "normal_approximation": bool(np.isinf(df)),
+            "note": _note(notes)}
 
 
 def or_analysis(
@@ -191,10 +229,12 @@ def or_analysis(
     ms_r = n_conditions * float(((reader_means - grand) ** 2).sum()) / (n_readers - 1)
     interaction = foms - condition_means[:, None] - reader_means[None, :] + grand
     ms_tr = float((interaction ** 2).sum()) / ((n_conditions - 1) * (n_readers - 1))
-    error = ms_tr + n_readers * max(cov["cov2"] - cov["cov3"], 0.0)
-    ddf = error ** 2 / (ms_tr ** 2 / ((n_conditions - 1) * (n_readers - 1))) if ms_tr > 0 else float("inf")
+    error, ddf, notes = error_term(ms_tr, (n_conditions - 1) * (n_readers - 1), cov["cov2"] - cov["cov3"],
+                                   n_readers, "MS(T*R)", "Cov2 − Cov3")
     f_value = ms_t / error if error > 0 else float("nan")
     fixed_error = cov["var_error"] - cov["cov1"] + (n_readers - 1) * max(cov["cov2"] - cov["cov3"], 0.0)
+    fixed_note = (None if fixed_error > ZERO else "Var(error) − Cov1 + (r−1)·max(Cov2 − Cov3, 0) ≤ 0: no standard "
+                  "error, CI or p for fixed readers")
     differences, fixed = [], []
     for a, b in itertools.combinations(range(n_conditions), 2):
         difference = float(condition_means[a] - condition_means[b])
@@ -202,12 +242,13 @@ def or_analysis(
         t = difference / se if se > 0 else float("nan")
         differences.append({"a": conditions[a], "b": conditions[b], "difference": difference, "se": se,
                             "df": float(ddf), "t": float(t), "p_value": _two_sided_t(t, ddf),
-                            "ci95": _t_interval(difference, se, ddf)})
-        fixed_se = float(np.sqrt(2 / n_readers * fixed_error)) if fixed_error > 0 else float("nan")
+                            "ci95": _t_interval(difference, se, ddf), "normal_approximation": bool(np.isinf(ddf)),
+                            "note": _note(notes)})
+        fixed_se = float(np.sqrt(2 / n_readers * fixed_error)) if fixed_error > ZERO else float("nan")
         z = difference / fixed_se
         fixed.append({"a": conditions[a], "b": conditions[b], "difference": difference, "se": fixed_se,
                       "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else None,
-                      "ci95": _t_interval(difference, fixed_se, float("inf"))})
+                      "ci95": _t_interval(difference, fixed_se, float("inf")), "note": fixed_note})
     single = {}
     for t, name in enumerate(conditions):
         block = covariance[t * n_readers:(t + 1) * n_readers, t * n_readers:(t + 1) * n_readers]
@@ -220,8 +261,8 @@ def or_analysis(
         "condition_means": dict(zip(conditions, map(float, condition_means))),
         "variance": {**cov, "ms_t": ms_t, "ms_r": ms_r, "ms_tr": ms_tr},
         "rrrc": {"f": float(f_value), "ndf": n_conditions - 1, "ddf": float(ddf), "error_term": error,
-                 "p_value": float(stats.f.sf(f_value, n_conditions - 1, ddf)) if np.isfinite(f_value) else None,
-                 "differences": differences},
+                 "p_value": _f_p_value(f_value, n_conditions - 1, ddf), "note": _note(notes),
+                 "normal_approximation": bool(np.isinf(ddf)), "differences": differences},
         "frrc": {"differences": fixed},
         "single_condition": single,
     })
@@ -259,7 +300,8 @@ def model_vs_readers(
         "model_fom": float(foms[0]), "reader_foms": dict(zip(names, map(float, foms[1:]))),
         "readers_mean": float(foms[1:].mean()),
         "difference": {"a": model_name, "b": "readers' mean", "difference": result["value"], "se": result["se"],
-                       "df": result["df"], "t": result["t"], "p_value": result["p_value"], "ci95": result["ci95"]},
+                       "df": result["df"], "t": result["t"], "p_value": result["p_value"], "ci95": result["ci95"],
+                       "normal_approximation": result["normal_approximation"], "note": result["note"]},
         "variance": {"ms_r": result["ms_r"], "cov2": result["cov2"],
                      "var_error": float(np.mean(np.diag(difference_covariance)))},
     })
@@ -282,9 +324,16 @@ def _off_diagonal_mean(block: np.ndarray) -> float:
 
 
 def _two_sided_t(t: float, df: float) -> float | None:
-    if not np.isfinite(t):
+    if not np.isfinite(t) or np.isnan(df):
         return None
     return float(2 * (stats.t.sf(abs(t), df) if np.isfinite(df) else stats.norm.sf(abs(t))))
+
+
+def _f_p_value(f_value: float, ndf: int, ddf: float) -> float | None:
+    """P(F > f); with ddf_H infinite, ndf·F is chi-square with ndf degrees of freedom (R's ``pf(f, ndf, Inf)``)."""
+    if not np.isfinite(f_value) or np.isnan(ddf):
+        return None
+    return float(stats.f.sf(f_value, ndf, ddf) if np.isfinite(ddf) else stats.chi2.sf(f_value * ndf, ndf))
 
 
 def _units(groups: np.ndarray | None, truth: np.ndarray, resamples: int | None) -> dict:

@@ -125,8 +125,8 @@ def markdown(result: dict | None) -> str:
                                                                   else ""), "",
              f"{result['method']}. Covariances: {result['covariance']} over {result['n_units']} {unit}. "
              "Readers and cases are random: the result generalises to other readers and other patients.", "",
-             "| comparison | figure of merit | a | b | difference a-b (95% CI) | df | p |",
-             "|---|---|---|---|---|---|---|"]
+             "| comparison | figure of merit | a | b | difference a-b (95% CI) | df | p | note |",
+             "|---|---|---|---|---|---|---|---|"]
     for analysis in result["analyses"]:
         if analysis["design"] == "model_vs_readers":
             rows = [analysis["difference"]]
@@ -140,10 +140,11 @@ def markdown(result: dict | None) -> str:
             names = [(f"{row['a']} {means[row['a']]:.3f}", f"{row['b']} {means[row['b']]:.3f}") for row in rows]
         for row, (a, b) in zip(rows, names):
             p = "-" if row["p_value"] is None else f"{row['p_value']:.4f}"
-            df = "-" if row["df"] is None else f"{row['df']:.1f}"
-            interval = ("" if None in row["ci95"] else f" ({row['ci95'][0]:+.3f} to {row['ci95'][1]:+.3f})")
+            df = "∞ (z)" if row.get("normal_approximation") else "-" if row["df"] is None else f"{row['df']:.1f}"
+            low, high = row["ci95"]
+            interval = "" if low is None or high is None or low == high else f" ({low:+.3f} to {high:+.3f})"
             lines.append(f"| {label} | {analysis['figure_of_merit']} | {a} | {b} | {row['difference']:+.3f}"
-                         f"{interval} | {df} | {p} |")
+                         f"{interval} | {df} | {p} | {row.get('note') or ''} |")
     for reason in result["skipped"]:
         lines.append(f"\nNot analysed: {reason}")
     return "\n".join(lines) + "\n"

@@ -88,10 +88,14 @@ def mrmc_rows(mrmc: dict | None) -> list[dict]:
             design, condition = "conditions", ""
         for row, a, b in pairs:
             low, high = row["ci95"]
+            note = row.get("note") or ""
+            if is_number(low) and low == high:  # a comparison.json from before intervals of width zero were refused
+                low = high = None
+                note = note or "standard error 0: no confidence interval"
+            df = "∞ (z)" if row.get("normal_approximation") else f"{row['df']:.1f}" if is_number(row["df"]) else "-"
             rows.append({"design": design, "condition": condition, "fom": analysis["figure_of_merit"], "a": a,
-                         "b": b, "difference": with_interval(row["difference"], low, high, "+.3f"),
-                         "df": f"{row['df']:.1f}" if is_number(row["df"]) else "-",
-                         "p": f"{row['p_value']:.4f}" if is_number(row["p_value"]) else "-"})
+                         "b": b, "difference": with_interval(row["difference"], low, high, "+.3f"), "df": df,
+                         "p": f"{row['p_value']:.4f}" if is_number(row["p_value"]) else "-", "note": note})
     return rows
 
 

@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import platform
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,27 @@ class HistoryWriter(Callback):
             row[key] = round(float(value), 6) if value is not None else ""
         self.rows = [existing for existing in self.rows if int(existing["epoch"]) != row["epoch"]] + [row]
         fileio.write_csv(self.path, pd.DataFrame(self.rows))
+
+
+class EpochLines(Callback):
+    """One line per epoch on stdout, for logs that are not a terminal (CI, nohup, SLURM), where a live progress bar
+    would be redrawn as several lines per epoch: epoch, train and validation loss, the monitored metric, seconds."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        values = []
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            value = trainer.callback_metrics.get(key)
+            values.append(f"{key} {float(value):.4f}" if value is not None else f"{key} -")
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(values)
+              + f"  {time.monotonic() - self.started:.1f} s", flush=True)
 
 
 def load_split_frame(config: RunConfig, task: Task) -> pd.DataFrame:
@@ -311,12 +334,15 @@ def build_trainer(config: RunConfig, paths: RunPaths, progress: bool, logger: An
     ]
     if config.trainer.early_stopping_patience:
         callbacks.append(EarlyStopping(config.trainer.monitor, patience=config.trainer.early_stopping_patience, mode=mode))
-    if progress:
+    bar = progress and sys.stdout.isatty()  # a live bar in a terminal; in a log file one line per epoch instead
+    if bar:
         callbacks.append(RichProgressBar(leave=True))
+    elif progress:
+        callbacks.append(EpochLines())
     return L.Trainer(
         max_epochs=config.trainer.epochs, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
         num_nodes=config.trainer.num_nodes, strategy=config.trainer.strategy, precision=default_precision(config),
         deterministic=config.trainer.deterministic, logger=logger or False, callbacks=callbacks,
-        default_root_dir=paths.root, enable_progress_bar=progress, enable_model_summary=False,
+        default_root_dir=paths.root, enable_progress_bar=bar, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()], log_every_n_steps=1, num_sanity_val_steps=0,
     )
