@@ -203,3 +203,45 @@ def test_readers_with_scores_get_their_auc_with_a_ci_in_every_table(tmp_path: Pa
     report = read_comparison(tmp_path / "cmp")
     cells = dict(zip(report["metrics"], next(row for row in report["rows"] if row["participant"] == "ann")["cells"]))
     assert cells["roc_auc"].startswith(f"{table.loc['ann', 'roc_auc']:.3f} (")
+
+
+def test_readers_alone_compare_their_conditions_without_a_model(tmp_path: Path):
+    """A reader study (the same readers unaided and aided, no model): `compare --readers --truth` gives each
+    reader-condition row and the OR-H analysis of the conditions, with the task found from the truth's labels."""
+    from proctovision.evaluation.mrmc import figure_of_merit
+
+    rng = np.random.default_rng(7)
+    truth = np.repeat([0, 1], 25)
+    classes = np.array(["normal", "hemorrhoid"])
+    paths = [f"case{index}.png" for index in range(50)]
+    pd.DataFrame({"path": paths, "label": classes[truth], "patient_id": [f"P{i}" for i in range(50)]}).to_csv(
+        tmp_path / "cases.csv", index=False)
+    rows, scores = [], {}
+    for reader in ("ann", "bo", "cy"):
+        for condition, noise in (("unaided", 1.6), ("aided", 0.8)):
+            score = np.clip(np.round(3 + 2 * (truth - 0.5) + rng.normal(0, noise, 50)), 1, 5)
+            scores[reader, condition] = score
+            rows += [{"path": path, "reader": reader, "condition": condition, "label": classes[int(value >= 3)],
+                      "score": value, "reading_time_s": 300.0} for path, value in zip(paths, score)]
+    pd.DataFrame(rows).to_csv(tmp_path / "readers.csv", index=False)
+    result = CliRunner().invoke(app, ["compare", "--readers", str(tmp_path / "readers.csv"), "--truth",
+                                      str(tmp_path / "cases.csv"), "--out", str(tmp_path / "arms"),
+                                      "--resamples", "50"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "arms" / "comparison.csv")
+    assert set(table["kind"]) == {"reader"} and len(table) == 6
+    mrmc = json.loads((tmp_path / "arms" / "comparison.json").read_text())["mrmc"]
+    crossed = next(item for item in mrmc["analyses"] if item["design"] == "conditions" and
+                   item["figure_of_merit"] == "auc")
+    assert crossed["foms"]["aided"]["bo"] == pytest.approx(figure_of_merit(truth, scores["bo", "aided"]))
+    assert not any(item["design"] == "model_vs_readers" for item in mrmc["analyses"])
+
+
+def test_readers_alone_with_labels_of_no_known_task_ask_for_the_task(tmp_path: Path):
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": ["x", "y"]}).to_csv(tmp_path / "cases.csv", index=False)
+    pd.DataFrame({"path": ["a.png", "b.png"], "reader": ["ann", "ann"], "label": ["x", "y"]}).to_csv(
+        tmp_path / "readers.csv", index=False)
+    result = CliRunner().invoke(app, ["compare", "--readers", str(tmp_path / "readers.csv"), "--truth",
+                                      str(tmp_path / "cases.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "give --task" in str(result.exception) + result.output

@@ -109,14 +109,17 @@ def score(
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN_OR_PREDICTIONS...",
-                                               help="evaluated run folders or predictions CSV files")],
+    runs: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[RUN_OR_PREDICTIONS]...", help="evaluated run folders or predictions CSV files; none: readers alone "
+                                                "(e.g. unaided vs aided), with --truth")] = None,
     readers: Annotated[Optional[Path], typer.Option(
         help="CSV: path, reader, label[, frame, score, condition, reading_time_s]")] = None,
     truth: Annotated[Optional[Path], typer.Option(help="manifest with the reference labels, when no model "
                                                   "participant carries them")] = None,
     mrmc_covariance: Annotated[str, typer.Option(help="MRMC covariances: jackknife | bootstrap (over patients)")] = (
         "jackknife"),
+    task: Annotated[Optional[str], typer.Option(help="readers alone: task name or YAML (default: the built-in task "
+                                                 "whose classes the truth's labels are)")] = None,
     split: str = "test",
     out: Annotated[Path, typer.Option(help="folder for the table, the tests and the figures")] = Path("comparison"),
     resamples: int = 1000,
@@ -126,11 +129,13 @@ def compare(
 
     Example: proctovision compare runs/convmixer runs/effnet --readers readers.csv --out comparison/
              proctovision compare other_tool.csv --truth data/manifest.csv --readers readers.csv --out comparison/
+             proctovision compare --readers reader_study.csv --truth cases.csv --out arms/   # unaided vs aided
     """
+    from proctovision.core.tasks import load_task
     from proctovision.workflows.compare import compare as compare_lib
 
-    result = compare_lib(list(runs), out, readers=readers, split=split, n_resamples=resamples, seed=seed,
-                         truth=truth, mrmc_covariance=mrmc_covariance)
+    result = compare_lib(list(runs or []), out, readers=readers, split=split, n_resamples=resamples, seed=seed,
+                         truth=truth, mrmc_covariance=mrmc_covariance, task=load_task(task) if task else None)
     table = Table(title=f"{split}: {result['n_images']} images, {result['n_patients']} patients")
     for column in ("participant", "kind", "accuracy", "recall", "precision", "f1", "reading time (s)"):
         table.add_column(column)

@@ -18,7 +18,7 @@ from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.artefacts.runs import read_run
 from proctovision.core.tables import frame_keys, key_paths, markdown_table, read_table
-from proctovision.core.tasks import Task
+from proctovision.core.tasks import BUILTIN_TASKS, Task
 
 STUDY_METRICS = ("accuracy", "recall", "precision", "f1")
 READER_METRICS = {"accuracy", "precision", "recall", "specificity", "f1", "sensitivity", "ppv", "npv",
@@ -78,6 +78,15 @@ def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Par
     return Participant(name, "model", predicted, probabilities, reading_time), table, task
 
 
+def task_of_labels(labels: set[str], source: Path) -> Task:
+    """The built-in task whose classes are exactly these labels: the class order readers alone cannot give."""
+    for known in BUILTIN_TASKS.values():
+        if set(known.classes) == labels:
+            return known
+    raise CompareError(f"{source}: labels {sorted(labels)} are not the classes of a built-in task; give --task "
+                       "(a task name or YAML) so the class order, and the positive class, are known")
+
+
 def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
     return [f"{path}|{frame}" for path, frame in zip(key_paths(table["path"], base), frame_keys(table))]
 
@@ -85,25 +94,28 @@ def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
 def compare_participants(
     runs: list[Path], readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
     seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
-) -> dict:
+    task: Task | None = None,
+) -> tuple[dict, list[Participant], np.ndarray, Task]:
     """Models and readers scored on the images they share, with pairwise tests and MRMC: the JSON payload of
     ``compare``, and what its figures need (participants, truth, task).
 
     ``runs`` are run folders or predictions CSV files; ``truth`` a manifest with the reference labels, needed
     when no model participant carries them (readers only, or predictions without labels). With two or more
-    readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc".
+    readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc". Readers
+    alone (conditions such as unaided and aided, no model) take their classes from ``task`` or, failing that,
+    from the built-in task whose classes the truth's labels are.
     """
-    if not runs and truth is None:
-        raise CompareError("give at least one run folder or predictions file, or --truth with --readers")
+    if not runs and (truth is None or readers is None):
+        raise CompareError("give at least one run folder or predictions file, or --readers with --truth")
     loaded = [load_model(Path(run), split, truth) for run in runs]
-    task = loaded[0][2] if loaded else None
+    task = loaded[0][2] if loaded else task
     if truth is not None:
         reference = read_table(truth, ("path", "label"), CompareError)
         reference = reference.assign(_key=image_keys(reference, Path(truth).resolve().parent)).set_index("_key")
         if "split" in reference.columns and (reference["split"] == split).any():
             reference = reference[reference["split"] == split]
         if task is None:
-            raise CompareError("readers alone: give the task's classes through a model participant")
+            task = task_of_labels(set(reference["label"].astype(str).str.strip()), truth)
     else:
         reference = next((frame for _, frame, _ in loaded if "label" in frame.columns), None)
         if reference is None:

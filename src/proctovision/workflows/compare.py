@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from proctovision.core import fileio
+from proctovision.core.tasks import Task
 from proctovision.evaluation import reader_study
 from proctovision.evaluation.compare import Participant, compare_participants, markdown, test_row
 from proctovision.reporting.comparison import comparison_figures
@@ -15,6 +16,7 @@ from proctovision.reporting.comparison import comparison_figures
 def compare(
     runs: list[Path], out: Path, readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
     seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
+    task: Task | None = None,
 ) -> dict:
     """Write comparison.csv/.md/.json, tests.csv and figures/ to ``out``; returns the JSON payload.
 
@@ -23,7 +25,7 @@ def compare(
     readers, an OR-H MRMC analysis (``mrmc_covariance``: jackknife or bootstrap) goes under "mrmc".
     """
     payload, participants, y_true, task = compare_participants(
-        runs, readers, split, n_resamples, seed, truth, mrmc_covariance, simulated_readers)
+        runs, readers, split, n_resamples, seed, truth, mrmc_covariance, simulated_readers, task)
     out.mkdir(parents=True, exist_ok=True)
     payload["files"] = write_outputs(out, payload["table"], payload["tests"], participants, y_true, task, split,
                                      payload["n_images"], payload["missing"], payload["mrmc"])
