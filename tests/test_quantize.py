@@ -70,3 +70,14 @@ def test_a_refused_int8_model_writes_nothing(split_file: Path, tmp_path: Path):
     with pytest.raises(RunError, match="unknown quantisation"):
         export_run(run, tmp_path / "out", quantize="int4")
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_weights_keep_to_seven_bits_only_where_the_cpu_lacks_vnni(tmp_path: Path):
+    from proctovision.core.perf import cpu_flags, has_vnni
+
+    assert has_vnni({"avx2": True, "avx512_vnni": True}) and has_vnni({"avx2": True, "avx_vnni": True})
+    assert not has_vnni({"avx2": True, "avx512f": True, "avx512_vnni": False})
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n")
+    assert cpu_flags(cpuinfo) == {"avx2": True, "avx512f": True, "avx512_vnni": False, "avx_vnni": False,
+                                  "amx_int8": False}

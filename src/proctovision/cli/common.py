@@ -80,7 +80,7 @@ def parse_devices(value: str | None) -> str | int | None:
     return int(value) if value is not None and value.isdigit() else value
 
 
-def executor(kind: str, out: Path, partition: str | None, gpus: int, minutes: int) -> object | None:
+def job_executor(kind: str, out: Path, partition: str | None, gpus: int, minutes: int) -> object | None:
     from proctovision.workflows.executor import ExecutorSettings, make_executor
 
     return make_executor(ExecutorSettings(kind=kind, folder=out / "jobs", partition=partition, gpus_per_node=gpus,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from proctovision.core.perf import CPU_FLAGS, cpu_flags  # noqa: F401 - bench prints them
 from proctovision.imaging.images import read_image
 from proctovision.inference.predictor import Predictor, auto_workers, decoded, load_input
 from proctovision.models.module import ClassifierModule
@@ -220,19 +221,6 @@ def allocator_gain(name: str, batch: int, size: int | None) -> tuple[float, floa
                               capture_output=True, text=True, check=True)
         rates.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return rates[0], rates[1]
-
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
-    """The instruction sets INT8 speed depends on: VNNI (AVX-512 or AVX) does 8-bit dot products in one step."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return {}
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return {name: name in flags for name in CPU_FLAGS}
 
 
 def int8_speed(name: str, batch: int, size: int | None, calibration_batches: int = 8) -> dict:
