@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from proctovision.cli import common
 from proctovision.cli.common import (
     AugmentationOption,
     BackboneOption,
@@ -62,7 +63,7 @@ def reproduce(
 
     grid = load_grid(study)
     target = out or Path(f"reproduce_{grid.name}")
-    jobs = executor(executor, target, slurm_partition, slurm_gpus, slurm_time)
+    jobs = common.executor(executor, target, slurm_partition, slurm_gpus, slurm_time)
     result = run_grid(grid, data, target, quick=quick, readers=readers, resamples=resamples, executor=jobs,
                       tracking=tracking(target, track, tracking_uri))
     for task, files in result["tasks"].items():
@@ -117,7 +118,7 @@ def crossval(
         fail(f"--val must be between 0 and 1 (got {val})")
     settings = CrossvalSettings(val=val, repeats=repeats, seed=base.trainer.seed, threshold=threshold,
                                 temperature_scaling=temperature_scaling, resamples=resamples)
-    result = run_crossval(folds_csv, base, out, settings, executor=executor(executor, out, slurm_partition,
+    result = run_crossval(folds_csv, base, out, settings, executor=common.executor(executor, out, slurm_partition,
                                                                               slurm_gpus, slurm_time),
                           tracking=tracking(out, track, tracking_uri), announce=console.print)
     for item in result["per_repeat"]:

@@ -60,10 +60,21 @@ def pdf_fonttype(language: str | None) -> int:
 def save_figure(figure: plt.Figure, stem: Path, width: str = "single") -> dict[str, Path]:
     """``stem``.pdf, .svg and .png (300 dpi) at the column width, the figure's aspect ratio kept (at most a page
     high); the figure is closed. Returns the paths by format."""
+    import warnings
+
     inches = column_inches(width)
     current_width, current_height = figure.get_size_inches()
-    figure.set_size_inches(inches, min(inches * current_height / current_width, MAX_HEIGHT_MM / 25.4))
-    figure.tight_layout()
+    height = min(inches * current_height / current_width, MAX_HEIGHT_MM / 25.4)
+    for _attempt in range(4):  # the column is narrower than the screen figure: grow in height until labels fit
+        figure.set_size_inches(inches, height)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "tight_layout not applied": handled by growing
+            figure.tight_layout()
+        box = figure.get_tightbbox(figure.canvas.get_renderer())
+        overflow = max(0.0, -box.y0) + max(0.0, box.y1 - height)
+        if overflow < 0.01 or height >= MAX_HEIGHT_MM / 25.4:
+            break
+        height = min(height + overflow + 0.1, MAX_HEIGHT_MM / 25.4)
     stem = Path(stem).with_suffix("")
     written = {}
     for kind in FORMATS:

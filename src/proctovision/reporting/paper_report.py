@@ -65,10 +65,10 @@ def metric_table(entry: dict, _=str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_paper(index: PaperIndex, run: object, cams: bool, language: str) -> None:
-    """A run's training curves, per-split figures, Grad-CAM panel and metric tables."""
+def run_paper(index: PaperIndex, run: object, cams: bool, language: str, label: str) -> None:
+    """A run's training curves, per-split figures, Grad-CAM panel and metric tables, in ``paper/<label>/``."""
     _ = i18n.gettext_for(language)
-    folder = index.folder / safe(run.paths.root.name)
+    folder = index.folder / safe(label)
     metrics = json.loads(run.paths.metrics.read_text()) if run.paths.metrics.is_file() else {}
     with paper.paper_style("double", language):
         index.figure(translated.history_figure(run, folder / "training_curves.png", language),
@@ -148,8 +148,12 @@ def write_paper(folder: Path, runs: list, cams: bool, comparisons: list[tuple[Pa
                 extras: list[tuple[str, object]], crossvals: list[dict], title: str, language: str) -> Path:
     """Every figure and table of the report into ``folder``; returns its README.md."""
     index = PaperIndex(folder)
-    for run in runs:
-        run_paper(index, run, cams, language)
+    names = [run.paths.root.name for run in runs]
+    for run in runs:  # runs of one name (a grid's run under each task) are told apart by their task folder
+        label = run.paths.root.name
+        if names.count(label) > 1:
+            label = f"{run.paths.root.parent.parent.name}_{label}"
+        run_paper(index, run, cams, language, label)
     for source, name, comparison in comparisons:
         comparison_paper(index, source, name, comparison, language)
     for block in crossvals:
