@@ -111,6 +111,7 @@ def test_figures_fit_their_content_and_a_click_opens_them_at_full_size(report: P
             page.screenshot(path=str(shots / f"report_{name}.png"), full_page=True)
             page.locator('figure img[alt="Grad-CAM: right and wrong cases"]').click()
             assert page.locator("#lightbox").is_visible()
+            page.wait_for_function("document.querySelector('#lightbox img').naturalWidth > 0")
             shown, natural = page.evaluate(
                 "(() => { const i = document.querySelector('#lightbox img'); return [i.getBoundingClientRect().width,"
                 " i.naturalWidth]; })()")
