@@ -43,8 +43,18 @@ def test_predict_an_image_returns_probabilities_and_a_heatmap(client: TestClient
     assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
     assert body["threshold"] == 0.5
     with Image.open(io.BytesIO(base64.b64decode(body["heatmap_png_base64"]))) as heatmap:
-        assert heatmap.size == (32, 32)
+        assert heatmap.size == (40, 30), "the overlay has the upload's own shape, not the model's square"
     assert "smith" not in response.text and "P123" not in response.text
+
+
+def test_overlay_keeps_the_frame_aspect_ratio(client: TestClient):
+    """A 1280x1024 processor frame comes back as a 5:4 overlay (the square model input is not shown stretched)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1280, 1024), (130, 50, 120)).save(buffer, format="JPEG", quality=80)
+    body = client.post("/predict", files={"file": ("frame.jpg", buffer.getvalue(), "image/jpeg")}).json()
+    with Image.open(io.BytesIO(base64.b64decode(body["heatmap_png_base64"]))) as heatmap:
+        assert abs(heatmap.width / heatmap.height - 1.25) <= 0.02, heatmap.size
+        assert max(heatmap.size) <= 640
 
 
 def test_dicom_upload_never_echoes_identifiers(client: TestClient):
@@ -184,7 +194,7 @@ def test_predict_command_writes_heatmaps(run_dir: Path, tmp_path: Path):
     assert result.exit_code == 0, result.output
     [png] = list((tmp_path / "maps").glob("*.png"))
     with Image.open(png) as overlay:
-        assert overlay.size == (32, 32)
+        assert overlay.size == (48, 40), "the overlay keeps the image's own shape"
 
 
 def test_a_slow_client_does_not_stall_other_requests(run_dir: Path):

@@ -73,6 +73,9 @@ def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
     reliability = metrics["test"]["calibration"]["reliability"]
     assert reliability["filled_bins"] >= 2, "the reliability diagram shows more than one dot"
     assert (tmp_path / "demo" / "data" / "qc.md").is_file()
+    manifest = read_manifest(summary["paths"]["split"])
+    assert set(manifest["crop"]) == {"content"}, "the demo trains on the content area, not on burned-in text"
+    assert "content area" in summary["banner"]
     assert "simulated" in (tmp_path / "demo" / "data" / "README.txt").read_text()
     comparison = tmp_path / "demo" / "comparison"
     table = pd.read_csv(comparison / "comparison.csv")

@@ -32,10 +32,18 @@ def test_quick_grid_runs_on_demo_data(study: str, tasks: tuple, runs: int, demo_
         assert "published" in table and "measured" in table
         assert len(list((out / task / "runs").glob(f"*/{DONE}"))) == runs
         assert (out / task / "comparison" / "comparison.csv").is_file()
+        for name in ("models_and_readers.pdf", "models_and_readers.svg", "models_and_readers.png",
+                     "study_table.csv", "study_table.tex", "study_table.docx", "comparison.docx"):
+            assert (out / "paper" / task / name).is_file(), (task, name)
+    index = (out / "paper" / "README.md").read_text()
+    assert f"{tasks[0]}/models_and_readers.pdf" in index and f"{tasks[0]}/study_table.docx" in index
+    files = sorted(str(path.relative_to(out)) for path in (out / "paper").rglob("*") if path.is_file())
+    print(f"paper files of {study} --quick ({len(files)}):", *files, sep="\n  ")
     html = (out / "report.html").read_text()
     assert 'id="study"' in html and "SYNTHETIC" in html
     if study == "fistula":
         assert (out / "fistula" / "roc_all.png").stat().st_size > 5000
+        assert "fistula/roc_all_backbones.pdf" in index and (out / "paper" / "fistula" / "roc_all_backbones.svg").is_file()
         assert "0.960" in (out / "fistula" / "study_table.md").read_text(), "ResNet-34 transfer's published AUC"
 
 

@@ -77,3 +77,46 @@ def test_gallery_decides_at_the_operating_threshold(split_file: Path, tmp_path: 
     assert list(cams["predicted"]) == expected
     summary = json.loads((run / "cams" / "test" / "summary.json").read_text())
     assert summary["n_wrong"] == int((cams["predicted"] != cams["label"]).sum())
+
+
+VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+
+
+@needs_chromium
+def test_figures_fit_their_content_and_a_click_opens_them_at_full_size(report: Path, tmp_path: Path):
+    """Gallery and multi-panel figures span the content width; single plots keep their natural size (never enlarged);
+    a click shows a figure at full size. Screenshots go to $PROCTOVISION_SCREENSHOTS when set."""
+    import os
+
+    shots = Path(os.environ.get("PROCTOVISION_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        for name, viewport in VIEWPORTS.items():
+            page = browser.new_page(viewport=viewport)
+            page.goto(report.as_uri())
+            content = page.evaluate("document.querySelector('#figures').clientWidth")
+            assert content <= viewport["width"]
+            for wide in ("Grad-CAM: right and wrong cases", "Training curves"):
+                width = page.locator(f'figure img[alt="{wide}"]').bounding_box()["width"]
+                assert width >= 0.9 * content, (name, wide, width, content)
+            plots = page.evaluate("""Array.from(document.querySelectorAll('figure.plot img')).map(
+                i => [i.alt, i.clientWidth, i.naturalWidth])""")
+            assert {"ROC (test)", "Calibration (test)"} <= {alt for alt, _, _ in plots}
+            for alt, shown, natural in plots:
+                assert shown <= natural + 1, f"{alt} is enlarged beyond its natural size at {name}"
+                assert shown <= content + 1, f"{alt} overflows the page at {name}"
+            if name == "desktop":
+                roc = next(shown / natural for alt, shown, natural in plots if alt == "ROC (test)")
+                assert roc > 0.99, "a single plot is shown at its natural size where it fits"
+            page.screenshot(path=str(shots / f"report_{name}.png"), full_page=True)
+            page.locator('figure img[alt="Grad-CAM: right and wrong cases"]').click()
+            assert page.locator("#lightbox").is_visible()
+            page.wait_for_function("document.querySelector('#lightbox img').naturalWidth > 0")
+            shown, natural = page.evaluate(
+                "(() => { const i = document.querySelector('#lightbox img'); return [i.getBoundingClientRect().width,"
+                " i.naturalWidth]; })()")
+            assert natural > 0 and abs(shown - natural) <= 1, "the click shows the figure at its full size"
+            page.screenshot(path=str(shots / f"report_{name}_full_size.png"))
+            page.keyboard.press("Escape")
+            assert not page.locator("#lightbox").is_visible()
+            page.close()

@@ -11,6 +11,7 @@ from proctovision.core.console import console, progress_bar
 from proctovision.data import ingest as ingest_lib
 from proctovision.data.synthetic.endoscopy import CALIBRATION, SYNTHETIC_NOTE, generate_endoscopy
 from proctovision.data.synthetic.mri import generate_mri
+from proctovision.imaging.content_area import mark_content_crop
 from proctovision.imaging.dicom import salt_for
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.pixel_cache import describe_folder
@@ -33,7 +34,8 @@ MRI_NOTE = "MR slices carry fake patient tags, a coil bias field, partial-volume
 
 def banner(task: str) -> str:
     """What the demo's data and readers are, said before any figure is shown."""
-    endoscopy = f"Endoscopy frames are 1280x1024 JPEGs with fake burned-in names. {CALIBRATION}"
+    endoscopy = (f"Endoscopy frames are 1280x1024 JPEGs with fake burned-in names; the model sees only the content "
+                 f"area (ingest --crop-content). {CALIBRATION}")
     data = MRI_NOTE if task == "fistula" else endoscopy
     return f"{SYNTHETIC_NOTE} {data} {READERS_NOTE}"
 
@@ -73,6 +75,11 @@ def run_demo(
     options = ingest_lib.DicomOptions(window="file", salt=salt_for(out / "data"))
     with progress_bar("Reading images") as update:
         result = ingest_lib.ingest(source, task_def, progress=update, labels=labels, dicom_options=options)
+    if task_def.name != "fistula":
+        console.print("    content area only (as `ingest --crop-content`): the burned-in names in the border never "
+                      "reach the model")
+        result.manifest, crop_failures = mark_content_crop(result.manifest)
+        result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in crop_failures)
     ingest_lib.write_outputs(result, task_def, source, manifest_path)
     console.print("3/6 split by patient (70/15/15)")
     split_path = out / "data" / f"split_{task_def.name}.csv"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from contextvars import ContextVar
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -61,7 +62,14 @@ def figure_language(language: str | None) -> Iterator[Callable[[str], str]]:
         yield i18n.gettext_for(language)
 
 
+# Set by ``paper.paper_style``: a figure drawn inside is saved for a journal (PDF, SVG, 300 dpi PNG) instead.
+SAVER: ContextVar[Callable[[plt.Figure, Path], Path] | None] = ContextVar("figure_saver", default=None)
+
+
 def save(figure: plt.Figure, path: Path) -> Path:
+    saver = SAVER.get()
+    if saver is not None:
+        return saver(figure, path)
     figure.tight_layout()
     fileio.write_with(path, lambda target: figure.savefig(target, format="png", dpi=130))
     plt.close(figure)
@@ -279,7 +287,8 @@ def ood_score_figure(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4) -> Path | None:
+def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4,
+               _: Callable[[str], str] = str) -> Path | None:
     """Rows: true class × (right, wrong); up to ``per_cell`` overlays each: where the model looks when it errs."""
     if table.empty or "label" not in table or not table["label"].astype(bool).any():
         return None
@@ -294,9 +303,11 @@ def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out:
                 with Image.open(folder / wanted["png"].iloc[column]) as strip:
                     width = strip.width // 3
                     axis.imshow(strip.crop((2 * width, 0, 3 * width, strip.height)))
-                axis.set_title(f"→ {wanted['predicted'].iloc[column]}", fontsize=7)
-        axes[row, 0].text(-0.1, 0.5, f"{name}\n{outcome}", transform=axes[row, 0].transAxes, ha="right",
+                axis.set_title(f"→ {_(str(wanted['predicted'].iloc[column]))}", fontsize=7)
+        axes[row, 0].text(-0.1, 0.5, f"{_(name)}\n{_(outcome)}", transform=axes[row, 0].transAxes, ha="right",
                           va="center", fontsize=8)
+    if SAVER.get() is not None:
+        return SAVER.get()(figure, out)
     figure.tight_layout()
     fileio.write_with(out, lambda target: figure.savefig(target, format="png", dpi=110))
     plt.close(figure)

@@ -15,7 +15,8 @@ from proctovision import __version__
 from proctovision.core import fileio, i18n
 from proctovision.data.manifest import read_manifest
 from proctovision.core.i18n import N_
-from proctovision.reporting import figures, translated
+from proctovision.reporting import figures, paper_report, translated
+from proctovision.reporting.translated import history_figure
 from proctovision.reporting.split_figures import write_split_figures
 from proctovision.reporting.comparison import read_comparison
 from proctovision.artefacts.runs import RunInfo, read_run
@@ -39,6 +40,7 @@ class RunSection:
     cam_method: str = ""
     cam_summary: str = ""
     class_labels: list[str] = field(default_factory=list)
+    wide: list[str] = field(default_factory=list)  # captions of galleries and multi-panel figures: full width
 
 
 def embed(path: Path) -> str:
@@ -61,24 +63,6 @@ def data_table(frame: pd.DataFrame) -> list[dict]:
     column = "split" if "split" in frame.columns else "fold"
     table = frame.groupby([column, "label"]).agg(images=("path", "size"), patients=("patient_id", "nunique"))
     return [{"split": str(s), "label": label, **values} for (s, label), values in table.to_dict("index").items()]
-
-
-def history_figure(run: RunInfo, path: Path, language: str = "en") -> Path | None:
-    import matplotlib.pyplot as plt
-
-    if not run.paths.history.is_file():
-        return None
-    history = pd.read_csv(run.paths.history)
-    with figures.figure_language(language) as _:
-        figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(8, 3.2))
-        for column, axis in ((N_("loss"), loss), (N_("accuracy"), accuracy)):
-            for stage in ("train", "val"):
-                if f"{stage}_{column}" in history:
-                    axis.plot(history["epoch"], history[f"{stage}_{column}"], marker=".", label=_(stage))
-            axis.set_xlabel(_("epoch"))
-            axis.set_title(_(column))
-            axis.legend()
-        return figures.save(figure, path)
 
 
 def cam_gallery(run: RunInfo, split: str, _=str) -> tuple[Path | None, str]:
@@ -179,6 +163,7 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en
     history = history_figure(run, figure_dir / "history.png", language)
     if history:
         section.images[_("Training curves")] = embed(history)
+        section.wide.append(_("Training curves"))
     for split in metrics:
         redrawn = {} if language == "en" else {path.name: path for path in write_split_figures(
             metrics[split], translated.split_predictions(run, split), run.task.classes, figure_dir / "figures",
@@ -200,6 +185,7 @@ def run_section(run_dir: Path, figure_dir: Path, cams: bool, language: str = "en
         grid, section.cam_summary = cam_gallery(run, split, _)
         if grid:
             section.images[_("Grad-CAM: right and wrong cases")] = embed(grid)
+            section.wide.append(_("Grad-CAM: right and wrong cases"))
             section.cam_method = "gradcam"
     if (run.paths.figures / "ood_scores.png").is_file():
         section.images[_("Out-of-distribution scores (validation, test)")] = embed(run.paths.figures / "ood_scores.png")
@@ -224,6 +210,9 @@ COMPARISON_CAPTIONS = {"metrics": N_("Accuracy, recall, precision and F1 of mode
                        "readers_roc": N_("Each reader's operating point beside the model's ROC curve")}
 
 
+WIDE_COMPARISON_FIGURES = ("metrics",)  # one panel per metric
+
+
 def comparison_sections(folders: list[Path], out: Path, work: Path, language: str) -> list[dict]:
     """Each `compare` folder's tables and figures, figures embedded and captioned in the report's language.
 
@@ -240,6 +229,8 @@ def comparison_sections(folders: list[Path], out: Path, work: Path, language: st
         if language != "en":
             paths.update(translated.comparison_bars(folder, work / f"comparison_{index}", language))
         comparison["images"] = {_(COMPARISON_CAPTIONS.get(name, name)): embed(path) for name, path in paths.items()}
+        comparison["folder"] = folder
+        comparison["wide"] = [_(COMPARISON_CAPTIONS[name]) for name in WIDE_COMPARISON_FIGURES if name in paths]
         comparisons.append(comparison)
     return comparisons
 
@@ -270,12 +261,14 @@ def study_tables(extras: list[tuple[str, object]], _=str) -> list[dict]:
 def build_report(
     runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
     extras: list[tuple[str, object]] | None = None, title: str | None = None, lang: str | None = None,
-    crossval: list[Path] | None = None,
+    crossval: list[Path] | None = None, paper: bool = True,
 ) -> Path:
     """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``;
     ``crossval`` folders (from `proctovision crossval`) add a cross-validation section each.
 
     ``lang`` (``en``, ``zh-CN``) picks the catalogue; none given means the installation's default language.
+    ``paper``: also write every figure (PDF, SVG, 300 dpi PNG) and table (CSV, LaTeX, .docx) into ``paper/``
+    beside the HTML, indexed in its README.md.
     """
     language = i18n.resolve(lang)
     _ = i18n.gettext_for(language)
@@ -285,13 +278,20 @@ def build_report(
     folders = [comparison] if isinstance(comparison, Path) else list(comparison or [])
     environment = i18n.environment(jinja2.PackageLoader("proctovision", "reporting/templates"), language)
     environment.filters["metric_rows"] = metric_rows
+    comparisons = comparison_sections([Path(f) for f in folders], out, work, language)
+    crossvals = [crossval_block(Path(folder)) for folder in crossval or []]
+    title = title or _("ProctoVision report")
+    if paper:
+        paper_report.write_paper(out.parent / "paper", [read_run(Path(run)) for run in runs], cams,
+                                 [(c["folder"], c["title"] or c["folder"].name, c) for c in comparisons],
+                                 extras or [], crossvals, title, language)
     html = environment.get_template("report.html.j2").render(
-        sections=sections, comparisons=comparison_sections([Path(f) for f in folders], out, work, language),
-        version=__version__, title=title or _("ProctoVision report"), extras=study_tables(extras or [], _),
+        sections=sections, comparisons=comparisons,
+        version=__version__, title=title, extras=study_tables(extras or [], _),
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
         validation=[block for block in (validation_block(section) for section in sections) if block],
-        crossvalidations=[crossval_block(Path(folder)) for folder in crossval or []],
+        crossvalidations=crossvals,
     )
     fileio.write_text(out, html)
     return out

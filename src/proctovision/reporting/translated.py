@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from proctovision.core.i18n import N_
 from proctovision.reporting import figures
 
 
@@ -36,3 +37,21 @@ def comparison_bars(folder: Path, target: Path, language: str) -> dict[str, Path
         if any(row.get("reading_time_s") for row in table):
             drawn["reading_time"] = figures.reading_time_bars(table, target / "reading_time.png", _)
     return drawn
+
+
+def history_figure(run: "RunInfo", path: Path, language: str = "en") -> Path | None:  # noqa: F821
+    """Loss and accuracy per epoch, training and validation, from the run's history.csv."""
+    plt = figures.plt
+    if not run.paths.history.is_file():
+        return None
+    history = pd.read_csv(run.paths.history)
+    with figures.figure_language(language) as _:
+        figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(8, 3.2))
+        for column, axis in ((N_("loss"), loss), (N_("accuracy"), accuracy)):
+            for stage in ("train", "val"):
+                if f"{stage}_{column}" in history:
+                    axis.plot(history["epoch"], history[f"{stage}_{column}"], marker=".", label=_(stage))
+            axis.set_xlabel(_("epoch"))
+            axis.set_title(_(column))
+            axis.legend()
+        return figures.save(figure, path)

@@ -22,7 +22,8 @@ from proctovision.evaluation.readers import ReadersError
 from proctovision.workflows.compare import compare
 from proctovision.workflows.evaluate import evaluate_run
 from proctovision.workflows.grid import GridConfig
-from proctovision.reporting import figures
+from proctovision.core import i18n
+from proctovision.reporting import figures, paper
 from proctovision.artefacts.runs import DONE, RunPaths, is_done, mark_done  # noqa: F401 - DONE: the marker name
 from proctovision.core.tables import markdown_table, read_table
 from proctovision.core.tasks import load_task
@@ -238,6 +239,9 @@ def reproduce(
         fileio.write_text(folder / "study_table.md", f"# {grid.study}: {entry.task}\n\n{text}\n")
         extras.append((entry.task, table))
         roc = roc_overlay(run_dirs, folder / "roc_all.png")
+        if roc:  # the same figure for a paper (PDF, SVG, 300 dpi PNG at one column), indexed by the report
+            with paper.paper_style("single", i18n.resolve(None)):
+                roc_overlay(run_dirs, out / "paper" / entry.task / "roc_all_backbones.png")
         results[entry.task] = {"table": folder / "study_table.md", "roc": roc, "comparison": folder / "comparison"}
     report = build_report(all_runs, out / "report.html", comparison=comparisons, cams=not quick, extras=extras,
                           title=reproduction_title(grid.study), crossval=cv_dirs)

@@ -11,6 +11,9 @@ from proctovision.artefacts.card import read_card
 from proctovision.inference.predictor.base import Predictor
 
 
+OVERLAY_SIDE = 640
+
+
 class OnnxPredictor(Predictor):
     backend = "onnxruntime"
 
@@ -108,12 +111,18 @@ class TorchPredictor(Predictor):
 
         from proctovision.inference.cam import build_cam
 
-        pixels = self.prepare(image)
+        seen = self.spec.cropped(image.convert("RGB"))  # what the model looks at: the content area under crop=content
+        pixels = self.spec.prepared(seen)
         cam = build_cam(self.module, "gradcam")
         inputs = torch.from_numpy(pixels[None]).to(self.device)
         heat = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(class_index)])[0]
-        overlay = show_cam_on_image(self.spec.denormalise(pixels).astype(np.float32), heat, use_rgb=True,
-                                    image_weight=0.55)
+        # The map is computed on the square model input and drawn back on the frame at the frame's own aspect ratio
+        # (the square input stretched a 1280x1024 frame), at most OVERLAY_SIDE pixels on its longer side.
+        scale = min(1.0, OVERLAY_SIDE / max(seen.size))
+        size = (max(1, round(seen.width * scale)), max(1, round(seen.height * scale)))
+        shown = np.asarray(seen.resize(size, Image.BILINEAR), dtype=np.float32) / 255
+        heat = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(size, Image.BILINEAR))
+        overlay = show_cam_on_image(shown, np.clip(heat, 0, 1), use_rgb=True, image_weight=0.55)
         buffer = io.BytesIO()
         Image.fromarray(overlay).save(buffer, format="PNG")
         return buffer.getvalue()
