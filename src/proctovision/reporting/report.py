@@ -15,7 +15,7 @@ from proctovision import __version__
 from proctovision.core import fileio, i18n
 from proctovision.data.manifest import read_manifest
 from proctovision.core.i18n import N_
-from proctovision.reporting import figures, paper_report, translated
+from proctovision.reporting import paper_report, translated
 from proctovision.reporting.translated import history_figure
 from proctovision.reporting.split_figures import write_split_figures
 from proctovision.reporting.comparison import read_comparison
