@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from proctovision.cli_reading import reading_app
 from proctovision.console import console, error_console, progress_bar
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(reading_app, name="reading")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
