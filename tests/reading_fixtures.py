@@ -25,9 +25,37 @@ def tiny_manifest(root: Path, n: int = 8, classes: tuple[str, ...] = ("normal", 
         label = classes[(index // 2) % len(classes)]
         name = f"img/SECRETFILE_{index:03d}.png"
         solid_image(root / name, COLOURS.get(label, (120, 120, 120)), noise_seed=index)
+        _with_identifying_metadata(root / name, index)
         lines.append(f"{name},{label},PATIENT-{index // 2:04d},{split},site_a")
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
     return root / "manifest.csv"
+
+
+def _with_identifying_metadata(path: Path, index: int) -> None:
+    """A PNG text chunk naming the file and the patient, as exports from some systems carry."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", f"SECRETFILE_{index:03d} PATIENT-{index // 2:04d}")
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, pnginfo=info)
+
+
+def login(client, name: str, password: str = PASSWORD, **headers):
+    """Sign in through the API; returns the response (the client keeps the cookies)."""
+    return client.post("/api/session", json={"username": name, "password": password}, headers=headers)
+
+
+def signed_in_client(app, name: str, base_url: str = "http://testserver"):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, base_url=base_url)
+    response = login(client, name)
+    assert response.status_code == 200, response.text
+    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    return client
 
 
 def postgres_binaries() -> Path | None:
@@ -52,12 +80,26 @@ class PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="pv-pg-"))
         self.port = free_port()
         env = {**os.environ, "LC_ALL": "C"}
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.folder / "data"), "-U", "postgres", "-A", "trust",
+        self.prefix = self._unprivileged()
+        subprocess.run([*self.prefix, str(self.bin / "initdb"), "-D", str(self.folder / "data"), "-U", "postgres", "-A", "trust",
                         "-E", "UTF8"], check=True, capture_output=True, env=env)
-        subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
+        subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
                         "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=on",
                         "-w", "start"], check=True, capture_output=True, env=env)
         self.count = 0
+
+    def _unprivileged(self) -> list[str]:
+        """PostgreSQL refuses to run as root: as root, run it as the postgres user the package made."""
+        if os.geteuid() != 0:
+            return []
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no postgres user to run PostgreSQL as")
+        os.chown(self.folder, account.pw_uid, account.pw_gid)
+        return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
 
     def url(self) -> str:
         import psycopg
@@ -69,7 +111,8 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"],
+        subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate",
+                        "stop"],
                        capture_output=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
