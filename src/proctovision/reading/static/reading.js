@@ -149,6 +149,7 @@ async function nextCase() {
     $("expert-labels").append(li);
   }
   $("confidence-label").hidden = !current.arm;
+  $("confidence").value = 50; $("confidence-value").textContent = "50";
   const box = $("classes"); box.replaceChildren();
   info.classes.forEach((name, index) => {
     const button = document.createElement("button");
