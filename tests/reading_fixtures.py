@@ -147,6 +147,23 @@ def make_study(root: Path, db: str | None = None, readers: tuple[tuple[str, str]
     return project
 
 
+def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0) -> int:
+    """Answer every case of ``arm`` for reader ``name``: the first class, or ``labels[case]``."""
+    from sqlalchemy import select
+
+    from proctovision.reading import assignments
+    from proctovision.reading.db import User
+
+    with project.session() as session:
+        study, user = project.study(session), session.scalar(select(User).where(User.name == name))
+        count = 0
+        while (shown := assignments.next_case(session, study, user, arm)) is not None:
+            label = labels(shown["case"]) if labels else study.classes[0]
+            assignments.answer(session, study, user, shown["case"], arm, label, confidence)
+            count += 1
+        return count
+
+
 def wait_for(predicate, timeout: float = 30.0, step: float = 0.1) -> None:
     deadline = time.time() + timeout
     while not predicate():

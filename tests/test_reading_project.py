@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reading_fixtures import PASSWORD, make_study, tiny_manifest
+from reading_fixtures import PASSWORD, make_study, read_all, tiny_manifest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
@@ -17,18 +17,6 @@ from proctovision.reading import assignments, consensus
 from proctovision.reading.db import Assignment, AuditEvent, Case, Item, ReadingError, User, current_revision
 from proctovision.reading.export import export
 from proctovision.reading.project import add_user, init_project, open_project, status
-
-
-def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0) -> int:
-    """Answer every case of ``arm`` for reader ``name``: the first class, or ``labels[case]``."""
-    with project.session() as session:
-        study, user = project.study(session), session.scalar(select(User).where(User.name == name))
-        count = 0
-        while (shown := assignments.next_case(session, study, user, arm)) is not None:
-            label = labels(shown["case"]) if labels else study.classes[0]
-            assignments.answer(session, study, user, shown["case"], arm, label, confidence)
-            count += 1
-        return count
 
 
 def truth_of(project) -> dict[str, str]:
