@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from proctovision.cli import app
 from proctovision.reading import assignments, consensus
-from proctovision.reading.db import Assignment, AuditEvent, Case, Item, ReadingError, User, current_revision
+from proctovision.reading.db import (Answer, Assignment, AuditEvent, Case, Item, ReadingError, User,
+                                     current_revision)
 from proctovision.reading.export import export
 from proctovision.reading.project import add_user, init_project, open_project, status
 
@@ -270,3 +271,36 @@ def test_cli_init_user_status_export(tmp_path: Path):
     result = runner.invoke(app, ["reading", "export", str(folder), "--out", str(tmp_path / "readers.csv")])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "readers.csv")) == 8
+
+
+def test_a_case_shown_again_is_timed_from_the_new_showing_and_reports_cannot_make_time_negative(tmp_path: Path):
+    project = make_study(tmp_path)
+    with project.session() as session:
+        study, user = project.study(session), session.scalar(select(User).where(User.name == "alice"))
+        first = assignments.next_case(session, study, user, "unaided")
+        item = session.scalar(select(Item).where(Item.case_id == first["case"]))
+        item.shown_at -= dt.timedelta(seconds=40)  # the tab was closed 40 s after showing the case
+        session.commit()
+        again = assignments.next_case(session, study, user, "unaided")
+        assert again["case"] == first["case"] and again["position"] == 1
+        result = assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 1e6, 1e6)
+        assert result["reading_time_s"] == 0  # hidden/idle reports are clipped to the time shown
+        answer = session.scalar(select(Answer).where(Answer.case_id == first["case"]))
+        assert 40 <= answer.interrupted_s < 45 and answer.hidden_s < 5
+
+
+def test_labelling_never_shows_the_model_and_can_put_the_least_sure_cases_first(tmp_path: Path, run_dir: Path):
+    manifest = tiny_manifest(tmp_path / "data", n=8)
+    project = init_project(tmp_path / "label", manifest, "hemorrhoid", "labelling", model=run_dir,
+                           case_order="uncertain-first")
+    add_user(project, "e1", "reader", PASSWORD)
+    with project.session() as session:
+        study, user = project.study(session), session.scalar(select(User).where(User.name == "e1"))
+        sure = {case.id: max(case.model_probabilities.values()) for case in session.scalars(select(Case))}
+        assignment, = assignments.ensure_assignments(session, study, user)
+        order = [item.case_id for item in session.scalars(select(Item).where(Item.assignment_id == assignment.id)
+                                                          .order_by(Item.position))]
+        assert [sure[case] for case in order] == sorted(sure.values())
+        shown = assignments.next_case(session, study, user, "labelling")
+        assert "model" not in shown
+        assert not assignments.mark_cam_opened(session, study, user, shown["case"])
