@@ -105,3 +105,44 @@ def test_zh_cn_page_and_markup_in_names_and_classes_stay_text(tmp_path: Path):
         page.keyboard.press("1")
         wait_position(page, "第 2 例，共 4 例")
         assert dialogs == []
+
+
+@needs_chromium
+def test_labelling_end_to_end_in_the_browser_with_adjudication_and_export(tmp_path: Path):
+    project = init_project(tmp_path / "label", tiny_manifest(tmp_path / "data", n=4), "hemorrhoid", "labelling",
+                           consensus="adjudication")
+    for name, role in (("e1", "reader"), ("e2", "reader"), ("judge", "adjudicator"), ("admin", "admin")):
+        add_user(project, name, role, PASSWORD)
+    with running_server(create_app(project=project)) as url, chromium() as browser:
+        for name, key in (("e1", "1"), ("e2", "2")):  # the two experts disagree on every case
+            page = browser.new_context(locale="en-US").new_page()
+            sign_in(page, url, name)
+            page.click("button.start-arm")
+            for index in range(4):
+                wait_position(page, f"Case {index + 1} of 4")
+                assert page.is_hidden("#model") and page.is_hidden("#experts")
+                page.keyboard.press(key)
+            page.wait_for_selector("#done:not([hidden])")
+        judge = browser.new_context(locale="en-US").new_page()
+        sign_in(judge, url, "judge")
+        judge.click("#adjudicate")
+        for _ in range(4):
+            judge.wait_for_selector("#experts:not([hidden])")
+            labels = judge.locator("#expert-labels li").all_text_contents()
+            assert sorted(labels) == ["Expert 1: normal", "Expert 2: hemorrhoid"]
+            shown = judge.get_attribute("#case-image", "src")
+            judge.keyboard.press("2")
+            judge.wait_for_function("src => document.getElementById('case-image').getAttribute('src') !== src"
+                                    " || !document.getElementById('done').hidden", arg=shown)
+        judge.wait_for_selector("#done:not([hidden])")
+        admin = browser.new_context(locale="en-US", accept_downloads=True).new_page()
+        sign_in(admin, url, "admin")
+        with admin.expect_download() as download:
+            admin.click("#export")
+        saved = tmp_path / "manifest.csv"
+        download.value.save_as(saved)
+    import pandas as pd
+
+    manifest = pd.read_csv(saved)
+    assert len(manifest) == 4 and set(manifest["label"]) == {"hemorrhoid"}
+    assert set(manifest["consensus"]) == {"adjudicated"} and set(manifest["label_e1"]) == {"normal"}

@@ -6,6 +6,7 @@ experts' labels and picks the final one). Repeated showings of a case are left o
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import pandas as pd
@@ -109,6 +110,8 @@ def agreement_so_far(session: Session, study: Study, n_resamples: int = 200) -> 
         return {"conditions": {}, "note": "fewer than two readers have answered"}
     table = readings.rename(columns={"case": "path", "arm": "condition"})[["path", "reader", "label", "condition"]]
     try:
-        return agreement(table, tuple(study.classes), study.ordinal, n_resamples=n_resamples)
+        with warnings.catch_warnings():  # a panel that agrees perfectly so far has no z statistic yet
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return agreement(table, tuple(study.classes), study.ordinal, n_resamples=n_resamples)
     except (ValueError, ZeroDivisionError) as error:
         return {"conditions": {}, "note": f"not computable yet: {error}"}
