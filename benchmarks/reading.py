@@ -4,7 +4,7 @@ Usage: python benchmarks/reading.py [--readers 30] [--cases 20] [--db sqlite,pos
 For each database it makes a reader study of generated images, starts `proctovision reading serve` as its own
 process, and lets every reader sign in and read ``--cases`` cases as fast as the server answers (next, then
 answer). It prints the errors (goal 0) and the p50/p95 latency of `next` and of `answer` (goal p95 < 150 ms on
-2 cores). Then the readers go on while the server is killed with SIGKILL; after a restart it counts the
+2 cores); each reader's first `next`, which also makes their seeded order, is reported on its own. Then the readers go on while the server is killed with SIGKILL; after a restart it counts the
 acknowledged (201) answers that are missing from the database (goal 0). Bounded in count and time.
 """
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Reader(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.name_, self.limit, self.gate, self.think_s = port, name, limit, start_gate, think_s
         self.next_ms, self.answer_ms, self.errors, self.acknowledged = [], [], [], []
+        self.first_next_ms: float | None = None  # a reader's first next also makes their seeded order
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -85,7 +86,11 @@ class Reader(threading.Thread):
             try:
                 start = time.perf_counter()
                 shown = client.get("/api/assignments/unaided/next")
-                self.next_ms.append(1000 * (time.perf_counter() - start))
+                elapsed = 1000 * (time.perf_counter() - start)
+                if self.first_next_ms is None:
+                    self.first_next_ms = elapsed
+                else:
+                    self.next_ms.append(elapsed)
                 if shown.status_code == 204:
                     return
                 if shown.status_code != 200:
@@ -145,7 +150,9 @@ def run_one(label: str, db: str | None, readers: int, cases: int, work: Path, th
         answered = sum(len(reader.acknowledged) for reader in team)
         print(f"{label}: {readers} readers, {think_s:g} s between showing and answering, {answered} answers in "
               f"{seconds:.1f} s ({answered / seconds:.0f}/s, sign-in included); errors {len(errors)}{' ' + str(sorted(set(errors))) if errors else ''}")
-        print(f"  next   p50 {p(next_ms, 50):6.1f} ms  p95 {p(next_ms, 95):6.1f} ms")
+        first = [reader.first_next_ms for reader in team if reader.first_next_ms is not None]
+        print(f"  next   p50 {p(next_ms, 50):6.1f} ms  p95 {p(next_ms, 95):6.1f} ms   (each reader's first next, "
+              f"which makes their order, all {readers} at once: p50 {p(first, 50):.0f} ms, max {max(first):.0f} ms)")
         print(f"  answer p50 {p(answer_ms, 50):6.1f} ms  p95 {p(answer_ms, 95):6.1f} ms")
         gate = threading.Barrier(readers)
         team = [Reader(port, f"reader{index:02d}", cases, gate, think_s) for index in range(readers)]
