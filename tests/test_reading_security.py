@@ -189,3 +189,22 @@ def test_reading_serve_listens_on_loopback_unless_asked(tmp_path: Path):
     make_study(tmp_path)
     result = CliRunner().invoke(app, ["reading", "serve", str(tmp_path / "project"), "--host", "0.0.0.0"])
     assert result.exit_code != 0 and "loopback" in result.output
+
+
+def test_dicom_cases_reach_readers_as_plain_pngs_without_the_header(tmp_path: Path):
+    from PIL import Image
+
+    from proctovision.data.demo_mri import generate_mri
+
+    manifest = generate_mri(tmp_path / "mri", patients=4, slices_per_patient=1, size=64)
+    project = init_project(tmp_path / "p", manifest, "fistula", "study")
+    add_user(project, "alice", "reader", PASSWORD)
+    alice = signed_in_client(create_app(project=project), "alice")
+    case = alice.get("/api/assignments/unaided/next").json()
+    image = alice.get("/" + case["image"])
+    assert image.headers["content-type"] == "image/png" and "content-disposition" not in image.headers
+    for secret in (b"SYNTHETIC", b"PATIENT", b"SYN-", b"IM00", b"1.2.840", b"DICM", b".dcm"):
+        assert secret not in image.content
+    import io
+
+    assert Image.open(io.BytesIO(image.content)).size == (64, 64)  # full resolution

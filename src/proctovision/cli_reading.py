@@ -81,8 +81,10 @@ def serve(
     folder: Annotated[Path, typer.Argument(metavar="DIR")],
     host: str = "127.0.0.1",
     port: int = 8000,
-    allow_remote: Annotated[bool, typer.Option(help="needed to listen beyond loopback (put HTTPS in front)")]
+    allow_remote: Annotated[bool, typer.Option(help="needed to listen beyond loopback (serve HTTPS then)")]
     = False,
+    ssl_certfile: Annotated[Optional[Path], typer.Option(help="serve HTTPS with this certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="and this private key (PEM)")] = None,
 ) -> None:
     """Serve the reading page and its JSON API (/docs).
 
@@ -96,9 +98,17 @@ def serve(
     if not is_loopback(host) and not allow_remote:
         error_console.print(f"[bold red]error:[/] {host} is not loopback: add --allow-remote (behind HTTPS)")
         raise typer.Exit(1)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        error_console.print("[bold red]error:[/] give both --ssl-certfile and --ssl-keyfile, or neither")
+        raise typer.Exit(1)
     app = create_app(folder)
-    console.print(f"reading room {folder} on http://{host}:{port}/ (API docs at /docs)", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    scheme = "https" if ssl_certfile else "http"
+    console.print(f"reading room {folder} on {scheme}://{host}:{port}/ (API docs at /docs)", markup=False)
+    # A reverse proxy on this machine may say the client used HTTPS (X-Forwarded-Proto): uvicorn trusts only
+    # 127.0.0.1 for that, so cookies get Secure and the Origin check sees https.
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
 @reading_app.command("status")
