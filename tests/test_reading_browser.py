@@ -146,3 +146,24 @@ def test_labelling_end_to_end_in_the_browser_with_adjudication_and_export(tmp_pa
     manifest = pd.read_csv(saved)
     assert len(manifest) == 4 and set(manifest["label"]) == {"hemorrhoid"}
     assert set(manifest["consensus"]) == {"adjudicated"} and set(manifest["label_e1"]) == {"normal"}
+
+
+@needs_chromium
+def test_the_page_reports_hidden_and_idle_time_with_the_answer(tmp_path: Path):
+    project = make_study(tmp_path, n=2)
+    with running_server(create_app(project=project)) as url, chromium() as browser:
+        page = browser.new_context(locale="en-US").new_page()
+        page.clock.install()
+        sign_in(page, url, "alice")
+        page.click("button.start-arm")
+        wait_position(page, "Case 1 of 2")
+        hide = "hidden => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});" \
+               " document.dispatchEvent(new Event('visibilitychange')); }"
+        page.evaluate(hide, True)
+        page.clock.fast_forward(30_000)  # 30 s in another tab
+        page.evaluate(hide, False)
+        page.clock.fast_forward(90_000)  # then 90 s without touching anything
+        with page.expect_request(lambda request: "/answers" in request.url) as sent:
+            page.keyboard.press("1")
+        body = sent.value.post_data_json
+        assert 29.5 <= body["hidden_s"] <= 31 and 89.5 <= body["idle_s"] <= 91
