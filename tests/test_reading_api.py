@@ -103,10 +103,10 @@ def test_adjudicator_sees_the_experts_labels_and_decides(tmp_path: Path, databas
     manifest = tiny_manifest(tmp_path / "data", n=4)
     project = init_project(tmp_path / "label", manifest, "hemorrhoid", "labelling", consensus="adjudication",
                            db=database)
-    for name, role in (("e1", "reader"), ("e2", "reader"), ("judge", "adjudicator")):
+    for name, role in (("expert_one", "reader"), ("expert_two", "reader"), ("judge", "adjudicator")):
         add_user(project, name, role, PASSWORD)
     app = create_app(project=project)
-    for name, label in (("e1", "normal"), ("e2", "hemorrhoid")):
+    for name, label in (("expert_one", "normal"), ("expert_two", "hemorrhoid")):
         expert = signed_in_client(app, name)
         assert expert.get("/api/adjudication/next").status_code == 403
         while (shown := expert.get("/api/assignments/labelling/next")).status_code == 200:
@@ -117,7 +117,7 @@ def test_adjudicator_sees_the_experts_labels_and_decides(tmp_path: Path, databas
     while (shown := judge.get("/api/adjudication/next")).status_code == 200:
         case = shown.json()
         assert sorted(entry["label"] for entry in case["labels"]) == ["hemorrhoid", "normal"]
-        assert "e1" not in shown.text and "e2" not in shown.text
+        assert "expert_one" not in shown.text and "expert_two" not in shown.text
         assert judge.get("/" + case["image"]).status_code == 200
         assert judge.post(f"/api/adjudication/{case['case']}", json={"label": "normal"}).status_code == 201
         decided += 1

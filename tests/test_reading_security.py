@@ -102,14 +102,28 @@ def test_labelling_experts_see_only_the_cases_given_to_them(tmp_path: Path, data
     app = create_app(project=project)
     e1, e2 = signed_in_client(app, "e1"), signed_in_client(app, "e2")
     mine = e1.get("/api/assignments/labelling/next").json()["case"]
-    e2.get("/api/assignments/labelling/next")
+    assert e1.get(f"/api/cases/{mine}/image").status_code == 200
+    assert e2.get(f"/api/cases/{mine}/image").status_code == 404
+    for expert in (e1, e2):  # each reads all of theirs, so every case has been shown to its one expert
+        while (shown := expert.get("/api/assignments/labelling/next")).status_code == 200:
+            expert.post(f"/api/cases/{shown.json()['case']}/answers",
+                        json={"arm": "labelling", "label": "normal", "confidence": 50})
     with project.session() as session:
         everything = set(session.scalars(select(Case.id)))
     for case in everything:
         e1_sees = e1.get(f"/api/cases/{case}/image").status_code == 200
         e2_sees = e2.get(f"/api/cases/{case}/image").status_code == 200
         assert e1_sees != e2_sees  # one expert per case: never both, never neither
-    assert e2.get(f"/api/cases/{mine}/image").status_code == 404
+
+
+def test_a_reader_cannot_look_ahead_at_cases_not_yet_shown(tmp_path: Path, database):
+    project = make_study(tmp_path, db=database)
+    alice = signed_in_client(create_app(project=project), "alice")
+    shown = alice.get("/api/assignments/unaided/next").json()["case"]
+    with project.session() as session:
+        later = [case for case in session.scalars(select(Case.id)) if case != shown]
+    assert alice.get(f"/api/cases/{shown}/image").status_code == 200
+    assert all(alice.get(f"/api/cases/{case}/image").status_code == 404 for case in later)
 
 
 def test_blinding_no_reader_response_carries_truth_model_others_names_or_patients(tmp_path: Path, database):

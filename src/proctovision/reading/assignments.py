@@ -216,9 +216,11 @@ def _event(study: Study, user: User, case_id: str, arm: str, kind: str, item: It
 
 
 def case_visible(session: Session, study: Study, user: User, case_id: str, arm: str | None = None) -> Item | None:
-    """The user's item for this case in an open arm (``arm`` if given), else None; admins see every case."""
+    """The user's item for this case in an open arm (``arm`` if given), once the case has been shown to them
+    (a reader cannot look ahead), else None."""
     query = (select(Item).join(Assignment, Item.assignment_id == Assignment.id)
-             .where(Assignment.user_id == user.id, Item.case_id == case_id).order_by(Item.position))
+             .where(Assignment.user_id == user.id, Item.case_id == case_id, Item.first_shown_at.is_not(None))
+             .order_by(Item.position))
     if arm is not None:
         query = query.where(Assignment.arm == arm)
     for item in session.scalars(query):
