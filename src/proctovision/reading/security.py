@@ -93,10 +93,11 @@ def session_of(session: Session, token: str | None) -> tuple[LoginSession, User]
     """The live session and its user for a cookie token; None if unknown, revoked or expired."""
     if not token:
         return None
-    found = session.scalar(select(LoginSession).where(LoginSession.token_sha256 == digest(token)))
-    if found is None or found.revoked or found.expires_at <= now():
+    row = session.execute(select(LoginSession, User).join(User, LoginSession.user_id == User.id)
+                          .where(LoginSession.token_sha256 == digest(token))).first()
+    if row is None or row[0].revoked or row[0].expires_at <= now():
         return None
-    return found, session.get(User, found.user_id)
+    return row[0], row[1]
 
 
 def close_session(session: Session, login: LoginSession) -> None:
