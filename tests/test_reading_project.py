@@ -304,3 +304,18 @@ def test_labelling_never_shows_the_model_and_can_put_the_least_sure_cases_first(
         shown = assignments.next_case(session, study, user, "labelling")
         assert "model" not in shown
         assert not assignments.mark_cam_opened(session, study, user, shown["case"])
+
+
+def test_reading_commands_have_help_with_an_example_and_errors_are_one_line(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    for command in ("init", "user", "serve", "status", "export"):
+        result = CliRunner().invoke(app, ["reading", command, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, command
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    result = subprocess.run([sys.executable, "-m", "proctovision", "reading", "status", str(tmp_path / "nothing")],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and result.stderr.strip().startswith("error:")
+    assert "not a reading project" in result.stderr and "Traceback" not in result.stderr

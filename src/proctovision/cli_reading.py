@@ -113,7 +113,10 @@ def serve(
 
 @reading_app.command("status")
 def status(folder: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
-    """Print the project's settings and each reader's progress per arm."""
+    """Print the project's settings and each reader's progress per arm.
+
+    Example: proctovision reading status study/
+    """
     from proctovision.reading.project import open_project, status as project_status
 
     project = open_project(folder)
