@@ -319,3 +319,10 @@ def test_reading_commands_have_help_with_an_example_and_errors_are_one_line(tmp_
                             capture_output=True, text=True, env=env)
     assert result.returncode == 1 and result.stderr.strip().startswith("error:")
     assert "not a reading project" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_export_before_any_answer_has_the_header_and_no_rows(tmp_path: Path):
+    project = make_study(tmp_path)
+    info = export(project, tmp_path / "readers.csv")
+    frame = pd.read_csv(info["file"])
+    assert len(frame) == 0 and {"path", "reader", "label", "condition"} <= set(frame.columns)

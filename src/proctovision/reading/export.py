@@ -63,7 +63,8 @@ def _labelling(session, study, cases: dict[str, Case], out: Path) -> tuple[pd.Da
         row.update(consensus_rule=study.consensus, consensus=line.method, n_experts=len(line.labels),
                    case=line.case)
         rows.append(row)
-    return pd.DataFrame(rows), {"left_out": left_out, "experts": experts}
+    return pd.DataFrame(rows, columns=None if rows else ["path", "label", "patient_id"]), {
+        "left_out": left_out, "experts": experts}
 
 
 def _study(session, study, cases: dict[str, Case], out: Path) -> tuple[pd.DataFrame, dict]:
@@ -82,7 +83,8 @@ def _study(session, study, cases: dict[str, Case], out: Path) -> tuple[pd.DataFr
                "reading_time_s": round(totals[(line.reader, line.arm)], 3),
                "hidden_s": line.hidden_s, "idle_s": line.idle_s, "interrupted_s": line.interrupted_s}
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=None if rows else ["path", "case", "reader", "experience", "condition",
+                                                         "label", "confidence", "score", "reading_time_s"])
     if len(frame) and not frame["frame"].astype(str).str.len().any():
         frame = frame.drop(columns="frame")
     return frame, {"readers": sorted(set(readings["reader"])), "arms": sorted(set(readings["arm"]))}

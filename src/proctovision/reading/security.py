@@ -76,6 +76,8 @@ def authenticate(session: Session, username: str, password: str, client: str,
         session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
         return user
     session.add(LoginFailure(username=username.lower()[:200], client=client[:64]))
+    session.execute(delete(LoginFailure).where(  # failures older than the window count no more
+        LoginFailure.at < now() - dt.timedelta(seconds=settings.failure_window_s)))
     session.commit()
     return None
 
@@ -83,6 +85,7 @@ def authenticate(session: Session, username: str, password: str, client: str,
 def open_session(session: Session, user: User, settings: SecuritySettings) -> tuple[str, str]:
     """A new server-side session: (cookie token, CSRF token)."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session.execute(delete(LoginSession).where(LoginSession.expires_at < now() - dt.timedelta(days=1)))
     session.add(LoginSession(token_sha256=digest(token), csrf_token=csrf, user_id=user.id,
                              expires_at=now() + dt.timedelta(hours=settings.session_hours)))
     session.commit()
