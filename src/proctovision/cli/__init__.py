@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 for concern in (data, train, evaluate, demo, explain, experiments, predict, deploy, bench):
     app.add_typer(concern.app)
+app.add_typer(reading_app, name="reading")
 
 
 def main() -> None:
