@@ -227,7 +227,7 @@ def test_study_export_feeds_compare_with_mrmc_and_agreement(tmp_path: Path):
     frame = pd.read_csv(readers_csv)
     assert {"reader", "experience", "condition", "label", "score", "reading_time_s", "case_time_s"} <= set(frame)
     assert not frame.astype(str).apply(lambda column: column.str.contains("PATIENT")).any().any()
-    from proctovision.evaluation.compare import compare
+    from proctovision.workflows.compare import compare
     from proctovision.evaluation.readers import read_readers
 
     readings, times = read_readers(readers_csv, ("normal", "hemorrhoid"))

@@ -197,7 +197,7 @@ def test_validation_errors_never_echo_the_password(tmp_path: Path):
 
 def test_reading_serve_listens_on_loopback_unless_asked(tmp_path: Path):
     from proctovision.cli import app
-    from proctovision.cli_reading import serve
+    from proctovision.cli.reading import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     make_study(tmp_path)
