@@ -38,7 +38,7 @@ def test_every_contract_is_kept():
     ("core/tasks.py", "from proctovision.workflows import training", "Layers"),
     ("imaging/images.py", "    from proctovision.data import manifest  # inside a function", "Layers"),
     ("evaluation/metrics.py", "import matplotlib.pyplot", "Only reporting draws"),
-    ("workflows/training.py", "import fastapi", "Only serving speaks HTTP"),
+    ("workflows/training.py", "import fastapi", "Only serving and the reading room speak HTTP"),
     ("serving/audit.py", "import typer", "Only the CLI parses command lines"),
     ("data/pixel_cache.py", "    from proctovision.data import datasets  # datasets imports pixel_cache", "No import cycle"),
 ])

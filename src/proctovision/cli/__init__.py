@@ -8,6 +8,7 @@ import typer
 
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
 from proctovision.cli.common import user_errors
+from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 for concern in (data, train, evaluate, demo, explain, experiments, predict, deploy, bench):
     app.add_typer(concern.app)
+app.add_typer(reading_app, name="reading")
 
 
 def main() -> None:

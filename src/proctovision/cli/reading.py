@@ -1,0 +1,155 @@
+"""`proctovision reading ...`: the reading room's commands (thin: parse, call the library, print)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from proctovision.core.console import console, error_console
+
+reading_app = typer.Typer(
+    name="reading", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Expert labelling with consensus, and timed reader studies with and without the model, in the browser.",
+)
+
+
+@reading_app.command("init")
+def init(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="the project folder to create")],
+    manifest: Annotated[Path, typer.Option(help="manifest or split CSV with the images to read")],
+    task: Annotated[str, typer.Option(help="task name or task YAML")],
+    kind: Annotated[str, typer.Option(help="labelling | study")],
+    split: Annotated[Optional[str], typer.Option(help="only this split of a split file (e.g. test)")] = None,
+    arms: Annotated[str, typer.Option(help="study arms: unaided or unaided,aided")] = "unaided",
+    model: Annotated[Optional[Path], typer.Option(help="run or export folder for the aided arm")] = None,
+    washout_days: Annotated[float, typer.Option(help="days between a reader's two arms")] = 0.0,
+    order: Annotated[str, typer.Option(help="arm order: unaided-first | counterbalanced")] = "unaided-first",
+    repeats: Annotated[int, typer.Option(help="cases shown a second time, unannounced, per reader and arm")] = 0,
+    allow_changes: Annotated[bool, typer.Option(help="readers may change an answer")] = False,
+    consensus: Annotated[str, typer.Option(help="labelling: unanimous | majority | adjudication")] = "majority",
+    readers_per_case: Annotated[Optional[int], typer.Option(help="labelling: experts per case (default all)")]
+    = None,
+    case_order: Annotated[str, typer.Option(help="random | uncertain-first (the model's least sure first)")]
+    = "random",
+    seed: int = 0,
+    db: Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite inside DIR)")] = None,
+) -> None:
+    """Create a reading project.
+
+    Example: proctovision reading init study/ --manifest work/split.csv --split test --task hemorrhoid
+    --kind study --arms unaided,aided --model runs/r18 --washout-days 14
+    """
+    from proctovision.reading.project import init_project
+
+    project = init_project(folder, manifest, task, kind, split, tuple(a.strip() for a in arms.split(",") if a),
+                           model, washout_days, order, repeats, allow_changes, consensus, readers_per_case, db,
+                           seed, case_order)
+    project.close()
+    console.print(f"reading project in {folder} ({kind}); add users with `proctovision reading user {folder} NAME "
+                  f"--role admin`")
+
+
+@reading_app.command("user")
+def user(
+    folder: Annotated[Path, typer.Argument(metavar="DIR")],
+    name: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Option(help="admin | reader | adjudicator")] = "reader",
+    experience: Annotated[str, typer.Option(help="e.g. senior | junior")] = "",
+) -> None:
+    """Add an account; the password comes from a prompt (or one line on stdin), never from a flag.
+
+    Example: proctovision reading user study/ alice --role reader --experience senior
+    """
+    from proctovision.reading.project import add_user, open_project
+
+    if sys.stdin.isatty():
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    project = open_project(folder)
+    try:
+        add_user(project, name, role, password, experience)
+    finally:
+        project.close()
+    console.print(f"added {role} {name!r}", markup=False)
+
+
+@reading_app.command("serve")
+def serve(
+    folder: Annotated[Path, typer.Argument(metavar="DIR")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_remote: Annotated[bool, typer.Option(help="needed to listen beyond loopback (serve HTTPS then)")]
+    = False,
+    ssl_certfile: Annotated[Optional[Path], typer.Option(help="serve HTTPS with this certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="and this private key (PEM)")] = None,
+) -> None:
+    """Serve the reading page and its JSON API (/docs).
+
+    Example: proctovision reading serve study/ --port 8000   (then open http://127.0.0.1:8000/)
+    """
+    import uvicorn
+
+    from proctovision.reading.api import create_app
+    from proctovision.reading.security import is_loopback
+
+    if not is_loopback(host) and not allow_remote:
+        error_console.print(f"[bold red]error:[/] {host} is not loopback: add --allow-remote (behind HTTPS)")
+        raise typer.Exit(1)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        error_console.print("[bold red]error:[/] give both --ssl-certfile and --ssl-keyfile, or neither")
+        raise typer.Exit(1)
+    app = create_app(folder)
+    scheme = "https" if ssl_certfile else "http"
+    console.print(f"reading room {folder} on {scheme}://{host}:{port}/ (API docs at /docs)", markup=False)
+    # A reverse proxy on this machine may say the client used HTTPS (X-Forwarded-Proto): uvicorn trusts only
+    # 127.0.0.1 for that, so cookies get Secure and the Origin check sees https.
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+@reading_app.command("status")
+def status(folder: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
+    """Print the project's settings and each reader's progress per arm.
+
+    Example: proctovision reading status study/
+    """
+    from proctovision.reading.project import open_project, status as project_status
+
+    project = open_project(folder)
+    try:
+        info = project_status(project)
+    finally:
+        project.close()
+    console.print(f"{info['kind']} on {info['task']} ({', '.join(info['classes'])}): {info['cases']} cases, "
+                  f"arms {', '.join(info['arms'])}, database {info['database']}", markup=False)
+    for line in info["progress"]:
+        console.print(f"  {line['reader']} [{line['arm']}]: {line['done']}/{line['total']}"
+                      + ("" if line["open"] else " (not open yet)"), markup=False)
+    if not info["progress"]:
+        console.print("  no reader has started", markup=False)
+
+
+@reading_app.command("export")
+def export(
+    folder: Annotated[Path, typer.Argument(metavar="DIR")],
+    out: Annotated[Path, typer.Option(help="labelling: a manifest for split; study: a readers.csv")],
+) -> None:
+    """Write the labelling manifest (consensus) or the study's readers.csv.
+
+    Example: proctovision reading export study/ --out readers.csv; proctovision compare runs/r18 --readers readers.csv
+    """
+    from proctovision.reading.export import export as write_export
+    from proctovision.reading.project import open_project
+
+    project = open_project(folder)
+    try:
+        info = write_export(project, out)
+    finally:
+        project.close()
+    left = sum(info.get("left_out", {}).values())
+    console.print(f"wrote {info['rows']} rows to {out}" + (f"; {left} case(s) without consensus left out"
+                                                           if left else ""), markup=False)

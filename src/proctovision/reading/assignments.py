@@ -1,0 +1,254 @@
+"""Each reader's work: seeded orders per arm, unannounced repeats, the washout, the next case and the answer.
+
+Reading time is measured by the server: from the latest showing of a case (``next``) to its answer, minus the
+time the client reports as hidden (tab in the background) or idle (no input for more than 60 s). A case shown
+again after the tab was closed is timed from the new showing; the earlier showing is kept as ``interrupted_s``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
+
+from proctovision.reading.db import Answer, Assignment, AuditEvent, Case, Item, ReadingError, Study, User, now
+
+READING_ROLE = "reader"
+
+
+class NotFound(ReadingError):
+    """Not this user's case or arm (404: whether it exists elsewhere is not said)."""
+
+
+class Conflict(ReadingError):
+    """The request does not fit the state (answered already, not shown yet, arm closed): 409."""
+
+
+def reader_rank(session: Session, user: User) -> int:
+    return session.scalar(select(func.count()).select_from(User).where(User.role == READING_ROLE,
+                                                                       User.id < user.id))
+
+
+def ensure_assignments(session: Session, study: Study, user: User) -> list[Assignment]:
+    """The user's assignments, made (with their seeded orders) on first use; none for admins and adjudicators."""
+    if user.role != READING_ROLE:
+        return []
+    existing = session.scalars(select(Assignment).where(Assignment.user_id == user.id)
+                               .order_by(Assignment.sequence)).all()
+    if existing:
+        return list(existing)
+    arms = list(study.arms)
+    if study.kind == "study" and study.arm_order == "counterbalanced" and reader_rank(session, user) % 2 == 1:
+        arms.reverse()
+    made = []
+    for sequence, arm in enumerate(arms):
+        seed = (study.seed * 1_000_003 + user.id * 7919 + sequence * 104_729) % (2 ** 31)
+        assignment = Assignment(user_id=user.id, arm=arm, sequence=sequence, seed=seed)
+        session.add(assignment)
+        session.flush()
+        for position, (case_id, repeat) in enumerate(_order(session, study, seed)):
+            session.add(Item(assignment_id=assignment.id, position=position, case_id=case_id, repeat=repeat))
+        made.append(assignment)
+    try:
+        session.commit()
+    except IntegrityError:  # the same reader's two first requests raced; the other one made them
+        session.rollback()
+        return ensure_assignments(session, study, user)
+    return made
+
+
+def _order(session: Session, study: Study, seed: int) -> list[tuple[str, bool]]:
+    rng = random.Random(seed)
+    cases = session.scalars(select(Case).order_by(Case.position)).all()
+    if study.kind == "labelling" and study.readers_per_case:
+        cases = _share(session, cases, study.readers_per_case, rng)
+    order = [case.id for case in cases]
+    rng.shuffle(order)
+    if study.case_order == "uncertain-first":
+        sure = {case.id: max((case.model_probabilities or {"": 0.0}).values()) for case in cases}
+        order.sort(key=lambda case_id: sure[case_id])
+    items = [(case_id, False) for case_id in order]
+    for case_id in rng.sample(order, min(study.repeats, len(order))):
+        first = next(index for index, (other, _) in enumerate(items) if other == case_id)
+        items.insert(rng.randint(min(first + 2, len(items)), len(items)), (case_id, True))
+    return items
+
+
+def _share(session: Session, cases: list[Case], per_case: int, rng: random.Random) -> list[Case]:
+    """Labelling with k readers per case: this reader takes up to ceil(n*k/readers) of the least-covered cases."""
+    readers = max(1, session.scalar(select(func.count()).select_from(User).where(User.role == READING_ROLE)))
+    quota = -(-len(cases) * per_case // readers)
+    covered = dict(session.execute(select(Item.case_id, func.count()).where(Item.repeat.is_(False))
+                                   .group_by(Item.case_id)).all())
+    open_cases = [case for case in cases if covered.get(case.id, 0) < per_case]
+    rng.shuffle(open_cases)
+    open_cases.sort(key=lambda case: covered.get(case.id, 0))
+    return sorted(open_cases[:quota], key=lambda case: case.position)
+
+
+def opens_at(session: Session, study: Study, assignment: Assignment) -> dt.datetime | None:
+    """When the assignment opens: None if open now; a far date while the earlier arm is unfinished."""
+    if assignment.sequence == 0:
+        return None
+    before = session.scalar(select(Assignment).where(Assignment.user_id == assignment.user_id,
+                                                     Assignment.sequence == assignment.sequence - 1))
+    if before.finished_at is None:
+        return dt.datetime.max
+    opening = before.finished_at + dt.timedelta(days=study.washout_days)
+    return None if now() >= opening else opening
+
+
+def assignment_for(session: Session, study: Study, user: User, arm: str) -> Assignment:
+    for assignment in ensure_assignments(session, study, user):
+        if assignment.arm == arm:
+            return assignment
+    raise NotFound("no such arm for this user")
+
+
+def _unanswered(session: Session, assignment: Assignment):
+    return (select(Item).outerjoin(Answer, Answer.item_id == Item.id)
+            .where(Item.assignment_id == assignment.id, Answer.id.is_(None)).order_by(Item.position))
+
+
+def counts(session: Session, assignment: Assignment) -> tuple[int, int]:
+    """(answered, total) items of the assignment, in one query."""
+    total, done = session.execute(
+        select(func.count(Item.id), func.count(Answer.id)).select_from(Item)
+        .outerjoin(Answer, Answer.item_id == Item.id).where(Item.assignment_id == assignment.id)).one()
+    return int(done), int(total)
+
+
+def summary(session: Session, study: Study, user: User) -> list[dict]:
+    lines = []
+    for assignment in ensure_assignments(session, study, user):
+        done, total = counts(session, assignment)
+        opening = opens_at(session, study, assignment)
+        lines.append({"arm": assignment.arm, "kind": study.kind, "done": done, "total": total,
+                      "open": opening is None, "finished": done == total,
+                      "opens_at": None if opening in (None, dt.datetime.max) else opening.isoformat() + "Z"})
+    return lines
+
+
+def next_case(session: Session, study: Study, user: User, arm: str) -> dict | None:
+    """The next unanswered case of the arm (shown now: its timing starts), or None when the arm is done."""
+    assignment = assignment_for(session, study, user, arm)
+    if opens_at(session, study, assignment) is not None:
+        raise Conflict("this arm is not open yet (washout)")
+    item = session.scalars(_unanswered(session, assignment).limit(1)).first()
+    done, total = counts(session, assignment)
+    if item is None:
+        if assignment.finished_at is None:
+            assignment.finished_at = now()
+            session.commit()
+        return None
+    moment = now()
+    if item.shown_at is not None:
+        item.interrupted_s += (moment - item.shown_at).total_seconds()
+    item.shown_at = moment
+    item.first_shown_at = item.first_shown_at or moment
+    session.commit()
+    payload = {"case": item.case_id, "arm": arm, "position": done + 1, "total": total,
+               "classes": list(study.classes), "image": f"api/cases/{item.case_id}/image",
+               "allow_changes": study.allow_changes}
+    if arm == "aided":
+        case = session.get(Case, item.case_id)
+        payload["model"] = {"version": study.model_version, "probabilities": case.model_probabilities,
+                            "cam": f"api/cases/{item.case_id}/cam" if case.has_cam else None}
+    return payload
+
+
+def answer(session: Session, study: Study, user: User, case_id: str, arm: str, label: str, confidence: float,
+           hidden_s: float = 0.0, idle_s: float = 0.0) -> dict:
+    """Record an answer (committed before this returns); a change where the study allows it."""
+    assignment = assignment_for(session, study, user, arm)
+    items = session.scalars(select(Item).where(Item.assignment_id == assignment.id, Item.case_id == case_id)
+                            .order_by(Item.position)).all()
+    if not items:
+        raise NotFound("no such case for this user")
+    if opens_at(session, study, assignment) is not None:
+        raise Conflict("this arm is not open yet (washout)")
+    if label not in study.classes:
+        raise ReadingError("label is not a class of this study")
+    if not 0 <= confidence <= 100:
+        raise ReadingError("confidence must lie between 0 and 100")
+    answered = {row.item_id: row for row in session.scalars(select(Answer).where(
+        Answer.item_id.in_([item.id for item in items])))}
+    pending = [item for item in items if item.id not in answered]
+    moment = now()
+    if not pending:
+        if not study.allow_changes:
+            raise Conflict("answered already; this study does not allow changes")
+        previous = answered[items[-1].id]
+        previous.label, previous.confidence, previous.changes = label, float(confidence), previous.changes + 1
+        session.add(_event(study, user, case_id, arm, "change", items[-1], previous))
+        session.commit()
+        return {"case": case_id, "arm": arm, "label": label, "changed": True}
+    item = pending[0]
+    if item.shown_at is None:
+        raise Conflict("this case has not been shown yet")
+    elapsed = max(0.0, (moment - item.shown_at).total_seconds())
+    hidden = min(max(0.0, float(hidden_s)), elapsed)
+    idle = min(max(0.0, float(idle_s)), elapsed - hidden)
+    row = Answer(item_id=item.id, user_id=user.id, case_id=case_id, arm=arm, label=label,
+                 confidence=float(confidence), reading_time_s=round(elapsed - hidden - idle, 3),
+                 hidden_s=round(hidden, 3), idle_s=round(idle, 3), interrupted_s=round(item.interrupted_s, 3),
+                 answered_at=moment)
+    session.add(row)
+    session.add(_event(study, user, case_id, arm, "answer", item, row))
+    try:
+        session.commit()
+    except IntegrityError as error:  # the same item answered twice at once
+        session.rollback()
+        raise Conflict("answered already") from error
+    return {"case": case_id, "arm": arm, "label": label, "changed": False, "reading_time_s": row.reading_time_s}
+
+
+def _event(study: Study, user: User, case_id: str, arm: str, kind: str, item: Item, row: Answer) -> AuditEvent:
+    payload = {"label": row.label, "confidence": row.confidence, "reading_time_s": row.reading_time_s,
+               "hidden_s": row.hidden_s, "idle_s": row.idle_s, "interrupted_s": row.interrupted_s,
+               "position": item.position, "repeat": item.repeat}
+    if arm == "aided":
+        item_case = object_session(item).get(Case, case_id)
+        payload.update(model_version=study.model_version, model_probabilities=item_case.model_probabilities,
+                       cam_shown=item_case.has_cam, cam_opened=item.cam_opened)
+    return AuditEvent(user_id=user.id, case_id=case_id, arm=arm, event=kind, payload=payload)
+
+
+def case_visible(session: Session, study: Study, user: User, case_id: str, arm: str | None = None) -> Item | None:
+    """The user's item for this case in an open arm (``arm`` if given), once the case has been shown to them
+    (a reader cannot look ahead), else None."""
+    query = (select(Item).join(Assignment, Item.assignment_id == Assignment.id)
+             .where(Assignment.user_id == user.id, Item.case_id == case_id, Item.first_shown_at.is_not(None))
+             .order_by(Item.position))
+    if arm is not None:
+        query = query.where(Assignment.arm == arm)
+    for item in session.scalars(query):
+        assignment = session.get(Assignment, item.assignment_id)
+        if opens_at(session, study, assignment) is None:
+            return item
+    return None
+
+
+def mark_cam_opened(session: Session, study: Study, user: User, case_id: str) -> bool:
+    item = case_visible(session, study, user, case_id, "aided")
+    if item is None:
+        return False
+    pending = session.scalars(_unanswered(session, session.get(Assignment, item.assignment_id))
+                              .where(Item.case_id == case_id).limit(1)).first()
+    (pending or item).cam_opened = True
+    session.commit()
+    return True
+
+
+def progress(session: Session, study: Study) -> list[dict]:
+    """Done/total per reader and arm (for the admin and ``reading status``)."""
+    lines = []
+    for user in session.scalars(select(User).where(User.role == READING_ROLE).order_by(User.id)):
+        for assignment in session.scalars(select(Assignment).where(Assignment.user_id == user.id)
+                                          .order_by(Assignment.sequence)):
+            done, total = counts(session, assignment)
+            lines.append({"reader": user.name, "experience": user.experience, "arm": assignment.arm,
+                          "done": done, "total": total, "open": opens_at(session, study, assignment) is None})
+    return lines
