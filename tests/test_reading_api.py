@@ -9,7 +9,7 @@ from reading_fixtures import PASSWORD, database, make_study, postgres, signed_in
 from sqlalchemy import select
 
 from proctovision.reading.api import create_app
-from proctovision.reading.db import Answer, Assignment, AuditEvent, Case, Item, User
+from proctovision.reading.db import Answer, Assignment, AuditEvent
 from proctovision.reading.project import add_user, init_project
 
 

@@ -72,7 +72,7 @@ def test_aided_case_shows_the_cam_and_the_admin_exports(tmp_path: Path, run_dir:
         wait_position(page, "Case 2 of 4")
         admin = browser.new_context(locale="en-US", accept_downloads=True).new_page()
         sign_in(admin, url, "admin")
-        admin.wait_for_selector("#admin:not([hidden])")
+        admin.wait_for_selector("#progress-table tbody tr")  # the table fills after the panel shows
         assert "alice" in admin.text_content("#progress-table")
         with admin.expect_download() as download:
             admin.click("#export")

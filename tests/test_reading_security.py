@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from reading_fixtures import (PASSWORD, database, login, make_study, postgres, signed_in_client,  # noqa: F401
-                              tiny_manifest)
+from reading_fixtures import PASSWORD, database, login, make_study, postgres, signed_in_client, tiny_manifest  # noqa: F401
 from sqlalchemy import select
 from typer.testing import CliRunner
 

@@ -23,9 +23,19 @@ from proctovision.reading import assignments, consensus, media
 from proctovision.reading.db import LoginSession, ReadingError, User
 from proctovision.reading.pages import STATIC, render_page
 from proctovision.reading.project import Project, open_project
-from proctovision.reading.security import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SecuritySettings, authenticate,
-                                           close_session, csrf_matches, open_session, same_origin, session_of,
-                                           throttled)
+from proctovision.reading.security import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SecuritySettings,
+    authenticate,
+    close_session,
+    csrf_matches,
+    open_session,
+    same_origin,
+    session_of,
+    throttled,
+)
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -47,10 +57,11 @@ class AdjudicationIn(BaseModel):
     label: str = Field(max_length=200)
 
 
-def create_app(folder: str | Path | None = None, security: SecuritySettings = SecuritySettings(),
+def create_app(folder: str | Path | None = None, security: SecuritySettings | None = None,
                project: Project | None = None) -> FastAPI:
     """The app for the project in ``folder`` (or an opened ``project``)."""
     project = project or open_project(folder)
+    security = security or SecuritySettings()
     app = FastAPI(title="ProctoVision reading room",
                   description="Expert labelling and timed reader studies. Sign in with POST /api/session; send "
                               "the session's CSRF token in X-CSRF-Token with every POST and DELETE.")
@@ -215,7 +226,7 @@ def _pages(app: FastAPI) -> None:
         return Response(html, media_type="text/html; charset=utf-8")
 
     @app.middleware("http")
-    async def headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+    async def headers(request: Request, call_next):
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

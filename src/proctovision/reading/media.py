@@ -38,7 +38,8 @@ def render_case(root: Path, case_id: str, path: str, frame: int | None) -> None:
     if looks_like_dicom(Path(path)):
         for name, spec in WINDOWS.items():
             windowed = read_image(path, frame=frame, window=spec)
-            fileio.write_with(image_file(root, case_id, name), lambda target: windowed.save(target, format="PNG"))
+            fileio.write_with(image_file(root, case_id, name),
+                              lambda target, image=windowed: image.save(target, format="PNG"))
 
 
 def model_version(source: Path, predictor: object) -> str:
