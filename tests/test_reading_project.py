@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from proctovision.cli import app
 from proctovision.reading import assignments, consensus
-from proctovision.reading.db import (Answer, Assignment, AuditEvent, Case, Item, ReadingError, User,
-                                     current_revision)
+from proctovision.reading.db import Answer, Assignment, AuditEvent, Case, Item, ReadingError, User, current_revision
 from proctovision.reading.export import export
 from proctovision.reading.project import add_user, init_project, open_project, status
 

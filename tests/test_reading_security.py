@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from reading_fixtures import (PASSWORD, database, login, make_study, postgres, signed_in_client,  # noqa: F401
-                              tiny_manifest)
+from reading_fixtures import PASSWORD, database, login, make_study, postgres, signed_in_client, tiny_manifest  # noqa: F401
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -143,7 +142,7 @@ def test_blinding_no_reader_response_carries_truth_model_others_names_or_patient
     seen.append(shown)
     assert len(payloads) == 8
     assert all(payload == payloads[0] for payload in payloads)  # nothing in a case's JSON depends on its truth
-    assert set(payloads[0]) == {"arm", "total", "classes", "allow_changes"}
+    assert set(payloads[0]) == {"arm", "total", "classes", "allow_changes", "windows"}
     for response in seen:
         blob = response.content + json.dumps(dict(response.headers)).encode()
         for secret in (b"SECRETFILE", b"PATIENT-", b"zebulon", b"site_a", b"probabilit", b".png", b"img/"):
@@ -222,3 +221,11 @@ def test_dicom_cases_reach_readers_as_plain_pngs_without_the_header(tmp_path: Pa
     import io
 
     assert Image.open(io.BytesIO(image.content)).size == (64, 64)  # full resolution
+    assert case["windows"] == ["full", "contrast"]
+    shown = {}
+    for window in case["windows"]:
+        other = alice.get("/" + case["image"], params={"window": window})
+        assert other.status_code == 200 and b"SYNTHETIC" not in other.content and b"SYN-" not in other.content
+        shown[window] = other.content
+    assert shown["contrast"] != shown["full"] and shown["contrast"] != image.content
+    assert alice.get("/" + case["image"], params={"window": "../../reading"}).status_code == 404

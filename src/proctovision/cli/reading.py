@@ -117,7 +117,8 @@ def status(folder: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
 
     Example: proctovision reading status study/
     """
-    from proctovision.reading.project import open_project, status as project_status
+    from proctovision.reading.project import open_project
+    from proctovision.reading.project import status as project_status
 
     project = open_project(folder)
     try:

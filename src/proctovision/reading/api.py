@@ -23,9 +23,19 @@ from proctovision.reading import assignments, consensus, media
 from proctovision.reading.db import LoginSession, ReadingError, User
 from proctovision.reading.pages import STATIC, render_page
 from proctovision.reading.project import Project, open_project
-from proctovision.reading.security import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SecuritySettings, authenticate,
-                                           close_session, csrf_matches, open_session, same_origin, session_of,
-                                           throttled)
+from proctovision.reading.security import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SecuritySettings,
+    authenticate,
+    close_session,
+    csrf_matches,
+    open_session,
+    same_origin,
+    session_of,
+    throttled,
+)
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -47,10 +57,11 @@ class AdjudicationIn(BaseModel):
     label: str = Field(max_length=200)
 
 
-def create_app(folder: str | Path | None = None, security: SecuritySettings = SecuritySettings(),
+def create_app(folder: str | Path | None = None, security: SecuritySettings | None = None,
                project: Project | None = None) -> FastAPI:
     """The app for the project in ``folder`` (or an opened ``project``)."""
     project = project or open_project(folder)
+    security = security or SecuritySettings()
     app = FastAPI(title="ProctoVision reading room",
                   description="Expert labelling and timed reader studies. Sign in with POST /api/session; send "
                               "the session's CSRF token in X-CSRF-Token with every POST and DELETE.")
@@ -125,20 +136,24 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings = Se
              responses={204: {"description": "every case of this arm is answered"}})
     def next_case(arm: str, auth: Auth, session: Db) -> Response:
         payload = assignments.next_case(session, project.study(session), auth[1], arm)
-        return Response(status_code=204) if payload is None else JSONResponse(payload)
+        if payload is None:
+            return Response(status_code=204)
+        return JSONResponse({**payload, "windows": media.windows(project.root, payload["case"])})
 
     @api.post("/cases/{case}/answers", status_code=201, summary="Answer a case (committed before the 201)")
     def post_answer(case: str, body: AnswerIn, auth: Auth, session: Db) -> dict:
         return assignments.answer(session, project.study(session), auth[1], case, body.arm, body.label,
                                   body.confidence, body.hidden_s, body.idle_s)
 
-    @api.get("/cases/{case}/image", summary="The case's image (PNG, full resolution, no metadata)",
-             response_class=FileResponse)
-    def image(case: str, auth: Auth, session: Db) -> FileResponse:
+    @api.get("/cases/{case}/image", summary="The case's image (PNG, full resolution, no metadata); DICOM cases "
+             "also in the windows that `next` lists", response_class=FileResponse)
+    def image(case: str, auth: Auth, session: Db, window: str | None = None) -> FileResponse:
         user, study = auth[1], project.study(session)
         allowed = (user.role == "admin" or assignments.case_visible(session, study, user, case) is not None
                    or (user.role == "adjudicator" and case in consensus.adjudication_queue(session, study)))
-        return _png(media.image_file(project.root, case) if allowed else None)
+        if window is not None and window not in media.WINDOWS:
+            allowed = False
+        return _png(media.image_file(project.root, case, window) if allowed else None)
 
     @api.get("/cases/{case}/cam", summary="The model's Grad-CAM overlay (aided arm only)",
              response_class=FileResponse)
@@ -152,7 +167,9 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings = Se
         if auth[1].role != "adjudicator":
             raise HTTPException(403, "adjudicators only")
         payload = consensus.next_adjudication(session, project.study(session))
-        return Response(status_code=204) if payload is None else JSONResponse(payload)
+        if payload is None:
+            return Response(status_code=204)
+        return JSONResponse({**payload, "windows": media.windows(project.root, payload["case"])})
 
     @api.post("/adjudication/{case}", status_code=201, summary="Adjudicators: the final label of a case")
     def adjudicate(case: str, body: AdjudicationIn, auth: Auth, session: Db) -> dict:
@@ -209,7 +226,7 @@ def _pages(app: FastAPI) -> None:
         return Response(html, media_type="text/html; charset=utf-8")
 
     @app.middleware("http")
-    async def headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+    async def headers(request: Request, call_next):
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

@@ -11,8 +11,19 @@ import secrets
 import threading
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -181,7 +192,7 @@ class AuditEvent(Base):
 
 @event.listens_for(AuditEvent, "before_update")
 @event.listens_for(AuditEvent, "before_delete")
-def _append_only(mapper, connection, target) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+def _append_only(mapper, connection, target) -> None:
     raise ReadingError("the audit table is append-only")
 
 
@@ -196,7 +207,7 @@ def make_engine(url: str) -> Engine:
                                max_overflow=30)
 
         @event.listens_for(engine, "connect")
-        def _pragmas(connection, _record) -> None:  # noqa: ANN001
+        def _pragmas(connection, _record) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
@@ -249,12 +260,12 @@ def _one_writer_at_a_time(sessions: sessionmaker[Session]) -> None:
     lock = threading.Lock()
 
     @event.listens_for(sessions, "before_flush")
-    def _take(session: Session, _context, _instances) -> None:  # noqa: ANN001
+    def _take(session: Session, _context, _instances) -> None:
         if not session.info.get("writing"):
             lock.acquire()
             session.info["writing"] = True
 
     @event.listens_for(sessions, "after_transaction_end")
-    def _give(session: Session, transaction) -> None:  # noqa: ANN001
+    def _give(session: Session, transaction) -> None:
         if transaction.parent is None and session.info.pop("writing", False):
             lock.release()

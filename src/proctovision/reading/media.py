@@ -9,14 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from proctovision.core import fileio
-from proctovision.imaging.images import read_image
+from proctovision.imaging.images import looks_like_dicom, read_image
 
 IMAGES = "images"
 CAMS = "cams"
+# Extra windows of DICOM cases (MR intensities have no fixed scale, so by percentiles), besides the file's own.
+WINDOWS = {"full": "percentile:0,100", "contrast": "percentile:5,95"}
 
 
-def image_file(root: Path, case_id: str) -> Path:
-    return Path(root) / IMAGES / f"{case_id}.png"
+def image_file(root: Path, case_id: str, window: str | None = None) -> Path:
+    return Path(root) / IMAGES / (f"{case_id}.{window}.png" if window else f"{case_id}.png")
+
+
+def windows(root: Path, case_id: str) -> list[str]:
+    """The extra windows rendered for this case (DICOM only)."""
+    return [name for name in WINDOWS if image_file(root, case_id, name).is_file()]
 
 
 def cam_file(root: Path, case_id: str) -> Path:
@@ -24,9 +31,15 @@ def cam_file(root: Path, case_id: str) -> Path:
 
 
 def render_case(root: Path, case_id: str, path: str, frame: int | None) -> None:
-    """The case's pixels at full resolution as a PNG without metadata."""
+    """The case's pixels at full resolution as a PNG without metadata (DICOM: in its own window and in
+    :data:`WINDOWS`)."""
     image = read_image(path, frame=frame)
     fileio.write_with(image_file(root, case_id), lambda target: image.save(target, format="PNG"))
+    if looks_like_dicom(Path(path)):
+        for name, spec in WINDOWS.items():
+            windowed = read_image(path, frame=frame, window=spec)
+            fileio.write_with(image_file(root, case_id, name),
+                              lambda target, image=windowed: image.save(target, format="PNG"))
 
 
 def model_version(source: Path, predictor: object) -> str:

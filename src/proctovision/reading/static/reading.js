@@ -130,8 +130,9 @@ async function nextCase() {
   $("progress-fill").style.width = info.total ? (100 * (info.position - 1) / info.total) + "%" : "0";
   camOn = false; $("cam-image").hidden = true; $("cam-image").removeAttribute("src");
   const image = $("case-image");
-  image.onload = () => fit();
+  image.onload = () => { fit(); image.onload = null; };
   image.src = info.image;
+  setWindows(info.windows || []);
   const model = info.model;
   $("model").hidden = !model;
   $("model-values").replaceChildren();
@@ -210,8 +211,28 @@ let drag = null;
 $("viewport").addEventListener("pointerdown", (event) => { drag = {x: event.clientX - panX, y: event.clientY - panY}; });
 window.addEventListener("pointerup", () => { drag = null; });
 window.addEventListener("pointermove", (event) => { if (drag) { panX = event.clientX - drag.x; panY = event.clientY - drag.y; place(); } });
+// window presets: the DICOM windows the server rendered (full range, contrast), and display filters for any image
 const FILTERS = {none: "none", contrast: "contrast(1.8) brightness(0.9)", bright: "brightness(1.5)", invert: "invert(1)"};
-$("window").addEventListener("change", () => { $("case-image").style.filter = FILTERS[$("window").value]; });
+function setWindows(names) {
+  const select = $("window");
+  for (const option of [...select.options]) if (option.dataset.server) option.remove();
+  for (const name of names) {
+    const option = document.createElement("option");
+    option.value = "dicom:" + name; option.dataset.server = "1"; option.textContent = t("window_dicom_" + name);
+    select.append(option);
+  }
+  select.value = "none"; $("case-image").style.filter = "none";
+}
+$("window").addEventListener("change", () => {
+  const value = $("window").value, image = $("case-image");
+  if (value.startsWith("dicom:")) {
+    image.style.filter = "none";
+    image.src = current.image + "?window=" + encodeURIComponent(value.slice(6));
+  } else {
+    if (image.getAttribute("src") !== current.image) image.src = current.image;
+    image.style.filter = FILTERS[value];
+  }
+});
 $("confidence").addEventListener("input", () => { $("confidence-value").textContent = $("confidence").value; });
 
 // time that is not reading: the tab hidden, or no input for more than a minute
