@@ -162,3 +162,13 @@ def environment(loader: jinja2.BaseLoader, language: str | None) -> jinja2.Envir
 def format_timestamp(moment: dt.datetime, language: str | None) -> str:
     """A date and time as readers of ``language`` write it (2026年11月25日 ... / Nov 25, 2026, ...)."""
     return format_datetime(moment, format="medium", locale=normalise(language).replace("-", "_"))
+
+
+def page_language(query: str | None, accept_language: str | None) -> str:
+    """The language a page's switch asked for, else the browser's best, else the installation's default."""
+    if query:
+        try:
+            return normalise(query)
+        except LanguageError:
+            pass
+    return from_accept_language(accept_language) or default_language()

@@ -8,18 +8,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from proctovision.core import i18n
+from proctovision.core.i18n import page_language  # noqa: F401 - the pages' language rule
 
 STATIC = Path(__file__).parent / "static"
 
-
-def page_language(query: str | None, accept_language: str | None) -> str:
-    if query:
-        try:
-            return i18n.normalise(query)
-        except i18n.LanguageError:
-            pass
-    return i18n.from_accept_language(accept_language) or i18n.default_language()
 
 
 @lru_cache(maxsize=None)

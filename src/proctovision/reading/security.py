@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
 from proctovision.reading.db import LoginFailure, LoginSession, User, now
 
 SESSION_COOKIE = "reading_session"
@@ -122,12 +122,3 @@ def same_origin(origin: str | None, referer: str | None, host: str | None, schem
         return True
     parts = urlsplit(source)
     return bool(host) and parts.scheme == scheme and parts.netloc.lower() == host.lower()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ipaddress
 import json
 import os
 import secrets
@@ -29,13 +28,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
 from proctovision.imaging.images import ImageReadError
-from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
-from proctovision.serving.pages import page_language, render_page
-from proctovision.serving.live import add_live_routes
 from proctovision.imaging.quality import assess_quality
+from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
 from proctovision.serving.batching import Batcher
+from proctovision.serving.live import add_live_routes
+from proctovision.serving.pages import page_language, render_page
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
@@ -49,14 +49,6 @@ OOD_WARNING = ("This image does not look like the images the model was trained o
                "its output is not reliable and is not shown as a finding.")
 QUALITY_WARNINGS = {"too_dark": "too dark", "overexposed": "overexposed", "blurred": "blurred"}
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BodyLimit:

@@ -7,18 +7,10 @@ from pathlib import Path
 import jinja2
 
 from proctovision.core import i18n
+from proctovision.core.i18n import page_language  # noqa: F401 - the pages' language rule
 
 STATIC = Path(__file__).parent / "static"
 
-
-def page_language(query: str | None, accept_language: str | None) -> str:
-    """The language the switch asked for, else the browser's best, else the installation's default."""
-    if query:
-        try:
-            return i18n.normalise(query)
-        except i18n.LanguageError:
-            pass
-    return i18n.from_accept_language(accept_language) or i18n.default_language()
 
 
 @lru_cache(maxsize=None)
