@@ -99,3 +99,28 @@ def test_the_bound_comes_from_the_environment_and_describe_says_what_is_held(tmp
     cache.image(0)
     assert cache.describe().endswith("1 store(s), 0.00 GiB of 4.00 GiB; this one 1/1 images ready")
     assert pixel_cache_module.describe_folder(tmp_path / "cache", 2 * 1024**3).endswith("1 store(s), 0.00 GiB of 2.00 GiB")
+
+
+def test_a_content_cropped_store_holds_the_field_and_matches_the_uncached_crop(tmp_path: Path):
+    """Models trained on the content area (ingest --crop-content) keep the cache: the crop is found once, stored,
+    and the cached input equals cropping every time (the transform then does not crop again)."""
+    import pandas as pd
+    from PIL import Image, ImageDraw
+
+    paths = []
+    for index in range(3):
+        picture = Image.new("RGB", (320, 256), "black")
+        ImageDraw.Draw(picture).ellipse((70, 20, 290, 240), fill=(170 + 20 * index, 90, 80))
+        ImageDraw.Draw(picture).text((4, 4), "PATIENT NAME", fill="white")
+        paths.append(tmp_path / f"frame{index}.png")
+        picture.save(paths[-1])
+    frame = pd.DataFrame({"path": [str(path) for path in paths], "label": ["normal"] * 3, "patient_id": ["P"] * 3})
+    cropping = PRE.with_crop("content")
+    cache = PixelCache(tmp_path / "cache", frame, PRE.input_size, crop="content")
+    assert cache.key != cache_key(frame, PRE.input_size), "a cropped store is a different store"
+    cached = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(PRE), pixel_cache=cache)
+    plain = ManifestDataset(frame, ("normal", "hemorrhoid"), eval_transform(cropping))
+    for index in range(3):
+        assert torch.allclose(cached[index][0], plain[index][0], atol=0.05)
+    middle = PRE.input_size // 2
+    assert np.asarray(cache.image(0))[middle, 1].mean() > 60, "the field reaches the edge: the border was cut away"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from proctovision.imaging.content_area import check_crop_rule, crop_content
 from proctovision.imaging.images import read_image
 from proctovision.core.errors import UserError
 from proctovision.imaging.preprocessing import square_resize
@@ -75,8 +76,9 @@ def store_bytes(rows: int, size: int) -> int:
     return slots * size * size * 3 + slots
 
 
-def cache_key(frame: pd.DataFrame, size: int, window: object = None) -> str:
-    digest = hashlib.sha256(json.dumps({"size": size, "window": window}, sort_keys=True, default=str).encode())
+def cache_key(frame: pd.DataFrame, size: int, window: object = None, crop: str | None = None) -> str:
+    settings = {"size": size, "window": window} if crop is None else {"size": size, "window": window, "crop": crop}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
     for path, frame_index in zip(frame["path"], frames):
         try:
@@ -89,10 +91,12 @@ def cache_key(frame: pd.DataFrame, size: int, window: object = None) -> str:
 
 
 class PixelCache:
-    """Row ``i`` of the manifest frame ↔ slot ``i`` of an ``(N, size, size, 3)`` uint8 memmap."""
+    """Row ``i`` of the manifest frame ↔ slot ``i`` of an ``(N, size, size, 3)`` uint8 memmap. With ``crop``
+    (a preprocessing spec's content crop) each slot holds the cropped picture, so the crop is found once too."""
 
     def __init__(
-        self, folder: str | Path, frame: pd.DataFrame, size: int, window: object = None, max_bytes: int | None = None
+        self, folder: str | Path, frame: pd.DataFrame, size: int, window: object = None, max_bytes: int | None = None,
+        crop: str | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.limit = limit_bytes() if max_bytes is None else max_bytes
@@ -101,7 +105,8 @@ class PixelCache:
         self.frames = frame["frame"].tolist() if "frame" in frame.columns else [None] * len(frame)
         self.size = size
         self.window = window
-        self.key = cache_key(frame, size, window)
+        self.crop = check_crop_rule(crop)
+        self.key = cache_key(frame, size, window, self.crop)
         self._check_room(len(self.paths), size)
         shape = (max(len(self.paths), 1), size, size, 3)
         self.pixels = self._open(self.folder / f"{self.key}.pixels.u8", np.uint8, shape)
@@ -136,8 +141,9 @@ class PixelCache:
         if not self.ready[index]:
             frame = self.frames[index]
             frame = None if frame is None or pd.isna(frame) else int(frame)
-            picture = square_resize(read_image(self.paths[index], frame=frame, window=self.window, min_size=self.size),
-                                    self.size)
+            picture = read_image(self.paths[index], frame=frame, window=self.window,
+                                 min_size=None if self.crop else self.size)
+            picture = square_resize(crop_content(picture) if self.crop else picture, self.size)
             self.pixels[index] = np.asarray(picture, dtype=np.uint8)
             self.ready[index] = 1
             self.decoded += 1

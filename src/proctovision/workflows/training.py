@@ -174,10 +174,15 @@ def manifest_crop(frame: pd.DataFrame) -> str | None:
 
 
 def pixel_cache_for(frame: pd.DataFrame, preprocessing: Preprocessing, config: RunConfig) -> PixelCache | None:
-    if not config.data.pixel_cache or preprocessing.crop:
+    if not config.data.pixel_cache:
         return None
     folder = config.data.cache_dir or Path(config.data.split).parent / ".pixel_cache"
-    return PixelCache(folder, frame, preprocessing.input_size, manifest_window(frame))
+    return PixelCache(folder, frame, preprocessing.input_size, manifest_window(frame), crop=preprocessing.crop)
+
+
+def transform_spec(preprocessing: Preprocessing, cache: PixelCache | None) -> Preprocessing:
+    """The spec the transforms apply: a pixel cache has done the content crop already."""
+    return preprocessing.with_crop(None) if cache is not None else preprocessing
 
 
 def feature_loaders(
@@ -187,13 +192,14 @@ def feature_loaders(
     """Frozen mode: one backbone pass per image (and per cached augmented view), then the head trains alone."""
     data = config.data
     cache = pixel_cache_for(train, preprocessing, config)
+    spec = transform_spec(preprocessing, cache)
     window = manifest_window(train)
-    plain = ManifestDataset(train, task.classes, eval_transform(preprocessing), window, pixel_cache=cache,
+    plain = ManifestDataset(train, task.classes, eval_transform(spec), window, pixel_cache=cache,
                             min_size=preprocessing.input_size)
     views = [compute_features(module, make_loader(plain, data.batch_size, False, data.num_workers))]
     if data.augmentation != "none":
         augmented = ManifestDataset(
-            train, task.classes, train_transform(preprocessing, data.augmentation), window, pixel_cache=cache,
+            train, task.classes, train_transform(spec, data.augmentation), window, pixel_cache=cache,
             min_size=preprocessing.input_size,
         )
         augmented.seed_augmentation(config.trainer.seed)
@@ -202,10 +208,9 @@ def feature_loaders(
             views.append(compute_features(module, make_loader(augmented, data.batch_size, False, data.num_workers)))
     train_x = torch.cat([view[0] for view in views])
     train_y = torch.cat([view[1] for view in views])
-    val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config),
-        min_size=preprocessing.input_size,
-    )
+    val_cache = pixel_cache_for(val, preprocessing, config)
+    val_set = ManifestDataset(val, task.classes, eval_transform(transform_spec(preprocessing, val_cache)), window,
+                              pixel_cache=val_cache, min_size=preprocessing.input_size)
     val_x, val_y = compute_features(module, make_loader(val_set, data.batch_size, False, data.num_workers))
     seed = config.trainer.seed
     return (
@@ -219,15 +224,13 @@ def image_loaders(
 ) -> tuple[DataLoader, DataLoader]:
     data = config.data
     window = manifest_window(train)
+    train_cache, val_cache = pixel_cache_for(train, preprocessing, config), pixel_cache_for(val, preprocessing, config)
     train_set = ManifestDataset(
-        train, task.classes, train_transform(preprocessing, data.augmentation), window,
-        pixel_cache=pixel_cache_for(train, preprocessing, config), copies=data.train_copies,
-        min_size=preprocessing.input_size,
+        train, task.classes, train_transform(transform_spec(preprocessing, train_cache), data.augmentation), window,
+        pixel_cache=train_cache, copies=data.train_copies, min_size=preprocessing.input_size,
     )
-    val_set = ManifestDataset(
-        val, task.classes, eval_transform(preprocessing), window, pixel_cache=pixel_cache_for(val, preprocessing, config),
-        min_size=preprocessing.input_size,
-    )
+    val_set = ManifestDataset(val, task.classes, eval_transform(transform_spec(preprocessing, val_cache)), window,
+                              pixel_cache=val_cache, min_size=preprocessing.input_size)
     return (
         make_loader(train_set, data.batch_size, True, data.num_workers, config.trainer.seed),
         make_loader(val_set, data.batch_size, False, data.num_workers),
