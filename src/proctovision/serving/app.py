@@ -189,7 +189,8 @@ def create_app(
     @app.get("/health")
     def health() -> dict:
         state = "ok" if holder.predictor else ("error" if holder.error else "loading")
-        return {"status": state, "token_required": token is not None, "sign_in_required": auth is not None}
+        answer = {"status": state, "token_required": token is not None}
+        return {**answer, "sign_in_required": True} if auth is not None else answer
 
     @app.get("/model", dependencies=[Depends(check_token), Depends(check_session)])
     def model_card() -> dict:
