@@ -12,8 +12,8 @@ from conftest import tiny_run_config
 
 from proctovision.data.manifest import read_manifest
 from proctovision.data.synthetic.readers import simulate_readers
-from proctovision.evaluation.reading_times import case_times, median_ci, summarise
 from proctovision.evaluation.readers import ReadersError
+from proctovision.evaluation.reading_times import case_times, median_ci, summarise
 
 
 def study_times(n_cases: int = 20) -> pd.DataFrame:

@@ -131,3 +131,27 @@ def test_serving_does_not_import_the_reading_room():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(name.startswith("proctovision.reading") for name in names), path
+
+
+def test_the_cli_opens_the_reading_project_and_hands_its_accounts_to_serve(run_dir: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app as cli
+
+    project = make_study(tmp_path, readers=(("dora", "senior"),))
+    project.close()
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    result = CliRunner().invoke(cli, ["serve", str(run_dir), "--auth", str(tmp_path / "project")])
+    assert result.exit_code == 0, result.output
+    assert "sign-in required" in result.output and served["host"] == "127.0.0.1"
+    client = TestClient(served["app"])
+    assert upload(client).status_code == 401
+    csrf = sign_in(client, "dora").json()["csrf_token"]
+    assert upload(client, **{"X-CSRF-Token": csrf}).status_code in (200, 503), "signed in: served (or loading)"
+    refused = CliRunner().invoke(cli, ["serve", str(run_dir), "--auth", str(tmp_path / "project"), "--workers", "2"])
+    assert refused.exit_code != 0 and "--auth" in refused.output
+    missing = CliRunner().invoke(cli, ["serve", str(run_dir), "--auth", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "not a reading project" in missing.output

@@ -77,8 +77,18 @@ def serve(
         fail(f"{model}: no such run or model folder")
     if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
         fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
-    if auth is not None and workers > 1:
-        fail("--auth serves one worker process: leave out --workers")
+    accounts = None
+    if auth is not None:
+        if workers > 1:
+            fail("--auth serves one worker process: leave out --workers")
+        from proctovision.reading.accounts import ProjectAccounts
+        from proctovision.reading.db import ReadingError
+        from proctovision.reading.project import open_project
+
+        try:
+            accounts = ProjectAccounts(open_project(auth))
+        except ReadingError as error:
+            fail(str(error))
     settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
                 "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
                 "audit_log": str(audit_log) if audit_log else None}
@@ -86,12 +96,7 @@ def serve(
                   f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
                                                                               else ""))
     if workers == 1:
-        accounts = None
-        if auth is not None:
-            from proctovision.reading.accounts import ProjectAccounts
-            from proctovision.reading.project import open_project
-
-            accounts = ProjectAccounts(open_project(auth))
+        if accounts is not None:
             console.print(f"sign-in required: accounts of the reading project {auth}", markup=False)
         uvicorn.run(create_app(**settings, auth=accounts), host=host, port=port, log_level="warning")
         return

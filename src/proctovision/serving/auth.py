@@ -9,10 +9,8 @@ from the ``csrf_token`` cookie) and a same-origin ``Origin`` (or ``Referer``), a
 from __future__ import annotations
 
 import hmac
-from typing import Protocol
+from typing import Annotated, Protocol
 from urllib.parse import urlsplit
-
-from typing import Annotated
 
 from fastapi import FastAPI, Form, HTTPException, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
