@@ -92,6 +92,55 @@ def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
     assert len(pd.read_csv(comparison / "tests.csv")) == 3
     for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):
         assert (comparison / "figures" / name).stat().st_size > 1000, name
+    _check_demo_reader_study(tmp_path / "demo", summary)
+
+
+def _check_demo_reader_study(out: Path, summary: dict) -> None:
+    """The demo leaves a reader study on its test split whose printed accounts sign in and see their work."""
+    from fastapi.testclient import TestClient
+
+    from proctovision.demo.reading_study import announce
+    from proctovision.reading.api import create_app
+    from proctovision.reading.project import open_project, status
+
+    study = summary["reading"]
+    assert study.folder == out / "reading" and (study.folder / "reading.json").is_file()
+    project = open_project(study.folder)
+    try:
+        info = status(project)
+        n_test = int((read_manifest(summary["paths"]["split"])["split"] == "test").sum())
+        assert info["kind"] == "study" and info["arms"] == ["unaided", "aided"] and info["cases"] == n_test
+        assert info["washout_days"] == 0 and info["model_version"].startswith(summary["paths"]["run"].name)
+        assert {(u["name"], u["role"]) for u in info["users"]} == {
+            ("reader-senior", "reader"), ("reader-junior", "reader"), ("admin", "admin")}
+        assert len(list((study.folder / "cams").glob("*.png"))) == n_test, "the aided arm's CAMs are made at init"
+        client = TestClient(create_app(project=project))
+        for name in study.readers:
+            password = study.passwords[name]
+            assert len(password) >= 16 and password not in (out / "reading" / "reading.json").read_text()
+            assert client.post("/api/session", json={"username": name, "password": "wrong password"}).status_code == 401
+            signed = client.post("/api/session", json={"username": name, "password": password})
+            assert signed.status_code == 200, signed.text
+            work = client.get("/api/assignments").json()
+            arms = {item["arm"]: item for item in work["assignments"]}
+            assert set(arms) == {"unaided", "aided"} and arms["unaided"]["open"], "unaided first, then aided"
+            assert all(item["total"] == n_test and item["done"] == 0 for item in arms.values())
+            case = client.get("/api/assignments/unaided/next").json()
+            assert case["total"] == n_test and "model" not in case
+            client.headers["X-CSRF-Token"] = signed.json()["csrf_token"]
+            assert client.delete("/api/session").status_code == 204
+            del client.headers["X-CSRF-Token"]
+    finally:
+        project.close()
+    assert len(set(study.passwords.values())) == 3, "every account gets its own random password"
+    from proctovision.core.console import console
+
+    with console.capture() as captured:
+        announce(study)
+    printed = captured.get()
+    for name in study.readers:
+        assert name in printed and study.passwords[name] in printed
+    assert f"proctovision reading serve {study.folder}" in printed
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):
@@ -114,3 +163,10 @@ def test_mr_slices_get_noise_bias_and_blur_and_faint_tracts_are_the_hard_ones(tm
     assert background.std() > 5 and background.min() >= 0, "Rician noise in the air, never negative"
     assert tract_difficulty(1.5, 1800, 1.5, 110) > tract_difficulty(3.0, 2600, 0.6, 50)
     assert "bias field" in (tmp_path / "README.txt").read_text()
+
+
+def test_demo_passwords_are_drawn_at_random_not_written_in_the_code():
+    from proctovision.demo import reading_study
+
+    drawn = {reading_study.new_password() for _ in range(20)}
+    assert len(drawn) == 20 and all(len(password) >= 16 for password in drawn)

@@ -20,11 +20,14 @@ def demo(
     images_per_patient: int = 4,
     backbone: str = "efficientnet_lite0",
 ) -> None:
-    """Generate synthetic data, then ingest, split, train, evaluate: offline, a few minutes on a CPU.
+    """Generate synthetic data, then ingest, split, train, evaluate, compare, report: offline, a few minutes on a
+    CPU. It also leaves a reader study on the test split (two reader accounts and an admin, passwords drawn at
+    random and printed) to open with `proctovision reading serve DIR/reading`.
 
     Example: proctovision demo --out demo_output
     """
     from proctovision.demo.pipeline import run_demo
+    from proctovision.demo.reading_study import announce
 
     summary = run_demo(out, task=task, epochs=epochs, patients=patients, images_per_patient=images_per_patient,
                        backbone=backbone)
@@ -32,3 +35,4 @@ def demo(
     console.print("[bold]The demo data are synthetic: these figures say the pipeline works, nothing clinical.[/]")
     for name, path in summary["paths"].items():
         console.print(f"{name}: {path}")
+    announce(summary["reading"])

@@ -58,10 +58,14 @@ def serve(
     batch_wait_ms: Annotated[float, typer.Option(help="longest a request waits for others to share its pass")] = 10.0,
     audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per answer here (rotated by size)")]
     = None,
+    auth: Annotated[Optional[Path], typer.Option(metavar="DIR", help="sign-in with the accounts of this reading "
+                                                 "project (`reading init`, `reading user`) for the page and API")]
+    = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
     Example: proctovision serve deploy/r18 --port 8000   (then open http://127.0.0.1:8000/)
+             proctovision serve deploy/r18 --auth accounts/   (sign in with the reading project's accounts)
     """
     import uvicorn
 
@@ -73,6 +77,18 @@ def serve(
         fail(f"{model}: no such run or model folder")
     if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
         fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
+    accounts = None
+    if auth is not None:
+        if workers > 1:
+            fail("--auth serves one worker process: leave out --workers")
+        from proctovision.reading.accounts import ProjectAccounts
+        from proctovision.reading.db import ReadingError
+        from proctovision.reading.project import open_project
+
+        try:
+            accounts = ProjectAccounts(open_project(auth))
+        except ReadingError as error:
+            fail(str(error))
     settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
                 "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
                 "audit_log": str(audit_log) if audit_log else None}
@@ -80,7 +96,9 @@ def serve(
                   f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
                                                                               else ""))
     if workers == 1:
-        uvicorn.run(create_app(**settings), host=host, port=port, log_level="warning")
+        if accounts is not None:
+            console.print(f"sign-in required: accounts of the reading project {auth}", markup=False)
+        uvicorn.run(create_app(**settings, auth=accounts), host=host, port=port, log_level="warning")
         return
     import json
     import os

@@ -17,6 +17,7 @@ from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.pixel_cache import describe_folder
 from proctovision.data.split import holdout_split
 from proctovision.data.synthetic.readers import load_difficulty, simulate_readers
+from proctovision.demo.reading_study import make_reader_study
 from proctovision.workflows.compare import compare
 from proctovision.workflows.evaluate import evaluate_run
 from proctovision.reporting.report import build_report
@@ -62,16 +63,16 @@ def run_demo(
     console.print(banner(task_def.name), style="bold yellow")
     manifest_path = out / "data" / f"manifest_{task_def.name}.csv"
     if task_def.name == "fistula":
-        console.print("1/6 generating synthetic MR DICOM slices (16-bit, MR modality, synthetic patient tags)")
+        console.print("1/7 generating synthetic MR DICOM slices (16-bit, MR modality, synthetic patient tags)")
         generate_mri(out / "data", patients=patients, slices_per_patient=images_per_patient, seed=seed)
         source, labels = out / "data" / "mri", out / "data" / "fistula_labels.csv"
     else:
-        console.print("1/6 generating synthetic endoscopy images")
+        console.print("1/7 generating synthetic endoscopy images")
         sources = generate_endoscopy(out / "data", patients=patients, images_per_patient=images_per_patient, seed=seed)
         if task_def.name not in sources:
             raise RunError(f"the demo covers tasks hemorrhoid, ldrf and fistula, not {task_def.name}")
         source, labels = sources[task_def.name], None
-    console.print("2/6 ingest" + (" (DICOM folder labelled by SOPInstanceUID; patients pseudonymised)" if labels else ""))
+    console.print("2/7 ingest" + (" (DICOM folder labelled by SOPInstanceUID; patients pseudonymised)" if labels else ""))
     options = ingest_lib.DicomOptions(window="file", salt=salt_for(out / "data"))
     with progress_bar("Reading images") as update:
         result = ingest_lib.ingest(source, task_def, progress=update, labels=labels, dicom_options=options)
@@ -81,10 +82,10 @@ def run_demo(
         result.manifest, crop_failures = mark_content_crop(result.manifest)
         result.excluded.extend(ingest_lib.Exclusion(name, reason) for name, reason in crop_failures)
     ingest_lib.write_outputs(result, task_def, source, manifest_path)
-    console.print("3/6 split by patient (70/15/15)")
+    console.print("3/7 split by patient (70/15/15)")
     split_path = out / "data" / f"split_{task_def.name}.csv"
     write_manifest(holdout_split(read_manifest(manifest_path), 0.15, 0.15, seed), split_path)
-    console.print(f"4/6 train {backbone} (frozen ImageNet backbone, study head) for {epochs} epochs")
+    console.print(f"4/7 train {backbone} (frozen ImageNet backbone, study head) for {epochs} epochs")
     run_dir = out / "runs" / f"{task_def.name}_{backbone}"
     config = RunConfig(
         task=task_def.name,
@@ -95,10 +96,10 @@ def run_demo(
     )
     train(config)
     console.print(describe_folder(split_path.parent / ".pixel_cache"))
-    console.print("5/6 evaluate on validation and test (threshold chosen on validation)")
+    console.print("5/7 evaluate on validation and test (threshold chosen on validation)")
     evaluate_run(run_dir, "val")
     test_entry = evaluate_run(run_dir, "test", cams=True)
-    console.print("6/6 compare with two simulated readers (senior and junior), then the report")
+    console.print("6/7 compare with two simulated readers (senior and junior), then the report")
     test_rows = read_manifest(split_path).query("split == 'test'")
     model_errors = round((1 - test_entry["metrics"]["accuracy"]["value"]) * test_entry["n_images"])
     readers_path = simulate_readers(
@@ -110,16 +111,20 @@ def run_demo(
     compare([run_dir], out / "comparison", readers=readers_path, split="test", simulated_readers=True)
     console.print("writing the report (Grad-CAM gallery included)")
     report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
+    console.print("7/7 a reader study on the test split for the reading room (arms unaided and aided)")
+    study = make_reader_study(out, split_path, task_def.name, run_dir, seed)
     elapsed = time.perf_counter() - started
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
         "test": test_entry,
         "banner": banner(task_def.name),
         "seconds": elapsed,
+        "reading": study,
         "paths": {
             "data": out / "data", "manifest": manifest_path, "quality report": out / "data" / "qc.md",
             "split": split_path, "run": run_dir, "metrics": run_dir / "metrics.json",
             "predictions": run_dir / "predictions.csv", "readers": readers_path,
             "comparison": out / "comparison" / "comparison.md", "report": report,
+            "reading study": study.folder,
         },
     }

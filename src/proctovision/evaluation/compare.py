@@ -13,6 +13,7 @@ from proctovision.core.errors import UserError
 from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metric_values
 from proctovision.core.decision import decide
 from proctovision.evaluation import reader_study
+from proctovision.evaluation import reading_times
 from proctovision.evaluation.readers import participant_name, read_readers
 from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
@@ -39,6 +40,7 @@ class Participant:
     reading_time_s: float | None
     scores: np.ndarray | None = None
     condition: str = ""
+    per_image_s: float | None = None  # models: the evaluation's reading time over its images
 
 
 def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Participant, pd.DataFrame, Task]:
@@ -48,7 +50,7 @@ def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Par
     image and per frame of multi-frame DICOM, wherever each file's relative paths started from.
     """
     source = Path(source)
-    reading_time = None
+    reading_time = n_evaluated = None
     if source.is_dir():
         run = read_run(source)
         if not run.paths.predictions.is_file() or not run.paths.metrics.is_file():
@@ -57,6 +59,7 @@ def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Par
         if split not in metrics:
             raise CompareError(f"{source}: split {split!r} not evaluated; run `proctovision evaluate` first")
         reading_time = metrics[split].get("reading_time_s")
+        n_evaluated = metrics[split].get("n_images")
         table = read_predictions(run.paths.predictions, truth)
         base = Path(truth).resolve().parent if truth else Path(run.config.data.split).resolve().parent
         task = run.task
@@ -75,7 +78,8 @@ def load_model(source: Path, split: str, truth: Path | None = None) -> tuple[Par
     else:
         predicted = decide(probabilities, 0.5 if task.is_binary else None)
     name = source.name if source.is_dir() else source.stem
-    return Participant(name, "model", predicted, probabilities, reading_time), table, task
+    per_image = reading_time / n_evaluated if reading_time and n_evaluated else None
+    return Participant(name, "model", predicted, probabilities, reading_time, per_image_s=per_image), table, task
 
 
 def task_of_labels(labels: set[str], source: Path) -> Task:
@@ -186,7 +190,11 @@ def compare_participants(
                                     {model.name: (model.predicted, model.probabilities) for model in models},
                                     task.classes, mrmc_covariance, max(n_resamples, 200), seed, simulated)
     payload = {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-               "tests": tests, "missing": missing, "mrmc": mrmc}
+               "tests": tests, "missing": missing, "mrmc": mrmc, "reading_times": None}
+    times = reading_times.case_times(readers) if readers else None
+    if times is not None and len(times):
+        payload["reading_times"] = reading_times.summarise(
+            times, [(model.name, model.per_image_s) for model in models], max(n_resamples, 200), seed)
     return payload, participants, y_true, task
 
 

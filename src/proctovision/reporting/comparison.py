@@ -124,14 +124,19 @@ def read_comparison(folder: Path, title: str = "") -> dict | None:
 
 def comparison_figures(
     table: list[dict], participants: list, y_true: np.ndarray, task: object, split: str, figure_dir: Path,
+    reading_times: dict | None = None,
 ) -> dict[str, str]:
-    """Metric and reading-time bars; for binary tasks ROC and PR of the models and each reader's operating point."""
+    """Metric and reading-time bars (and, with per-case times, each reader's, arm's and model's median time per
+    case with its CI); for binary tasks ROC and PR of the models and each reader's operating point."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     files = {
         "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
         "reading_time": str(figures.reading_time_bars(table, figure_dir / "reading_time.png")),
     }
+    if reading_times and reading_times.get("rows"):
+        files["reading_time_per_case"] = str(figures.reading_time_per_case(
+            reading_times["rows"], figure_dir / "reading_time_per_case.png"))
     if task.is_binary:
         curves, pr = {}, {}
         for participant in participants:

@@ -116,6 +116,38 @@ def reading_time_bars(table: list[dict], path: Path, _: Callable[[str], str] = s
     return save(figure, path)
 
 
+def reading_time_per_case(rows: list[dict], path: Path, _: Callable[[str], str] = str) -> Path:
+    """Median reading time per case with its 95% CI: each reader per arm, each arm over its readers, and each
+    model's time per image (a point without a CI); a log axis when they differ by orders of magnitude."""
+    arm_names = {"unaided": _("unaided"), "aided": _("aided")}
+
+    def label(row: dict) -> str:
+        condition = arm_names.get(row["condition"], row["condition"])
+        name = _("all readers") if row["kind"] == "arm" else row["reader"] if row["kind"] == "reader" else \
+            row["participant"]
+        return f"{name} ({condition})" if condition else name
+
+    order = {"reader": 0, "arm": 1, "model": 2}
+    rows = sorted(rows, key=lambda row: (order.get(row["kind"], 3), row["condition"], row["participant"]))
+    colours = {"reader": READER_COLOUR, "arm": "#8a4b12", "model": MODEL_COLOUR}
+    figure, axis = plt.subplots(figsize=(5.2, max(2.2, 0.42 * len(rows) + 1.1)))
+    for position, row in enumerate(rows):
+        median, low, high = row["median_s"], row.get("ci_low"), row.get("ci_high")
+        error = None if low is None else [[median - low], [high - median]]
+        axis.errorbar(median, position, xerr=error, fmt="D" if row["kind"] != "reader" else "o", capsize=3,
+                      color=colours.get(row["kind"], "grey"))
+        axis.annotate(f"{median:.3g} s", (median, position), textcoords="offset points", xytext=(0, 6),
+                      ha="center", fontsize=7)
+    axis.set_yticks(range(len(rows)), [label(row) for row in rows], fontsize=8)
+    axis.invert_yaxis()
+    values = [value for row in rows for value in (row["median_s"], row.get("ci_low"), row.get("ci_high"))
+              if value is not None and value > 0]
+    if values and max(values) / min(values) > 30:
+        axis.set_xscale("log")
+    axis.set_xlabel(_("reading time per case (s): median, 95% CI"))
+    return save(figure, path)
+
+
 def roc_curves(
     curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str = "ROC",
     _: Callable[[str], str] = str,

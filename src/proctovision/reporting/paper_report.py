@@ -107,6 +107,12 @@ def comparison_paper(index: PaperIndex, folder: Path, name: str, comparison: dic
         with paper.paper_style("single", language), figures.figure_language(language) as translate:
             index.figure(figures.reading_time_bars(table, target / "reading_time.png", translate),
                          f"{name}: reading time of models and readers", "single")
+    per_case = (payload.get("reading_times") or {}).get("rows")
+    if per_case:
+        with paper.paper_style("single", language), figures.figure_language(language) as translate:
+            index.figure(figures.reading_time_per_case(per_case, target / "reading_time_per_case.png", translate),
+                         f"{name}: " + _("Reading time per case: median and 95% CI per reader and arm, per arm "
+                                         "over its readers, and the model's time per image"), "single")
     headers = [_("participant"), _("kind"), *[_(metric) for metric in comparison["metrics"]], _("reading time (s)")]
     rows = [[row["participant"], _(row["kind"]), *row["cells"], row["reading_time"]] for row in comparison["rows"]]
     index.table(pd.DataFrame(rows, columns=headers), target / "comparison",

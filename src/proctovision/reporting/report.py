@@ -207,7 +207,9 @@ def metric_rows(split: dict) -> list[dict]:
 COMPARISON_CAPTIONS = {"metrics": N_("Accuracy, recall, precision and F1 of models and readers"),
                        "reading_time": N_("Reading time"), "roc": N_("ROC curves"),
                        "pr": N_("Precision-recall curves"), "roc_all": N_("ROC of every run"),
-                       "readers_roc": N_("Each reader's operating point beside the model's ROC curve")}
+                       "readers_roc": N_("Each reader's operating point beside the model's ROC curve"),
+                       "reading_time_per_case": N_("Reading time per case: median and 95% CI per reader and arm, "
+                                                   "per arm over its readers, and the model's time per image")}
 
 
 WIDE_COMPARISON_FIGURES = ("metrics",)  # one panel per metric

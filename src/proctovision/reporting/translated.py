@@ -25,7 +25,7 @@ def split_predictions(run: "RunInfo", split: str) -> pd.DataFrame | None:  # noq
 
 
 def comparison_bars(folder: Path, target: Path, language: str) -> dict[str, Path]:
-    """The metric and reading-time bars of a `compare` folder, labelled in ``language``."""
+    """The metric and reading-time figures of a `compare` folder, labelled in ``language``."""
     from proctovision.evaluation.compare import STUDY_METRICS
 
     payload = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
@@ -36,6 +36,9 @@ def comparison_bars(folder: Path, target: Path, language: str) -> dict[str, Path
         drawn["metrics"] = figures.metric_bars(table, STUDY_METRICS, target / "metrics.png", split, _)
         if any(row.get("reading_time_s") for row in table):
             drawn["reading_time"] = figures.reading_time_bars(table, target / "reading_time.png", _)
+        if (payload.get("reading_times") or {}).get("rows"):
+            drawn["reading_time_per_case"] = figures.reading_time_per_case(
+                payload["reading_times"]["rows"], target / "reading_time_per_case.png", _)
     return drawn
 
 

@@ -33,6 +33,7 @@ from proctovision.imaging.images import ImageReadError
 from proctovision.imaging.quality import assess_quality
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
+from proctovision.serving.auth import Authenticator, add_auth_routes, require_session, sign_in_page
 from proctovision.serving.batching import Batcher
 from proctovision.serving.live import add_live_routes
 from proctovision.serving.pages import page_language, render_page
@@ -123,10 +124,11 @@ def create_app(
     source: str | Path, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     load_in_background: bool = True, batch_images: int = DEFAULT_BATCH_IMAGES,
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, audit_log: str | Path | None = None,
-    audit_max_bytes: int = DEFAULT_MAX_BYTES,
+    audit_max_bytes: int = DEFAULT_MAX_BYTES, auth: Authenticator | None = None,
 ) -> FastAPI:
     """The service; ``batch_images``/``batch_wait_ms`` bound how many images share a forward pass and how long
-    the first waits for company (1 image = one request at a time)."""
+    the first waits for company (1 image = one request at a time). With ``auth`` (see
+    :mod:`proctovision.serving.auth`) the page and API need a signed-in session, and POSTs its CSRF token."""
     holder = ModelHolder(source, batch_images, batch_wait_ms, audit_log, audit_max_bytes)
     if load_in_background:
         threading.Thread(target=holder.load, daemon=True).start()
@@ -147,6 +149,10 @@ def create_app(
         if not given or not secrets.compare_digest(given, token):
             raise HTTPException(401, "missing or wrong API token (send it as 'Authorization: Bearer <token>')")
 
+    def check_session(request: Request) -> None:
+        if auth is not None:
+            require_session(auth, request)
+
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = too_large if error.status_code == 413 else error.detail
@@ -164,21 +170,25 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     def page(request: Request, lang: str | None = None) -> HTMLResponse:
+        signed = auth.session(request.cookies.get(auth.cookie_name)) if auth is not None else None
+        if auth is not None and signed is None:
+            return sign_in_page(request, 401)
         language = page_language(lang, request.headers.get("accept-language"))
         classes = tuple(holder.predictor.classes) if holder.predictor else ()
-        return HTMLResponse(render_page(language, classes),
+        return HTMLResponse(render_page(language, classes, signed_in=signed.name if signed else None),
                             headers={"Content-Language": language, "Vary": "Accept-Language"})
 
     @app.get("/health")
     def health() -> dict:
         state = "ok" if holder.predictor else ("error" if holder.error else "loading")
-        return {"status": state, "token_required": token is not None}
+        answer = {"status": state, "token_required": token is not None}
+        return {**answer, "sign_in_required": True} if auth is not None else answer
 
-    @app.get("/model", dependencies=[Depends(check_token)])
+    @app.get("/model", dependencies=[Depends(check_token), Depends(check_session)])
     def model_card() -> dict:
         return holder.get().card
 
-    @app.post("/predict", dependencies=[Depends(check_token)])
+    @app.post("/predict", dependencies=[Depends(check_token), Depends(check_session)])
     async def predict(
         file: Annotated[UploadFile, File(description="image or DICOM file")],
         heatmap: Annotated[bool, Query(description="draw Grad-CAM overlays (false: faster)")] = True,
@@ -222,7 +232,9 @@ def create_app(
         return {**answers[0], "n_frames": len(answers),
                 "frames": [{"frame": index, **item} for index, item in enumerate(answers)]}
 
-    add_live_routes(app, holder, token)
+    add_live_routes(app, holder, token, auth)
+    if auth is not None:
+        add_auth_routes(app, auth)
     return app
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from proctovision.inference.video import AREA_FRAMES, FrameModel, Hysteresis, Smoother, content_area_of
+from proctovision.serving.auth import same_origin, sign_in_page
 from proctovision.serving.pages import page_language, render_page
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -72,11 +73,13 @@ class LiveSession:
         }
 
 
-def add_live_routes(app: FastAPI, holder: object, token: str | None) -> None:
-    """``GET /live`` (the page) and ``WS /ws/live`` (binary JPEG/PNG frames in, one JSON answer per frame)."""
-
+def add_live_routes(app: FastAPI, holder: object, token: str | None, auth: object | None = None) -> None:
+    """``GET /live`` (the page) and ``WS /ws/live`` (binary JPEG/PNG frames in, one JSON answer per frame); with
+    ``auth`` (:class:`proctovision.serving.auth.Authenticator`) both need a session, the socket a same-origin page."""
     @app.get("/live", include_in_schema=False)
     def live_page(request: Request, lang: str | None = None) -> HTMLResponse:
+        if auth is not None and auth.session(request.cookies.get(auth.cookie_name)) is None:
+            return sign_in_page(request, 401)
         language = page_language(lang, request.headers.get("accept-language"))
         classes = tuple(holder.predictor.classes) if holder.predictor else ()
         return HTMLResponse(render_page(language, classes, "live.html"),
@@ -87,6 +90,10 @@ def add_live_routes(app: FastAPI, holder: object, token: str | None) -> None:
         given = socket.query_params.get("token", "")
         if token is not None and not (given and secrets.compare_digest(given, token)):
             await socket.close(code=1008, reason="missing or wrong API token")
+            return
+        if auth is not None and (auth.session(socket.cookies.get(auth.cookie_name)) is None
+                                 or not same_origin(socket)):
+            await socket.close(code=1008, reason="sign in first")
             return
         await socket.accept()
         if holder.predictor is None:

@@ -18,9 +18,9 @@ def template(language: str, name: str = "index.html") -> jinja2.Template:
     return i18n.environment(jinja2.FileSystemLoader(STATIC), language).get_template(name)
 
 
-def render_page(language: str, classes: tuple[str, ...] = (), name: str = "index.html") -> str:
+def render_page(language: str, classes: tuple[str, ...] = (), name: str = "index.html", **context: object) -> str:
     """A page (the clinician's ``index.html``, the ``live.html`` stream) with every string in ``language``; class
     names of the model shown as clinicians name them."""
     _ = i18n.gettext_for(language)
     labels = {label: _(label) for label in (*i18n.CLASS_NAMES, *classes)}
-    return template(language, name).render(languages=i18n.LANGUAGES, class_labels=labels)
+    return template(language, name).render(languages=i18n.LANGUAGES, class_labels=labels, **context)

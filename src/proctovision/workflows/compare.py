@@ -1,4 +1,5 @@
-"""``compare``: models and readers on one split, written as comparison.csv/.md/.json, tests.csv and figures/."""
+"""``compare``: models and readers on one split, written as comparison.csv/.md/.json, tests.csv and figures/; with
+per-case reading times in readers.csv (``case_time_s``), reading_times.csv and figures/reading_time_per_case.png."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,20 +29,25 @@ def compare(
         runs, readers, split, n_resamples, seed, truth, mrmc_covariance, simulated_readers, task)
     out.mkdir(parents=True, exist_ok=True)
     payload["files"] = write_outputs(out, payload["table"], payload["tests"], participants, y_true, task, split,
-                                     payload["n_images"], payload["missing"], payload["mrmc"])
+                                     payload["n_images"], payload["missing"], payload["mrmc"],
+                                     payload.get("reading_times"))
     return payload
 
 
 def write_outputs(
     out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
     task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
+    reading_times: dict | None = None,
 ) -> dict[str, str]:
     frame = pd.DataFrame(table)
     fileio.write_csv(out / "comparison.csv", frame)
     test_rows = [test_row(test) for test in tests]
     fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
     fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
-                                                "missing_images": missing or {}, "mrmc": mrmc})
+                                                "missing_images": missing or {}, "mrmc": mrmc,
+                                                "reading_times": reading_times})
+    if reading_times:
+        fileio.write_csv(out / "reading_times.csv", pd.DataFrame(reading_times["rows"]))
     fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
                       + reader_study.markdown(mrmc))
-    return comparison_figures(table, participants, y_true, task, split, out / "figures")
+    return comparison_figures(table, participants, y_true, task, split, out / "figures", reading_times)
