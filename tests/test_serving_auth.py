@@ -22,7 +22,10 @@ def png_bytes(colour=(130, 50, 120)) -> bytes:
 
 @pytest.fixture(scope="module")
 def accounts(tmp_path_factory) -> ProjectAccounts:
-    project = make_study(tmp_path_factory.mktemp("accounts"), readers=(("alice", "senior"),))
+    from proctovision.reading.project import add_user
+
+    project = make_study(tmp_path_factory.mktemp("accounts"), readers=(("reader-ann", "senior"),))
+    add_user(project, "alice", "clinician", PASSWORD)
     yield ProjectAccounts(project)
     project.close()
 
@@ -140,7 +143,10 @@ def test_the_cli_opens_the_reading_project_and_hands_its_accounts_to_serve(run_d
 
     from proctovision.cli import app as cli
 
-    project = make_study(tmp_path, readers=(("dora", "senior"),))
+    from proctovision.reading.project import add_user
+
+    project = make_study(tmp_path, readers=(("reader-eve", "senior"),))
+    add_user(project, "dora", "clinician", PASSWORD)
     project.close()
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
@@ -155,3 +161,20 @@ def test_the_cli_opens_the_reading_project_and_hands_its_accounts_to_serve(run_d
     assert refused.exit_code != 0 and "--auth" in refused.output
     missing = CliRunner().invoke(cli, ["serve", str(run_dir), "--auth", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "not a reading project" in missing.output
+
+
+def test_readers_of_a_study_cannot_sign_in_to_the_clinician_service(app, accounts: ProjectAccounts):
+    """Blinding: a reader (or a reading-room session the browser carries over) never reaches the model's output."""
+    from sqlalchemy import select
+
+    from proctovision.reading.db import User
+    from proctovision.reading.security import open_session
+
+    client = TestClient(app)
+    assert sign_in(client, name="reader-ann").status_code == 401
+    assert upload(client).status_code == 401
+    with accounts.project.session() as session:
+        reader = session.scalar(select(User).where(User.name == "reader-ann"))
+        token, _ = open_session(session, reader, accounts.security)
+    client.cookies.set(ProjectAccounts.cookie_name, token)
+    assert client.get("/model").status_code == 401, "a reading-room session of a reader is no way in"

@@ -55,7 +55,7 @@ def init(
 def user(
     folder: Annotated[Path, typer.Argument(metavar="DIR")],
     name: Annotated[str, typer.Argument(help="user name")],
-    role: Annotated[str, typer.Option(help="admin | reader | adjudicator")] = "reader",
+    role: Annotated[str, typer.Option(help="admin | reader | adjudicator | clinician (serve --auth)")] = "reader",
     experience: Annotated[str, typer.Option(help="e.g. senior | junior")] = "",
 ) -> None:
     """Add an account; the password comes from a prompt (or one line on stdin), never from a flag.

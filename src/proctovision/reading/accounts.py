@@ -2,7 +2,10 @@
 
 :class:`ProjectAccounts` offers what :class:`proctovision.serving.auth.Authenticator` asks for (serving and
 reading do not import each other; the CLI hands one to the other): the same argon2 passwords, server-side
-sessions with their CSRF tokens, expiry and sign-in throttling as the reading room's own API.
+sessions with their CSRF tokens, expiry and sign-in throttling as the reading room's own API. Only clinicians
+and admins get in: a reader or adjudicator of a running study must not see the model's output outside the
+aided arm, so their accounts (and their reading-room sessions, whose cookie the browser sends here too) are
+refused.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from proctovision.reading.security import (
     session_of,
     throttled,
 )
+
+
+SERVICE_ROLES = ("clinician", "admin")
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,9 @@ class ProjectAccounts:
     def session(self, token: str | None) -> Account | None:
         with self.project.session() as session:
             found = session_of(session, token)
-            return None if found is None else Account(found[1].name, found[1].role, found[0].csrf_token)
+            if found is None or found[1].role not in SERVICE_ROLES:
+                return None
+            return Account(found[1].name, found[1].role, found[0].csrf_token)
 
     def throttled(self, username: str, client: str) -> int | None:
         with self.project.session() as session:
@@ -49,7 +57,7 @@ class ProjectAccounts:
     def sign_in(self, username: str, password: str, client: str) -> tuple[str, Account] | None:
         with self.project.session() as session:
             user = authenticate(session, username, password, client, self.security)
-            if user is None:
+            if user is None or user.role not in SERVICE_ROLES:
                 return None
             token, csrf = open_session(session, user, self.security)
             return token, Account(user.name, user.role, csrf)

@@ -28,7 +28,7 @@ from proctovision.reading.db import LoginFailure, LoginSession, User, now
 SESSION_COOKIE = "reading_session"
 CSRF_COOKIE = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-ROLES = ("admin", "reader", "adjudicator")
+ROLES = ("admin", "reader", "adjudicator", "clinician")
 PASSWORDS = PasswordHash((Argon2Hasher(),))
 DUMMY_HASH = PASSWORDS.hash("not a password of anyone")
 
