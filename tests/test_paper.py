@@ -13,15 +13,18 @@ from proctovision.reporting import paper
 from proctovision.reporting.report import build_report
 from proctovision.workflows.compare import compare
 from proctovision.workflows.evaluate import evaluate_run
+from proctovision.workflows.ood import fit_run_ood
 
 
 @pytest.fixture(scope="module")
 def reports(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The shared run evaluated (Grad-CAM included), compared with two readers, reported in English and Chinese."""
+    """The shared run with its OOD guard, evaluated (Grad-CAM and subgroups by patient included), compared with
+    two readers, reported in English and Chinese."""
     root = tmp_path_factory.mktemp("paper")
     run = own_run(run_dir, root)
+    fit_run_ood(run)
     evaluate_run(run, "val", n_resamples=20)
-    evaluate_run(run, "test", n_resamples=20, cams=True)
+    evaluate_run(run, "test", n_resamples=20, cams=True, by=["patient_id"])
     rows = read_manifest(run_dir.parent / "s.csv").query("split == 'test'")
     lines = ["path,reader,label,reading_time_s"]
     for reader, flip in (("senior", 99), ("junior", 1)):
@@ -62,6 +65,28 @@ def test_every_figure_is_vector_pdf_svg_and_a_300_dpi_png_at_a_column_width(repo
         with Image.open(folder / f"{stem}.png") as png:
             assert round(png.info["dpi"][0]) == 300, stem
             assert png.width == {"single": 1004, "double": 2067}[width], (stem, png.size)
+
+
+def assert_in_paper(folder: Path, name: str, width: str) -> str:
+    """The figure ``name`` is listed in README.md at ``width`` and lies there as PDF, SVG and a 300 dpi PNG."""
+    stems = figure_stems(folder)
+    found = [stem for stem in stems if Path(stem).name == name]
+    assert found, (name, sorted(stems))
+    for stem in found:
+        assert stems[stem] == width, (stem, stems[stem])
+        assert all((folder / f"{stem}.{kind}").stat().st_size > 0 for kind in ("pdf", "svg", "png")), stem
+        with Image.open(folder / f"{stem}.png") as png:
+            assert round(png.info["dpi"][0]) == 300, stem
+            assert png.width == {"single": 1004, "double": 2067}[width], (stem, png.size)
+    return found[0]
+
+
+def test_the_ood_histogram_and_subgroup_forest_plots_go_to_paper(reports: dict[str, Path]):
+    assert_in_paper(reports["en"], "ood_scores", "double")
+    forest = assert_in_paper(reports["en"], "forest_patient_id_accuracy", "single")
+    assert "/subgroups_test/" in f"/{forest}"
+    svg = (reports["zh-CN"] / f"{assert_in_paper(reports['zh-CN'], 'ood_scores', 'double')}.svg").read_text()
+    assert "阈值" in svg, "the OOD histogram is labelled in the report's language"
 
 
 def test_every_table_goes_out_as_csv_booktabs_latex_and_docx(reports: dict[str, Path]):

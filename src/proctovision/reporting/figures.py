@@ -258,7 +258,8 @@ def reader_study_roc(
     return save(figure, path)
 
 
-def forest_plot(rows: list[dict], path: Path, metric: str, overall: float | None = None, title: str = "") -> Path:
+def forest_plot(rows: list[dict], path: Path, metric: str, overall: float | None = None, title: str = "",
+                _: Callable[[str], str] = str) -> Path:
     """One line per subgroup: the value and its 95% CI; the overall value as a dashed line.
 
     ``rows``: dicts with ``label``, ``value``, ``ci95`` and optionally ``n``.
@@ -274,10 +275,10 @@ def forest_plot(rows: list[dict], path: Path, metric: str, overall: float | None
               for row in reversed(shown)]
     axis.set_yticks(range(len(shown)), labels, fontsize=8)
     if overall is not None:
-        axis.axvline(overall, color="grey", ls="--", lw=1, label="overall")
+        axis.axvline(overall, color="grey", ls="--", lw=1, label=_("overall"))
         axis.legend(loc="best", fontsize=8)
-    axis.set_xlabel(metric)
-    axis.set_title(title or f"{metric} by subgroup")
+    axis.set_xlabel(_(metric))
+    axis.set_title(title or _("{metric} by subgroup").format(metric=_(metric)))
     return save(figure, path)
 
 
@@ -302,21 +303,24 @@ def decision_curve(curves: dict[str, tuple[np.ndarray, np.ndarray]], treat_all: 
     return save(figure, path)
 
 
-def ood_score_figure(summary: dict, path: Path) -> None:
+def ood_score_figure(summary: dict, path: Path, _: Callable[[str], str] = str) -> Path:
     """Histograms of the OOD scores of each evaluated split, with the threshold: the report embeds it."""
     figure, axis = plt.subplots(figsize=(6, 3.2))
     for split, entry in summary["splits"].items():
         if split != "train" and entry["scores"]:
-            axis.hist(entry["scores"], bins=30, alpha=0.55, label=f"{split} ({entry['n_images']})")
+            axis.hist(entry["scores"], bins=30, alpha=0.55, label=f"{_(split)} ({entry['n_images']})")
     axis.axvline(summary["threshold"], color="black", linestyle="--",
-                 label=f"threshold ({summary['quantile']:.0%} of validation)")
-    axis.set_xlabel("OOD score (squared Mahalanobis distance)")
-    axis.set_ylabel("images")
+                 label=_("threshold ({share} of validation)").format(share=f"{summary['quantile']:.0%}"))
+    axis.set_xlabel(_("OOD score (squared Mahalanobis distance)"))
+    axis.set_ylabel(_("images"))
     axis.legend(fontsize=8)
+    if SAVER.get() is not None:
+        return SAVER.get()(figure, path)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(path, lambda target: figure.savefig(target, format="png", dpi=110))
     plt.close(figure)
+    return path
 
 
 def cases_grid(table: pd.DataFrame, folder: Path, classes: tuple[str, ...], out: Path, per_cell: int = 4,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from proctovision.core import fileio, i18n
 from proctovision.reporting import figures, paper, translated
-from proctovision.reporting.split_figures import write_split_figures
+from proctovision.reporting.split_figures import forest_plots, write_split_figures
 
 SPLIT_KINDS = {"roc": "ROC curve", "pr": "Precision-recall curve", "confusion": "Confusion matrix",
                "reliability": "Calibration (reliability diagram)", "decision_curve": "Decision curve: net benefit"}
@@ -79,8 +79,24 @@ def run_paper(index: PaperIndex, run: object, cams: bool, language: str, label: 
                                         split, language)
         for kind, path in drawn.items():
             index.figure(path, f"{run.paths.root.name}: {SPLIT_KINDS.get(kind, kind)} ({split} split)", "single")
+        if entry.get("subgroups"):
+            overall = {name: item["value"] for name, item in entry["metrics"].items()}
+            with paper.paper_style("single", language), figures.figure_language(language) as translate:
+                drawn = forest_plots(entry["subgroups"], folder / f"subgroups_{safe(split)}", overall=overall,
+                                     _=translate)
+            for key, path in drawn.items():
+                column, metric = key.split(":", 1)
+                index.figure(Path(path), f"{run.paths.root.name}: subgroups, {metric} by {column} with 95% CIs "
+                                         f"({split} split)", "single")
         index.table(metric_table(entry, _), folder / f"metrics_{safe(split)}",
                     _("{run}: metrics with 95% CIs ({split} split)").format(run=run.paths.root.name, split=_(split)))
+    ood = run.paths.root / "ood.json"
+    if ood.is_file():
+        with paper.paper_style("double", language), figures.figure_language(language) as translate:
+            drawn = figures.ood_score_figure(json.loads(ood.read_text(encoding="utf-8")), folder / "ood_scores.png",
+                                             translate)
+        index.figure(drawn, f"{run.paths.root.name}: out-of-distribution scores per split, with the threshold",
+                     "double")
     split = "test" if "test" in metrics else next(iter(metrics), None)
     cam_folder = run.paths.root / "cams" / str(split)
     if cams and split and (cam_folder / "cams.csv").is_file():

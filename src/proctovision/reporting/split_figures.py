@@ -71,8 +71,9 @@ def write_split_figures(
 
 
 def forest_plots(result: dict, out: Path, metrics: tuple[str, ...] = ("accuracy", "roc_auc"),
-                 overall: dict | None = None) -> dict[str, str]:
-    """One forest plot per grouping column and metric; ``overall`` maps a metric to the whole-set value."""
+                 overall: dict | None = None, _=str) -> dict[str, str]:
+    """One forest plot per grouping column and metric; ``overall`` maps a metric to the whole-set value;
+    ``_`` translates the labels (the report's language)."""
     files = {}
     for column, block in result.items():
         for metric in metrics:
@@ -82,8 +83,9 @@ def forest_plots(result: dict, out: Path, metrics: tuple[str, ...] = ("accuracy"
             if not any(row["value"] is not None for row in rows):
                 continue
             test = block["heterogeneity"].get(metric)
-            title = f"{metric} by {column}" + (f" (heterogeneity p = {test['p_value']:.3f})" if test else "")
+            title = _("{metric} by {column}").format(metric=_(metric), column=column) + (
+                (" (" + _("heterogeneity p = {p}").format(p=f"{test['p_value']:.3f}") + ")") if test else "")
             path = out / f"forest_{safe_name(column)}_{metric}.png"
             files[f"{column}:{metric}"] = str(figures.forest_plot(rows, path, metric, (overall or {}).get(metric),
-                                                                  title))
+                                                                  title, _))
     return files
