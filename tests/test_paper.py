@@ -89,6 +89,20 @@ def test_the_ood_histogram_and_subgroup_forest_plots_go_to_paper(reports: dict[s
     assert "阈值" in svg, "the OOD histogram is labelled in the report's language"
 
 
+def test_compare_keeps_its_curves_and_paper_redraws_roc_pr_and_the_readers_roc(reports: dict[str, Path]):
+    import json
+
+    curves = json.loads((reports["en"].parent.parent / "cmp" / "comparison.json").read_text())["curves"]
+    [model] = curves["models"].values()
+    assert len(model["fpr"]) == len(model["tpr"]) >= 2 and len(model["recall"]) == len(model["precision"])
+    assert 0 <= model["auc"] <= 1 and set(curves["readers"]) == {"senior", "junior"}
+    assert all(0 <= value <= 1 for point in curves["readers"].values() for value in point)
+    for name in ("roc", "pr", "readers_roc"):
+        assert_in_paper(reports["en"], name, "single")
+    svg = (reports["zh-CN"] / f"{assert_in_paper(reports['zh-CN'], 'readers_roc', 'single')}.svg").read_text()
+    assert "阅片者" in svg, "the readers' ROC is labelled in the report's language"
+
+
 def test_every_table_goes_out_as_csv_booktabs_latex_and_docx(reports: dict[str, Path]):
     import docx
 

@@ -101,6 +101,40 @@ def operating_points(readers: list, y_true: np.ndarray) -> tuple[dict, dict]:
     return points, curves
 
 
+def _listed(values: np.ndarray) -> list[float]:
+    return [round(float(value), 6) for value in values]
+
+
+def curve_points(table: list[dict], participants: list, y_true: np.ndarray, binary: bool) -> dict | None:
+    """What compare's ROC, precision-recall and readers' ROC figures draw, as JSON numbers: each scored model's
+    fpr/tpr and recall/precision points with its AUC and AP, the prevalence, and (with readers) each reader's
+    operating point, ROC curve where they gave scores, and reading condition. None for a multi-class task or
+    when no model has scores."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if not binary:
+        return None
+    models = {}
+    for participant in participants:
+        if participant.probabilities is None:
+            continue
+        fpr, tpr, _ = roc_curve(y_true, participant.probabilities[:, 1])
+        precision, recall, _ = precision_recall_curve(y_true, participant.probabilities[:, 1])
+        row = next(item for item in table if item["participant"] == participant.name)
+        models[participant.name] = {"fpr": _listed(fpr), "tpr": _listed(tpr), "auc": row.get("roc_auc"),
+                                    "recall": _listed(recall), "precision": _listed(precision),
+                                    "average_precision": row.get("average_precision")}
+    if not models:
+        return None
+    readers = [participant for participant in participants if participant.kind != "model"]
+    points, curves = operating_points(readers, y_true) if readers else ({}, {})
+    return {"prevalence": float(np.mean(np.asarray(y_true) == 1)), "models": models,
+            "readers": {name: list(point) for name, point in points.items()},
+            "reader_curves": {name: {"fpr": _listed(fpr), "tpr": _listed(tpr), "auc": float(auc)}
+                              for name, (fpr, tpr, auc) in curves.items()},
+            "conditions": {reader.name: reader.condition for reader in readers}}
+
+
 def _label(condition: str) -> str:
     return f" ({condition})" if condition else ""
 

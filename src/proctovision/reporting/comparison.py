@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proctovision.evaluation import reader_study
 from proctovision.evaluation.compare import STUDY_METRICS
 from proctovision.reporting import figures
 
@@ -122,14 +121,35 @@ def read_comparison(folder: Path, title: str = "") -> dict | None:
     }
 
 
+def curve_figures(curves: dict | None, figure_dir: Path, _=str) -> dict[str, Path]:
+    """ROC and precision-recall of the models and each reader's operating point beside them, from
+    comparison.json's "curves" (:func:`proctovision.evaluation.reader_study.curve_points`)."""
+    if not curves or not curves.get("models"):
+        return {}
+    nan = float("nan")
+    models = curves["models"]
+    roc = {name: (np.asarray(item["fpr"]), np.asarray(item["tpr"]), nan if item["auc"] is None else item["auc"])
+           for name, item in models.items()}
+    pr = {name: (np.asarray(item["recall"]), np.asarray(item["precision"]),
+                 nan if item["average_precision"] is None else item["average_precision"])
+          for name, item in models.items()}
+    files = {"roc": figures.roc_curves(roc, figure_dir / "roc.png", _("ROC curves"), _),
+             "pr": figures.pr_curves(pr, figure_dir / "pr.png", curves["prevalence"], _("Precision-recall curves"),
+                                     _)}
+    if curves.get("readers"):
+        points = {name: tuple(point) for name, point in curves["readers"].items()}
+        reader_curves = {name: (np.asarray(item["fpr"]), np.asarray(item["tpr"]), item["auc"])
+                         for name, item in (curves.get("reader_curves") or {}).items()}
+        files["readers_roc"] = figures.reader_study_roc(roc, points, figure_dir / "readers_roc.png", reader_curves,
+                                                        _("Model and readers"), curves.get("conditions"), _)
+    return files
+
+
 def comparison_figures(
-    table: list[dict], participants: list, y_true: np.ndarray, task: object, split: str, figure_dir: Path,
-    reading_times: dict | None = None,
+    table: list[dict], curves: dict | None, split: str, figure_dir: Path, reading_times: dict | None = None,
 ) -> dict[str, str]:
     """Metric and reading-time bars (and, with per-case times, each reader's, arm's and model's median time per
     case with its CI); for binary tasks ROC and PR of the models and each reader's operating point."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
     files = {
         "metrics": str(figures.metric_bars(table, STUDY_METRICS, figure_dir / "metrics.png", f"{split} split")),
         "reading_time": str(figures.reading_time_bars(table, figure_dir / "reading_time.png")),
@@ -137,22 +157,5 @@ def comparison_figures(
     if reading_times and reading_times.get("rows"):
         files["reading_time_per_case"] = str(figures.reading_time_per_case(
             reading_times["rows"], figure_dir / "reading_time_per_case.png"))
-    if task.is_binary:
-        curves, pr = {}, {}
-        for participant in participants:
-            if participant.probabilities is not None:
-                fpr, tpr, _ = roc_curve(y_true, participant.probabilities[:, 1])
-                precision, recall, _ = precision_recall_curve(y_true, participant.probabilities[:, 1])
-                row = next(item for item in table if item["participant"] == participant.name)
-                curves[participant.name] = (fpr, tpr, row.get("roc_auc") or float("nan"))
-                pr[participant.name] = (recall, precision, row.get("average_precision") or float("nan"))
-        if curves:
-            files["roc"] = str(figures.roc_curves(curves, figure_dir / "roc.png"))
-            files["pr"] = str(figures.pr_curves(pr, figure_dir / "pr.png", float(np.mean(y_true == 1))))
-        readers = [participant for participant in participants if participant.kind != "model"]
-        if curves and readers:
-            points, reader_curves = reader_study.operating_points(readers, y_true)
-            conditions = {reader.name: reader.condition for reader in readers}
-            files["readers_roc"] = str(figures.reader_study_roc(curves, points, figure_dir / "readers_roc.png",
-                                                                reader_curves, conditions=conditions))
+    files.update({name: str(path) for name, path in curve_figures(curves, figure_dir).items()})
     return files

@@ -219,18 +219,19 @@ def confusion_matrix_figure(
 def reader_study_roc(
     models: dict[str, tuple[np.ndarray, np.ndarray, float]], readers: dict[str, tuple[float, float]], path: Path,
     reader_curves: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None, title: str = "Model and readers",
-    conditions: dict[str, str] | None = None,
+    conditions: dict[str, str] | None = None, _: Callable[[str], str] = str,
 ) -> Path:
     """Each model's ROC curve, each reader's operating point (and ROC curve when readers gave scores), and the
     readers' mean operating point per reading condition: where the panel stands against the model at a glance."""
     figure, axis = plt.subplots(figsize=(5, 5))
+    translate = _
     for name, (fpr, tpr, auc) in models.items():
         axis.plot(fpr, tpr, color=MODEL_COLOUR, lw=2, label=f"{name} (AUC {auc:.3f})")
     conditions = conditions or {}
     groups = sorted(set(conditions.get(name, "") for name in readers))
     markers = dict(zip(groups, "osv^P*"))
     shades = dict(zip(groups, [READER_COLOUR, "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22"]))
-    for name, (fpr, tpr, _) in (reader_curves or {}).items():
+    for name, (fpr, tpr, _auc) in (reader_curves or {}).items():
         axis.plot(fpr, tpr, color=shades.get(conditions.get(name, ""), READER_COLOUR), lw=1, alpha=0.5)
     labelled: dict[tuple[float, float], int] = {}
     for name, (fpr, tpr) in readers.items():
@@ -242,15 +243,15 @@ def reader_study_roc(
     for group in groups:
         names = [name for name in readers if conditions.get(name, "") == group]
         points = np.array([readers[name] for name in names])
-        label = "readers' mean" + (f" ({group})" if group else "")
+        label = translate("readers' mean") + (f" ({translate(group)})" if group else "")
         curves = [reader_curves[name][2] for name in names if reader_curves and name in reader_curves]
         if curves:
             label += f", AUC {np.mean(curves):.3f}"
         axis.scatter([points[:, 0].mean()], [points[:, 1].mean()], marker="D", s=70, color=shades[group],
                      edgecolor="black", zorder=4, label=label)
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    axis.set_xlabel("1 - specificity")
-    axis.set_ylabel("sensitivity")
+    axis.set_xlabel(translate("1 - specificity"))
+    axis.set_ylabel(translate("sensitivity"))
     axis.set_xlim(-0.02, 1.02)
     axis.set_ylim(-0.02, 1.02)
     axis.set_title(title)

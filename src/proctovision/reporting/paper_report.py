@@ -12,10 +12,14 @@ import pandas as pd
 
 from proctovision.core import fileio, i18n
 from proctovision.reporting import figures, paper, translated
+from proctovision.reporting.comparison import curve_figures
 from proctovision.reporting.split_figures import forest_plots, write_split_figures
 
 SPLIT_KINDS = {"roc": "ROC curve", "pr": "Precision-recall curve", "confusion": "Confusion matrix",
                "reliability": "Calibration (reliability diagram)", "decision_curve": "Decision curve: net benefit"}
+
+CURVE_KINDS = {"roc": "ROC curves of the models", "pr": "Precision-recall curves of the models",
+               "readers_roc": "each reader's operating point (and ROC curve) beside the models' ROC curves"}
 
 
 class PaperIndex:
@@ -123,6 +127,10 @@ def comparison_paper(index: PaperIndex, folder: Path, name: str, comparison: dic
         with paper.paper_style("single", language), figures.figure_language(language) as translate:
             index.figure(figures.reading_time_bars(table, target / "reading_time.png", translate),
                          f"{name}: reading time of models and readers", "single")
+    with paper.paper_style("single", language), figures.figure_language(language) as translate:
+        drawn = curve_figures(payload.get("curves"), target, translate)
+    for kind, path in drawn.items():
+        index.figure(path, f"{name}: {CURVE_KINDS[kind]}", "single")
     per_case = (payload.get("reading_times") or {}).get("rows")
     if per_case:
         with paper.paper_style("single", language), figures.figure_language(language) as translate:

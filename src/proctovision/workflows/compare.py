@@ -40,14 +40,15 @@ def write_outputs(
     reading_times: dict | None = None,
 ) -> dict[str, str]:
     frame = pd.DataFrame(table)
+    curves = reader_study.curve_points(table, participants, y_true, task.is_binary)
     fileio.write_csv(out / "comparison.csv", frame)
     test_rows = [test_row(test) for test in tests]
     fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
     fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
                                                 "missing_images": missing or {}, "mrmc": mrmc,
-                                                "reading_times": reading_times})
+                                                "reading_times": reading_times, "curves": curves})
     if reading_times:
         fileio.write_csv(out / "reading_times.csv", pd.DataFrame(reading_times["rows"]))
     fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
                       + reader_study.markdown(mrmc))
-    return comparison_figures(table, participants, y_true, task, split, out / "figures", reading_times)
+    return comparison_figures(table, curves, split, out / "figures", reading_times)
