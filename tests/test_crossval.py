@@ -111,6 +111,10 @@ def test_two_fold_crossval_through_submitit_local_jobs(tmp_path: Path, folds_fil
     html = build_report([], tmp_path / "cv_report.html", crossval=[out], cams=False).read_text()
     section = html[html.index("Cross-validation: cv"):]
     assert f"{written['mean_sd']['accuracy']['mean']:.3f}" in section and "ROC per fold" in section
+    from test_paper import assert_in_paper
+
+    for name in ("roc_folds", "roc_oof", "pr_oof", "confusion_oof", "reliability_oof"):
+        assert_in_paper(tmp_path / "paper", name, "single")  # the report's cross-validation figures, for a paper
 
     stamps = {fold: (out / f"fold_{fold}" / "DONE").stat().st_mtime_ns for fold in range(2)}
     lines: list[str] = []

@@ -13,7 +13,7 @@ import pandas as pd
 from proctovision.core import fileio, i18n
 from proctovision.reporting import figures, paper, translated
 from proctovision.reporting.comparison import curve_figures
-from proctovision.reporting.split_figures import forest_plots, write_split_figures
+from proctovision.reporting.split_figures import fold_roc_figure, forest_plots, write_split_figures
 
 SPLIT_KINDS = {"roc": "ROC curve", "pr": "Precision-recall curve", "confusion": "Confusion matrix",
                "reliability": "Calibration (reliability diagram)", "decision_curve": "Decision curve: net benefit"}
@@ -172,6 +172,30 @@ def crossval_paper(index: PaperIndex, block: dict, language: str) -> None:
                          columns=[_("repeat"), _("fold"), _("images"), _("patients"), _("threshold"),
                                   *[_(name) for name in block["fold_metrics"]]])
     index.table(folds, target / "folds", _("{name}: metrics per fold").format(name=block["name"]))
+    if block.get("folder"):
+        crossval_figures(index, Path(block["folder"]), target, language)
+
+
+def crossval_figures(index: PaperIndex, folder: Path, target: Path, language: str) -> None:
+    """Per repeat: each fold's ROC with the mean ROC and its band, and the pooled out-of-fold ROC, PR, confusion
+    matrix and calibration, redrawn from cv_metrics.json and oof_predictions.csv."""
+    result = json.loads((folder / "cv_metrics.json").read_text(encoding="utf-8"))
+    for item in result.get("per_repeat", []):
+        oof = folder / item["oof_predictions"]
+        if not oof.is_file():
+            continue
+        table = pd.read_csv(oof, dtype={"label": str})
+        classes = tuple(item["pooled"].get("classes") or ())
+        where = target / (f"repeat_{item['repeat']}" if result.get("repeats", 1) > 1 else "")
+        name = folder.name + (f", repeat {item['repeat']}" if result.get("repeats", 1) > 1 else "")
+        with paper.paper_style("single", language), figures.figure_language(language) as translate:
+            drawn = {"roc_folds": fold_roc_figure(table, classes, where / "roc_folds.png",
+                                                  translate("ROC per fold, mean ROC and ±1 SD band"), translate)}
+            drawn.update(write_split_figures(item["pooled"], table, classes, where, "oof", language))
+        for kind, path in drawn.items():
+            text = ("ROC per fold, mean ROC and ±1 SD band" if kind == "roc_folds"
+                    else f"pooled out-of-fold {SPLIT_KINDS.get(kind, kind)}")
+            index.figure(path, f"{name}: {text}", "single")
 
 
 def write_paper(folder: Path, runs: list, cams: bool, comparisons: list[tuple[Path, str, dict]],

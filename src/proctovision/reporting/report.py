@@ -361,5 +361,5 @@ def crossval_block(folder: Path) -> dict:
             if key in item["figures"] and (folder / item["figures"][key]).is_file():
                 images.append({"caption": caption, "repeat": item["repeat"] if result["repeats"] > 1 else None,
                                "source": embed(folder / item["figures"][key])})
-    return {"name": folder.name, "k": result["k"], "repeats": result["repeats"], "validation": result["validation"],
+    return {"name": folder.name, "folder": folder, "k": result["k"], "repeats": result["repeats"], "validation": result["validation"],
             "pooled": pooled, "rows": rows, "fold_metrics": fold_metrics, "folds": folds, "images": images}

@@ -89,3 +89,42 @@ def forest_plots(result: dict, out: Path, metrics: tuple[str, ...] = ("accuracy"
             files[f"{column}:{metric}"] = str(figures.forest_plot(rows, path, metric, (overall or {}).get(metric),
                                                                   title, _))
     return files
+
+
+def fold_roc_figure(oof: pd.DataFrame, classes: tuple[str, ...], path: Path, title: str, _=str) -> Path | None:
+    """Each fold's ROC, the mean ROC (vertical averaging of TPR on a common FPR grid) and its ±1 SD band, from
+    crossval's oof_predictions.csv; ``_`` translates the labels."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    if len(classes) != 2:
+        return None
+    grid = np.linspace(0, 1, 101)
+    figure, axis = figures.plt.subplots(figsize=(4.8, 4.6))
+    curves, aucs = [], []
+    for fold, rows in oof.groupby("fold", sort=True):
+        truth = (rows["label"].astype(str) == classes[1]).to_numpy()
+        if not 0 < truth.sum() < len(truth):
+            continue
+        scores = rows[f"prob_{classes[1]}"].astype(float).to_numpy()
+        fpr, tpr, _thresholds = roc_curve(truth, scores)
+        auc = roc_auc_score(truth, scores)
+        axis.plot(fpr, tpr, alpha=0.35, linewidth=1, label=_("fold") + f" {fold} (AUC {auc:.3f})")
+        curve = np.interp(grid, fpr, tpr)
+        curve[0] = 0.0
+        curves.append(curve)
+        aucs.append(auc)
+    if not curves:
+        figures.plt.close(figure)
+        return None
+    mean, sd = np.mean(curves, axis=0), np.std(curves, axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(grid)
+    mean[-1] = 1.0
+    sd_auc = f" ± {np.std(aucs, ddof=1):.3f}" if len(aucs) > 1 else ""
+    axis.plot(grid, mean, color="#1f3f77", linewidth=2, label=_("mean ROC") + f" (AUC {np.mean(aucs):.3f}{sd_auc})")
+    axis.fill_between(grid, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color="#1f3f77", alpha=0.18,
+                      label=_("± 1 SD"))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.set_xlabel(_("1 - specificity"))
+    axis.set_ylabel(_("sensitivity"))
+    axis.set_title(title)
+    axis.legend(fontsize=7, loc="lower right")
+    return figures.save(figure, path)

@@ -20,7 +20,7 @@ from proctovision.core.config import RunConfig
 from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.split import SplitError, kfold_split, leaking_patients, patient_labels
 from proctovision.evaluation.score import ROW_THRESHOLD, ScoreOptions, read_predictions, score_table
-from proctovision.reporting.split_figures import write_split_figures
+from proctovision.reporting.split_figures import fold_roc_figure, write_split_figures
 from proctovision.artefacts.runs import RunPaths, is_done, mark_done
 from proctovision.core.tables import read_table
 from proctovision.core.tasks import Task, load_task
@@ -182,46 +182,6 @@ def summary(entries: list[dict]) -> dict:
                          "min": round(float(values.min()), 6), "max": round(float(values.max()), 6),
                          "n_folds": int(len(values))}
     return out
-
-
-def fold_roc_figure(oof: pd.DataFrame, classes: tuple[str, ...], path: Path, title: str) -> Path | None:
-    """Each fold's ROC, the mean ROC (vertical averaging of TPR on a common FPR grid) and its ±1 SD band."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    from proctovision.reporting import figures
-
-    if len(classes) != 2:
-        return None
-    grid = np.linspace(0, 1, 101)
-    figure, axis = figures.plt.subplots(figsize=(4.8, 4.6))
-    curves, aucs = [], []
-    for fold, rows in oof.groupby("fold", sort=True):
-        truth = (rows["label"].astype(str) == classes[1]).to_numpy()
-        if not 0 < truth.sum() < len(truth):
-            continue
-        scores = rows[f"prob_{classes[1]}"].astype(float).to_numpy()
-        fpr, tpr, _ = roc_curve(truth, scores)
-        auc = roc_auc_score(truth, scores)
-        axis.plot(fpr, tpr, alpha=0.35, linewidth=1, label=f"fold {fold} (AUC {auc:.3f})")
-        curve = np.interp(grid, fpr, tpr)
-        curve[0] = 0.0
-        curves.append(curve)
-        aucs.append(auc)
-    if not curves:
-        figures.plt.close(figure)
-        return None
-    mean, sd = np.mean(curves, axis=0), np.std(curves, axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(grid)
-    mean[-1] = 1.0
-    sd_auc = f" ± {np.std(aucs, ddof=1):.3f}" if len(aucs) > 1 else ""
-    axis.plot(grid, mean, color="#1f3f77", linewidth=2, label=f"mean ROC (AUC {np.mean(aucs):.3f}{sd_auc})")
-    axis.fill_between(grid, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color="#1f3f77", alpha=0.18,
-                      label="± 1 SD")
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set_xlabel("1 - specificity")
-    axis.set_ylabel("sensitivity")
-    axis.set_title(title)
-    axis.legend(fontsize=7, loc="lower right")
-    return figures.save(figure, path)
 
 
 def collect(jobs: list[FoldJob], folds_csv: Path, out: Path, task: Task, settings: CrossvalSettings) -> dict:
