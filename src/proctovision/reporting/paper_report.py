@@ -1,7 +1,8 @@
 """The report's figures and tables for a paper, written into ``paper/`` beside the HTML with a README.md index.
 
-Everything is redrawn from the files the runs, `compare` and `crossval` left (metrics.json, predictions.csv,
-history.csv, cams/, comparison.json, cv_metrics.json), in the report's language, through :mod:`paper`.
+Everything is redrawn from the files the runs, `compare` and `crossval` left (metrics.json with its subgroups,
+predictions.csv, history.csv, cams/, ood.json, comparison.json with its "curves", cv_metrics.json,
+oof_predictions.csv), in the report's language, through :mod:`paper`.
 """
 from __future__ import annotations
 
