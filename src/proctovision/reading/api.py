@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from proctovision.core.hosts import UNSAFE_METHODS
 from proctovision.reading import assignments, consensus, media
 from proctovision.reading.db import LoginSession, ReadingError, User
 from proctovision.reading.pages import STATIC, render_page
@@ -36,8 +37,6 @@ from proctovision.reading.security import (
     session_of,
     throttled,
 )
-
-UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class Credentials(BaseModel):
@@ -77,7 +76,7 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
         found = session_of(session, request.cookies.get(SESSION_COOKIE))
         if found is None:
             raise HTTPException(401, "sign in first")
-        if request.method in UNSAFE:
+        if request.method in UNSAFE_METHODS:
             if not same_origin(request.headers.get("origin"), request.headers.get("referer"),
                                request.headers.get("host"), request.url.scheme):
                 raise HTTPException(403, "cross-origin request refused")

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
+from proctovision.core.hosts import (  # noqa: F401 - the reading room's API and CLI take them from here
+    CSRF_COOKIE, CSRF_HEADER, is_loopback, same_origin, tokens_match,
+)
 from proctovision.reading.db import LoginFailure, LoginSession, User, now
 
 SESSION_COOKIE = "reading_session"
-CSRF_COOKIE = "csrf_token"
-CSRF_HEADER = "X-CSRF-Token"
 ROLES = ("admin", "reader", "adjudicator", "clinician")
 PASSWORDS = PasswordHash((Argon2Hasher(),))
 DUMMY_HASH = PASSWORDS.hash("not a password of anyone")
@@ -109,16 +107,5 @@ def close_session(session: Session, login: LoginSession) -> None:
 
 
 def csrf_matches(login: LoginSession, header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(login.csrf_token.encode(), header.encode())
+    return tokens_match(login.csrf_token, header)
 
-
-def same_origin(origin: str | None, referer: str | None, host: str | None, scheme: str) -> bool:
-    """The request comes from this server's own pages. Without Origin or Referer (a script, not a browser
-    page) it passes here: the CSRF token, which only this server's pages can read, is still required."""
-    source = origin if origin and origin != "null" else referer
-    if origin == "null":
-        return False
-    if not source:
-        return True
-    parts = urlsplit(source)
-    return bool(host) and parts.scheme == scheme and parts.netloc.lower() == host.lower()

@@ -8,17 +8,14 @@ from the ``csrf_token`` cookie) and a same-origin ``Origin`` (or ``Referer``), a
 """
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Protocol
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, HTTPException, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-CSRF_COOKIE = "csrf_token"
-CSRF_HEADER = "X-CSRF-Token"
-UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+from proctovision.core import hosts
+from proctovision.core.hosts import CSRF_COOKIE, CSRF_HEADER, UNSAFE_METHODS, tokens_match
 
 
 class Credentials(BaseModel):
@@ -54,17 +51,10 @@ class Authenticator(Protocol):
 
 
 def same_origin(request: Request | WebSocket) -> bool:
-    """The request comes from this server's own pages (no Origin nor Referer: a script, still bound by the
-    CSRF token); an ``Origin: null`` or a foreign one is refused."""
-    origin, referer = request.headers.get("origin"), request.headers.get("referer")
-    if origin == "null":
-        return False
-    source = origin or referer
-    if not source:
-        return True
-    parts, host = urlsplit(source), request.headers.get("host")
+    """The request (or WebSocket handshake) comes from this server's own pages: :func:`hosts.same_origin`."""
     scheme = {"ws": "http", "wss": "https"}.get(request.url.scheme, request.url.scheme)
-    return bool(host) and parts.scheme == scheme and parts.netloc.lower() == host.lower()
+    return hosts.same_origin(request.headers.get("origin"), request.headers.get("referer"),
+                             request.headers.get("host"), scheme)
 
 
 def require_session(auth: Authenticator, request: Request) -> SignedIn:
@@ -72,11 +62,10 @@ def require_session(auth: Authenticator, request: Request) -> SignedIn:
     signed = auth.session(request.cookies.get(auth.cookie_name))
     if signed is None:
         raise HTTPException(401, "sign in first (POST /auth/session)")
-    if request.method in UNSAFE:
+    if request.method in UNSAFE_METHODS:
         if not same_origin(request):
             raise HTTPException(403, "cross-origin request refused")
-        given = request.headers.get(CSRF_HEADER) or ""
-        if not given or not hmac.compare_digest(given.encode(), signed.csrf_token.encode()):
+        if not tokens_match(signed.csrf_token, request.headers.get(CSRF_HEADER)):
             raise HTTPException(403, "missing or wrong CSRF token")
     return signed
 
