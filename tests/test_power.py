@@ -126,3 +126,35 @@ def test_negative_reader_interaction_and_covariance_difference_are_clamped_at_ze
 def test_bad_input_gets_one_sentence(call, message):
     with pytest.raises(power.PlanError, match=message):
         call()
+
+
+def van_dyke_sheets(folder: Path, conditions: tuple[str, str] = ("film", "cine")) -> tuple[Path, Path]:
+    """The Van Dyke ratings as a readers.csv and a truth manifest, the sheets `compare` reads."""
+    frame = pd.read_csv(VAN_DYKE, comment="#")
+    labels = {0: "normal", 1: "hemorrhoid"}
+    truth = frame[(frame.reader == 1) & (frame.modality == 1)]
+    pd.DataFrame({"path": [f"case{case:03d}.png" for case in truth["case"]],
+                  "label": truth["truth"].map(labels)}).to_csv(folder / "truth.csv", index=False)
+    pd.DataFrame({"path": [f"case{case:03d}.png" for case in frame["case"]],
+                  "reader": frame["reader"].map("r{}".format),
+                  "label": np.where(frame["rating"] >= 3, "hemorrhoid", "normal"), "score": frame["rating"],
+                  "condition": frame["modality"].map(dict(enumerate(conditions, 1)))}
+                 ).to_csv(folder / "readers.csv", index=False)
+    return folder / "readers.csv", folder / "truth.csv"
+
+
+def test_pilot_sheets_read_as_compare_reads_them_give_the_published_components(tmp_path):
+    readers, truth = van_dyke_sheets(tmp_path)
+    components, details = power.pilot_from_sheets(readers, truth, ["film", "cine"])
+    for key, value in components.as_dict().items():
+        assert value == pytest.approx(PUBLISHED.as_dict()[key], abs=5e-11), key
+    assert details["observed_effect"] == pytest.approx(OBSERVED_EFFECT, abs=5e-9)
+    assert details["readers"] == ["r1", "r2", "r3", "r4", "r5"] and details["n_images"] == 114
+
+
+def test_pilot_with_an_unknown_or_a_single_condition_is_refused(tmp_path):
+    readers, truth = van_dyke_sheets(tmp_path)
+    with pytest.raises(power.PlanError, match="no condition 'aided'"):
+        power.pilot_from_sheets(readers, truth, ["film", "aided"])
+    with pytest.raises(power.PlanError, match="one reading condition"):
+        power.pilot_from_sheets(readers, truth, ["film"])

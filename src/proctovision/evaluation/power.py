@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -182,8 +183,8 @@ def components_from(values: dict, source: str = "components") -> Components:
     return Components(**numbers)
 
 
-def pilot_components(truth: np.ndarray, ratings: np.ndarray, groups: np.ndarray | None = None) -> tuple[Components,
-                                                                                                      dict]:
+def pilot_components(truth: np.ndarray, ratings: np.ndarray, groups: np.ndarray | None = None,
+                     conditions: list[str] | None = None) -> tuple[Components, dict]:
     """Components of a pilot [condition, reader, case] by the OR analysis ``compare`` runs (Wilcoxon AUC,
     jackknife), with VarTR = MS(T×R) − Var + Cov1 + (Cov2 − Cov3); and the pilot's observed effect."""
     ratings = np.asarray(ratings, float)
@@ -192,7 +193,7 @@ def pilot_components(truth: np.ndarray, ratings: np.ndarray, groups: np.ndarray 
     if ratings.shape[1] < 2:
         raise PlanError("the pilot has one reader; variance between readers needs at least two")
     try:
-        result = mrmc.or_analysis(truth, ratings, "auc", groups=groups)
+        result = mrmc.or_analysis(truth, ratings, "auc", groups=groups, conditions=conditions)
     except mrmc.MRMCError as error:
         raise PlanError(f"the pilot cannot be analysed: {error}") from None
     variance = result["variance"]
@@ -202,6 +203,47 @@ def pilot_components(truth: np.ndarray, ratings: np.ndarray, groups: np.ndarray 
     means = list(result["condition_means"].values())
     return components, {"observed_effect": means[-1] - means[0], "condition_means": result["condition_means"],
                         "n_readers": result["n_readers"], "resampled_unit": result["resampled_unit"]}
+
+
+def pilot_from_sheets(readers: Path, truth: Path, conditions: list[str] | None = None, split: str = "test",
+                      ) -> tuple[Components, dict]:
+    """Components of a pilot read from the sheets ``compare`` reads (a reading room export or any readers.csv,
+    and a truth manifest), matched the way ``compare`` matches them; the first condition is the reference."""
+    from proctovision.evaluation.compare import read_reader_sheet, read_truth, shared_images
+    from proctovision.evaluation.reader_study import reader_arrays
+
+    reference, task = read_truth(Path(truth), split)
+    if not task.is_binary:
+        raise PlanError(f"{truth}: a reader study plan needs a binary task (the AUC); got classes {task.classes}")
+    sheet, _ = read_reader_sheet(Path(readers), task.classes)
+    available = sorted(set(sheet["condition"]))
+    chosen = conditions or available
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise PlanError(f"{readers}: no condition {unknown[0]!r} (the sheet has {', '.join(map(repr, available))})")
+    if len(chosen) < 2:
+        raise PlanError(f"{readers}: the pilot has one reading condition; a reader study plan needs two "
+                        "(a condition column, e.g. unaided and aided)")
+    if len(chosen) > 2:
+        raise PlanError(f"{readers}: the pilot has conditions {', '.join(chosen)}; choose two with --conditions a,b")
+    sheet = sheet[sheet["condition"].isin(chosen)]
+    paths = shared_images(reference, [], sheet)
+    if not paths:
+        raise PlanError(f"{readers}: the readers and {truth} share no image")
+    panels = [reader_arrays(sheet.assign(path=sheet["_key"]), paths, task.classes, name) for name in chosen]
+    shared = sorted(set.intersection(*(set(names) for names, _, _ in panels)))
+    if len(shared) < 2:
+        raise PlanError(f"{readers}: the pilot has {len(shared)} reader(s) in both conditions; variance between "
+                        "readers needs at least two")
+    if any(scores is None for _, _, scores in panels):
+        raise PlanError(f"{readers}: the readers gave no score for every image; the AUC needs a score column")
+    ratings = np.stack([scores[[names.index(name) for name in shared]] for names, _, scores in panels])
+    y_true = np.array([task.classes.index(str(label).strip()) for label in reference.loc[paths, "label"]])
+    patients = (reference.loc[paths, "patient_id"].astype(str).to_numpy() if "patient_id" in reference.columns
+                else np.array(paths))
+    groups = patients if len(set(patients)) < len(patients) else None
+    components, details = pilot_components(y_true, ratings, groups, chosen)
+    return components, {**details, "conditions": chosen, "readers": shared, "n_images": len(paths)}
 
 
 def _terms(c: Components, readers: int, cases: np.ndarray, analysis: str) -> tuple[np.ndarray, np.ndarray]:
