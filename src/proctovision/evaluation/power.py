@@ -27,6 +27,10 @@ class PlanError(UserError, ValueError):
     """A plan that cannot be computed; the message says which input and why."""
 
 
+class PowerNotReached(PlanError):
+    """No number of cases up to the search's limit reaches the power with this many readers."""
+
+
 def _proportion(name: str, value: float, open_interval: bool = True) -> float:
     if not (0 < value < 1 if open_interval else 0 <= value <= 1) or not math.isfinite(value):
         raise PlanError(f"{name} must be a proportion between 0 and 1 (exclusive); got {value}")
@@ -52,7 +56,7 @@ def buderer(sensitivity: float, specificity: float, prevalence: float | None, ha
     method = "Buderer (1996): n = z² p(1 − p) / W²"
     if design == "case-control":
         n_diseased, n_non_diseased = math.ceil(diseased), math.ceil(healthy)
-        return {"method": method + ", per group (case-control)", "inputs": inputs, "n_diseased": n_diseased,
+        return {"plan": "accuracy", "method": method + ", per group (case-control)", "inputs": inputs, "n_diseased": n_diseased,
                 "n_non_diseased": n_non_diseased, "n": n_diseased + n_non_diseased}
     if design != "cohort":
         raise PlanError(f"design must be cohort or case-control; got {design!r}")
@@ -60,7 +64,7 @@ def buderer(sensitivity: float, specificity: float, prevalence: float | None, ha
         raise PlanError("a cohort design needs --prevalence (or give --design case-control)")
     prevalence = _proportion("prevalence", prevalence)
     n_se, n_sp = math.ceil(diseased / prevalence), math.ceil(healthy / (1 - prevalence))
-    return {"method": method + ", divided by the prevalence (cohort)", "inputs": {**inputs, "prevalence": prevalence},
+    return {"plan": "accuracy", "method": method + ", divided by the prevalence (cohort)", "inputs": {**inputs, "prevalence": prevalence},
             "n_sensitivity": n_se, "n_specificity": n_sp, "n": max(n_se, n_sp)}
 
 
@@ -85,10 +89,38 @@ def exact_sample_size(proportion: float, delta: float, power: float, alpha: floa
         raise PlanError(f"power {power} is not reached with {n_max} subjects; widen delta")
     stable = int(n[short[-1] + 1]) if len(short) else 1
     first = int(n[np.argmax(powers >= power)])
-    return {"method": "exact binomial (Flahault et al. 2005; Chu & Cole 2007): smallest n with power ≥ target "
-                      "at n and every larger n", "n": stable, "first_n_reaching_power": first,
+    return {"method": EXACT_METHOD, "n": stable, "first_n_reaching_power": first,
             "power": float(powers[stable - 1]), "inputs": {"proportion": proportion, "delta": delta,
                                                           "power": power, "alpha": alpha}}
+
+
+def exact_plan(sensitivity: float | None, specificity: float | None, delta: float, power: float,
+               alpha: float = 0.05, prevalence: float | None = None) -> dict:
+    """Cases for the sensitivity and controls for the specificity by the exact method; with a prevalence, the
+    consecutive patients that hold both."""
+    if sensitivity is None and specificity is None:
+        raise PlanError("give --sensitivity, --specificity or both")
+    result: dict = {"plan": "accuracy", "method": EXACT_METHOD, "inputs": {
+        "sensitivity": sensitivity, "specificity": specificity, "delta": delta, "power": power, "alpha": alpha}}
+    if sensitivity is not None:
+        sized = exact_sample_size(sensitivity, delta, power, alpha)
+        result.update(n_cases=sized["n"], power_cases=sized["power"], first_n_cases=sized["first_n_reaching_power"])
+    if specificity is not None:
+        sized = exact_sample_size(specificity, delta, power, alpha)
+        result.update(n_controls=sized["n"], power_controls=sized["power"],
+                      first_n_controls=sized["first_n_reaching_power"])
+    if prevalence is not None:
+        prevalence = _proportion("prevalence", prevalence)
+        result["inputs"]["prevalence"] = prevalence
+        result["n"] = max(math.ceil(result.get("n_cases", 0) / prevalence),
+                          math.ceil(result.get("n_controls", 0) / (1 - prevalence)))
+    else:
+        result["n"] = result.get("n_cases", 0) + result.get("n_controls", 0)
+    return result
+
+
+EXACT_METHOD = ("exact binomial test, one-sided (Flahault et al. 2005; Chu & Cole 2007): smallest n with power ≥ "
+                "target at n and every larger n")
 
 
 def hanley_mcneil_se(auc: float, cases: int, controls: int) -> float:
@@ -123,7 +155,7 @@ def auc_power(auc: float, cases: int, controls: int, alpha: float = 0.05) -> dic
     z_alpha = stats.norm.ppf(1 - alpha / 2)
     power = stats.norm.cdf((np.sqrt(cases) * (auc - 0.5) - z_alpha * np.sqrt(0.0792 * (1 + 1 / kappa)))
                            / np.sqrt(obuchowski_variance(auc, kappa)))
-    return {"method": AUC_METHOD, "auc": auc, "alpha": alpha, "cases": cases, "controls": controls,
+    return {"plan": "auc", "method": AUC_METHOD, "auc": auc, "alpha": alpha, "cases": cases, "controls": controls,
             "power": float(power), "se": hanley_mcneil_se(auc, cases, controls)}
 
 
@@ -321,7 +353,7 @@ def reader_study_cases(c: Components, effect: float, readers: int, power: float,
     powers = _power(c, tested, readers, cases, analysis, alpha)
     reached = np.flatnonzero(powers >= power)
     if not len(reached):
-        raise PlanError(f"{readers} readers do not reach power {power} with up to {max_cases} cases (reader "
+        raise PowerNotReached(f"{readers} readers do not reach power {power} with up to {max_cases} cases (reader "
                         "variability bounds the power): add readers")
     index = int(reached[0])
     return {"method": READER_METHOD, "analysis": analysis, "effect": effect, "readers": readers,
@@ -332,3 +364,48 @@ def reader_study_cases(c: Components, effect: float, readers: int, power: float,
 READER_METHOD = ("Obuchowski-Rockette with Hillis' degrees of freedom (Hillis, Obuchowski & Berbaum 2011), as "
                  "RJafroc's SsPowerGivenJK: non-central F (chi-square for fixed readers), VarTR and Cov2 − Cov3 "
                  "clamped at 0")
+
+
+def read_components(path: Path) -> Components:
+    """Components from a JSON file: the keys of ``COMPONENT_KEYS``, or an earlier plan's output (which holds
+    them under ``variance_components``)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"{path}: file not found")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PlanError(f"{path}: not a JSON file ({error.__class__.__name__})") from None
+    if isinstance(values, dict) and isinstance(values.get("variance_components"), dict):
+        values = values["variance_components"]
+    if not isinstance(values, dict):
+        raise PlanError(f"{path}: expected a JSON object with {', '.join(COMPONENT_KEYS)}")
+    return components_from(values, str(path))
+
+
+def reader_study_plan(components: Components, effect: float, readers: list[int], cases: int | None = None,
+                      power: float | None = None, analysis: str = "rrrc", alpha: float = 0.05,
+                      margin: float | None = None) -> dict:
+    """Power at ``cases``, or the cases for ``power``, for each number of readers (RJafroc's ``SsPowerTable``
+    when several are given); the first reader count is the design and gives the top-level figures."""
+    if (cases is None) == (power is None):
+        raise PlanError("give either --cases (to get the power) or --power (to get the cases)")
+    if not readers:
+        raise PlanError("give the number of readers, e.g. --readers 6 or --readers 3,4,5,6,8,10")
+    rows, table = [], []
+    for count in readers:
+        try:
+            rows.append(reader_study_power(components, effect, count, cases, analysis, alpha, margin)
+                        if power is None else
+                        reader_study_cases(components, effect, count, power, analysis, alpha, margin))
+            table.append({key: rows[-1][key] for key in ("readers", "cases", "power")})
+        except PowerNotReached as error:
+            if len(readers) == 1:
+                raise
+            table.append({"readers": count, "cases": None, "power": None, "note": str(error)})
+    if not rows:
+        raise PowerNotReached(f"none of {', '.join(map(str, readers))} readers reaches power {power} with up to "
+                              f"{MAX_CASES} cases: add readers")
+    return {"plan": "reader-study", **rows[0], "table": table}
