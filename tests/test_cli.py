@@ -242,3 +242,23 @@ def test_top_level_help_groups_every_command_into_a_panel():
     for command in ("plan accuracy", "plan auc", "plan reader-study"):
         result = runner.invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, command
+
+
+def test_reading_init_prints_the_study_s_power_and_goes_on_below_0_8(tmp_path: Path):
+    from reading_fixtures import tiny_manifest
+
+    manifest = tiny_manifest(tmp_path / "data")
+    components = tmp_path / "vc.json"
+    components.write_text(json.dumps({"k_star": 114, "var_tr": 0.00020040252, "cov1": 0.00034661371,
+                                      "cov2": 0.00034407483, "cov3": 0.00023902837, "var": 0.00080228827}))
+    init = ["reading", "init", "--manifest", str(manifest), "--split", "test", "--task", "hemorrhoid", "--kind",
+            "study", "--plan-effect", "0.0438"]
+    result = runner.invoke(app, [*init[:2], str(tmp_path / "refused"), *init[2:], "--plan-components",
+                                 str(components)])
+    assert "needs --plan-readers" in str(result.exception) and not (tmp_path / "refused").exists()
+    result = runner.invoke(app, [*init[:2], str(tmp_path / "study"), *init[2:], "--plan-readers", "6",
+                                 "--plan-components", str(components)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "power 0.10 to find an AUC difference of 0.0438 with 6 readers and 8 cases" in output
+    assert "below 0.8" in output and "reading project in" in output
