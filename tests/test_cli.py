@@ -230,7 +230,7 @@ def test_plan_bad_input_is_one_sentence(tmp_path: Path):
 def test_top_level_help_groups_every_command_into_a_panel():
     import typer
 
-    from proctovision import cli
+    from proctovision.cli import panels as cli
 
     group = typer.main.get_command(app)
     panels = {name: getattr(command, "rich_help_panel", None) for name, command in group.commands.items()}

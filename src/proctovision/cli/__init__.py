@@ -1,5 +1,5 @@
 """The `proctovision` command line: one module of thin commands per concern (parse, call one library function,
-print), merged flat into one Typer app and shown in `--help` in panels by concern; shared options and the
+print), merged flat into one Typer app and shown in `--help` in the panels of ``panels``; shared options and the
 one-line failure live in ``common``."""
 from __future__ import annotations
 
@@ -9,25 +9,10 @@ import typer
 
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
 from proctovision.cli.common import user_errors
+from proctovision.cli.panels import PANEL_OF, STUDIES
 from proctovision.cli.plan import plan_app
 from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
-
-# The panels of the top-level --help, in the order a project meets them; a group (`reading`, `plan`, `monitor`)
-# names its own with add_typer(..., rich_help_panel=...).
-DATA = "Data"
-TRAINING = "Training and evaluation"
-STUDIES = "Studies and readers"
-DEPLOYMENT = "Deployment"
-AFTER_GO_LIVE = "After go-live"
-PANELS = {
-    DATA: ("ingest", "split"),
-    TRAINING: ("train", "evaluate", "score", "crossval", "reproduce", "explain", "report", "demo"),
-    STUDIES: ("compare", "agreement"),
-    DEPLOYMENT: ("predict", "video", "export", "serve", "watch", "bench"),
-    AFTER_GO_LIVE: ("audit",),
-}
-PANEL_OF = {command: panel for panel, commands in PANELS.items() for command in commands}
 
 app = typer.Typer(
     name="proctovision",
@@ -39,8 +24,8 @@ app = typer.Typer(
 
 
 def add_concern(concern: typer.Typer) -> None:
-    """Merge a module's commands into the top level, each in its panel (a command missing from PANELS fails the
-    CLI test that every command has one)."""
+    """Merge a module's commands into the top level, each in its panel (``panels.PANELS``; a command missing
+    there fails the CLI test that every command has one)."""
     for command in concern.registered_commands:
         name = command.name or command.callback.__name__.replace("_", "-")
         command.rich_help_panel = PANEL_OF.get(name, command.rich_help_panel)
