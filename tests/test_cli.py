@@ -191,6 +191,7 @@ def test_plan_reader_study_from_a_pilot_sheet(tmp_path: Path):
     assert abs(plan["power"] - 0.5526116) < 5e-8  # RJafroc, SsPowerGivenJK(dataset02, J = 6, K = 111)
     assert {"cases", "power", "readers", "effect", "analysis", "variance_components"} <= set(plan)
     assert set(plan["variance_components"]) == {"k_star", "var_tr", "cov1", "cov2", "cov3", "var"}
+    assert plan["case_unit"] == "case" and plan["pilot_source"]["readers"] == ["r1", "r2", "r3", "r4", "r5"]
     components = tmp_path / "vc.json"
     components.write_text(json.dumps(plan["variance_components"]))
     result = runner.invoke(app, ["plan", "reader-study", "--components", str(components), "--effect", "0.043800322",

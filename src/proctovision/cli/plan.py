@@ -150,9 +150,13 @@ def reader_study(
                       f"{' vs '.join(details['conditions'])}: observed effect {details['observed_effect']:+.4f}")
     else:
         found, source = planning.read_components(components), {"source": "components", "components": str(components)}
+    unit = source.get("resampled_unit", "case")
     result = {**planning.reader_study_plan(found, effect, counts, cases, power, analysis.lower(), alpha,
-                                           non_inferiority), "pilot_source": source}
+                                           non_inferiority), "case_unit": unit, "pilot_source": source}
     _print_reader_study(result)
+    if unit == "patient":
+        console.print("cases are patients: the pilot's images were resampled by patient (all of a patient's images "
+                      "together), so K* and the cases above count patients")
     _finish(result, json_file)
 
 

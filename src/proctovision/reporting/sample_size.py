@@ -105,6 +105,8 @@ def _reader_study(plan: dict, _) -> str:
         text += " " + _("The study is sized for non-inferiority with a margin of {margin} (Chen, Petrick and Sahiner "
                         "2012), tested one-sided at alpha {one_sided}.").format(
             margin=_n(plan["margin"]), one_sided=_n(plan["one_sided_alpha"]))
+    if plan.get("case_unit") == "patient":
+        text += " " + _("Cases are patients: the pilot resampled all images of a patient together.")
     return text + " " + _("Variance components from {origin}: K* {k_star:g}, VarTR {var_tr:.3g}, Cov1 {cov1:.3g}, "
                           "Cov2 {cov2:.3g}, Cov3 {cov3:.3g}, Var {var:.3g}.").format(origin=origin, **components)
 
