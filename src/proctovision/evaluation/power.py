@@ -56,16 +56,17 @@ def buderer(sensitivity: float, specificity: float, prevalence: float | None, ha
     method = "Buderer (1996): n = z² p(1 − p) / W²"
     if design == "case-control":
         n_diseased, n_non_diseased = math.ceil(diseased), math.ceil(healthy)
-        return {"plan": "accuracy", "method": method + ", per group (case-control)", "inputs": inputs, "n_diseased": n_diseased,
-                "n_non_diseased": n_non_diseased, "n": n_diseased + n_non_diseased}
+        return {"plan": "accuracy", "method": method + ", per group (case-control)", "inputs": inputs,
+                "n_diseased": n_diseased, "n_non_diseased": n_non_diseased, "n": n_diseased + n_non_diseased}
     if design != "cohort":
         raise PlanError(f"design must be cohort or case-control; got {design!r}")
     if prevalence is None:
         raise PlanError("a cohort design needs --prevalence (or give --design case-control)")
     prevalence = _proportion("prevalence", prevalence)
     n_se, n_sp = math.ceil(diseased / prevalence), math.ceil(healthy / (1 - prevalence))
-    return {"plan": "accuracy", "method": method + ", divided by the prevalence (cohort)", "inputs": {**inputs, "prevalence": prevalence},
-            "n_sensitivity": n_se, "n_specificity": n_sp, "n": max(n_se, n_sp)}
+    return {"plan": "accuracy", "method": method + ", divided by the prevalence (cohort)",
+            "inputs": {**inputs, "prevalence": prevalence}, "n_sensitivity": n_se, "n_specificity": n_sp,
+            "n": max(n_se, n_sp)}
 
 
 def exact_power(n: np.ndarray | int, proportion: float, delta: float, alpha: float = 0.05) -> np.ndarray:
