@@ -108,8 +108,9 @@ def test_non_inferiority_is_the_two_sided_power_at_effect_plus_margin():
 def test_negative_reader_interaction_and_covariance_difference_are_clamped_at_zero():
     negative = power.Components(114, -0.001, 0.00034661371, 0.0002, 0.0003, 0.00080228827)
     clamped = power.Components(114, 0.0, 0.00034661371, 0.0003, 0.0003, 0.00080228827)
-    assert (power.reader_study_power(negative, 0.05, 5, 100)["power"]
-            == pytest.approx(power.reader_study_power(clamped, 0.05, 5, 100)["power"]))
+    result = power.reader_study_power(negative, 0.05, 5, 100)
+    assert result["power"] == pytest.approx(power.reader_study_power(clamped, 0.05, 5, 100)["power"])
+    assert [note.split(" ")[0] for note in result["notes"]] == ["VarTR", "Cov2"]
 
 
 @pytest.mark.parametrize("call, message", [

@@ -174,6 +174,8 @@ def _print_reader_study(result: dict) -> None:
 
     components = result["variance_components"]
     console.print("variance components: " + ", ".join(f"{key} {value:.4g}" for key, value in components.items()))
+    for note in result.get("notes", []):
+        console.print(f"note: {note}")
     table = Table(title=f"{result['analysis'].upper()}, effect {result['effect']:+g}, {result['design']}")
     for column in ("readers", "cases", "power"):
         table.add_column(column, justify="right")

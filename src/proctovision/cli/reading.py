@@ -58,15 +58,18 @@ def init(
     if planned is not None:
         from proctovision.reading.project import status
 
-        _print_planned_power(planned, plan_effect, plan_readers, status(project)["cases"])
+        components, unit = planned
+        cases = _patients(manifest, split) if unit == "patient" else status(project)["cases"]
+        _print_planned_power(components, plan_effect, plan_readers, cases, unit)
     project.close()
     console.print(f"reading project in {folder} ({kind}); add users with `proctovision reading user {folder} NAME "
                   f"--role admin`")
 
 
 def _plan_components(effect: float | None, readers: int | None, components: Path | None, pilot: Path | None,
-                     manifest: Path, split: str | None, arms: str, kind: str) -> object | None:
-    """The variance components for the study's power, read before the project is made so bad input stops it."""
+                     manifest: Path, split: str | None, arms: str, kind: str) -> tuple[object, str] | None:
+    """The variance components for the study's power and their unit of cases (a pilot's jackknife unit), read
+    before the project is made so bad input stops it."""
     from proctovision.evaluation import power
 
     if effect is None:
@@ -78,17 +81,26 @@ def _plan_components(effect: float | None, readers: int | None, components: Path
     if readers is None or (components is None) == (pilot is None):
         raise power.PlanError("--plan-effect needs --plan-readers and one of --plan-components or --plan-pilot")
     if components is not None:
-        return power.read_components(components)
+        return power.read_components(components), "case"
     chosen = [arm.strip() for arm in arms.split(",") if arm.strip()]
-    return power.pilot_from_sheets(pilot, manifest, chosen if len(chosen) == 2 else None, split or "test")[0]
+    found, details = power.pilot_from_sheets(pilot, manifest, chosen if len(chosen) == 2 else None, split or "test")
+    return found, details["resampled_unit"]
 
 
-def _print_planned_power(components: object, effect: float, readers: int, cases: int) -> None:
+def _patients(manifest: Path, split: str | None) -> int:
+    from proctovision.data.manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    return int((rows[rows["split"] == split] if split else rows)["patient_id"].nunique())
+
+
+def _print_planned_power(components: object, effect: float, readers: int, cases: int, unit: str) -> None:
     from proctovision.evaluation.power import reader_study_power
 
     result = reader_study_power(components, effect, readers, cases)
+    counted = f"{cases} patients" if unit == "patient" else f"{cases} cases"
     line = (f"power {result['power']:.2f} to find an AUC difference of {effect:g} with {readers} readers and "
-            f"{cases} cases (OR-H, random readers and cases, alpha 0.05)")
+            f"{counted} (OR-H, random readers and cases, alpha 0.05)")
     if result["power"] < 0.8:
         console.print(f"[bold yellow]warning:[/] {line}: below 0.8; `proctovision plan reader-study` gives the "
                       "readers and cases that reach it")

@@ -341,7 +341,18 @@ def reader_study_power(c: Components, effect: float, readers: int, cases: int, a
     tested, design = _design(effect, margin, alpha)
     power = float(_power(c, tested, readers, np.array([float(cases)]), analysis, alpha)[0])
     return {"method": READER_METHOD, "analysis": analysis, "effect": effect, "readers": readers, "cases": cases,
-            "power": power, **design, "variance_components": c.as_dict()}
+            "power": power, **design, "variance_components": c.as_dict(), "notes": clamped(c)}
+
+
+def clamped(c: Components) -> list[str]:
+    """What Hillis' constraints changed in these components (a small pilot often gives VarTR below 0)."""
+    notes = []
+    if c.var_tr < 0:
+        notes.append(f"VarTR {c.var_tr:.3g} < 0, counted as 0: the pilot shows no reader-by-condition variance "
+                     "beyond case sampling (few readers estimate it poorly)")
+    if c.cov2 - c.cov3 < 0:
+        notes.append(f"Cov2 − Cov3 {c.cov2 - c.cov3:.3g} < 0, counted as 0")
+    return notes
 
 
 def reader_study_cases(c: Components, effect: float, readers: int, power: float, analysis: str = "rrrc",
@@ -359,7 +370,7 @@ def reader_study_cases(c: Components, effect: float, readers: int, power: float,
     index = int(reached[0])
     return {"method": READER_METHOD, "analysis": analysis, "effect": effect, "readers": readers,
             "cases": int(cases[index]), "power": float(powers[index]), "target_power": power, **design,
-            "variance_components": c.as_dict()}
+            "variance_components": c.as_dict(), "notes": clamped(c)}
 
 
 READER_METHOD = ("Obuchowski-Rockette with Hillis' degrees of freedom (Hillis, Obuchowski & Berbaum 2011), as "
