@@ -30,6 +30,8 @@ def test_each_plan_states_its_method_inputs_and_result():
     study = sample_size_paragraph(power.reader_study_plan(PUBLISHED, 0.0438, [6], power=0.8))
     assert "6 readers and 251 cases" in study and "random readers and random cases" in study
     assert "Hillis, Obuchowski and Berbaum 2011" in study and "K* 114" in study
+    table = sample_size_paragraph(power.reader_study_plan(PUBLISHED, 0.0438, [5, 6, 10], power=0.8))
+    assert "Cases needed by the number of readers: 5 readers 344, 6 readers 251, 10 readers 163." in table
     by_patient = {**power.reader_study_plan(PUBLISHED, 0.0438, [6], power=0.8), "case_unit": "patient"}
     assert "Cases are patients" in sample_size_paragraph(by_patient)
     margin = sample_size_paragraph(power.reader_study_plan(PUBLISHED, 0.0, [6], cases=300, margin=0.05))

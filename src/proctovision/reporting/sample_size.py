@@ -91,16 +91,23 @@ def _reader_study(plan: dict, _) -> str:
         else _("published variance components"))
     analysis = ANALYSES[plan["analysis"]]
     common = dict(readers=plan["readers"], cases=plan["cases"], effect=_n(plan["effect"]), alpha=_n(plan["alpha"]),
-                  power=f"{plan['power']:.2f}", analysis=_(analysis))
+                  power=f"{plan['power']:.3f}", analysis=_(analysis), target=_n(plan.get("target_power") or 0))
     if "target_power" in plan:
         text = _("The intended sample size was {readers} readers and {cases} cases, the fewest cases with which an "
                  "Obuchowski-Rockette analysis with Hillis' degrees of freedom ({analysis}) detects a difference in "
-                 "AUC of {effect} with power {power} at alpha {alpha} (Hillis, Obuchowski and Berbaum 2011).")
+                 "AUC of {effect} with power {target} at alpha {alpha} (Hillis, Obuchowski and Berbaum 2011; power "
+                 "reached {power}).")
     else:
         text = _("A study of {readers} readers and {cases} cases has power {power} to detect a difference in AUC of "
                  "{effect} at alpha {alpha} by an Obuchowski-Rockette analysis with Hillis' degrees of freedom "
                  "({analysis}; Hillis, Obuchowski and Berbaum 2011).")
     text = text.format(**common)
+    rows = [row for row in plan.get("table", []) if row.get("cases") is not None]
+    if len(rows) > 1:
+        text += " " + _("Cases needed by the number of readers: {rows}.").format(rows=", ".join(
+            _("{readers} readers {cases}").format(readers=row["readers"], cases=row["cases"]) for row in rows))
+    if components["var_tr"] < 0:
+        text += " " + _("VarTR below 0 in the pilot was counted as 0 (Hillis' constraint).")
     if plan.get("margin") is not None:
         text += " " + _("The study is sized for non-inferiority with a margin of {margin} (Chen, Petrick and Sahiner "
                         "2012), tested one-sided at alpha {one_sided}.").format(
