@@ -151,3 +151,115 @@ def test_a_terminal_keeps_the_live_progress_bar(split_file: Path, tmp_path: Path
     trainer = build_trainer(config, RunPaths(tmp_path / "run"), progress=True)
     assert trainer.progress_bar_callback is None
     assert any(isinstance(callback, EpochLines) for callback in trainer.callbacks)
+
+
+def test_plan_accuracy_writes_buderer_s_figures(tmp_path: Path):
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["plan", "accuracy", "--sensitivity", "0.90", "--specificity", "0.85", "--prevalence",
+                                 "0.20", "--half-width", "0.10", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(out.read_text())
+    assert (plan["n_sensitivity"], plan["n_specificity"], plan["n"]) == (173, 62, 173)
+    result = runner.invoke(app, ["plan", "accuracy", "--sensitivity", "0.95", "--delta", "0.10", "--power", "0.95",
+                                 "--method", "exact", "--json", str(out)])
+    assert result.exit_code == 0 and json.loads(out.read_text())["n_cases"] == 102, result.output
+
+
+def test_plan_auc_gives_the_power_and_the_hanley_mcneil_se(tmp_path: Path):
+    out = tmp_path / "auc.json"
+    result = runner.invoke(app, ["plan", "auc", "--auc", "0.85", "--cases", "40", "--controls", "40", "--json",
+                                 str(out)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(out.read_text())
+    assert abs(plan["se"] - 0.0437) < 5e-5 and 0 < plan["power"] <= 1
+    result = runner.invoke(app, ["plan", "auc", "--auc", "0.73", "--power", "0.95", "--ratio", str(72 / 41),
+                                 "--alpha", "0.009238584", "--json", str(out)])
+    plan = json.loads(out.read_text())
+    assert result.exit_code == 0 and (plan["cases"], plan["controls"]) == (41, 72), result.output
+
+
+def test_plan_reader_study_from_a_pilot_sheet(tmp_path: Path):
+    from test_power import van_dyke_sheets
+
+    readers, truth = van_dyke_sheets(tmp_path, ("unaided", "aided"))
+    out = tmp_path / "rs.json"
+    result = runner.invoke(app, ["plan", "reader-study", "--pilot", str(readers), "--truth", str(truth),
+                                 "--conditions", "unaided,aided", "--effect", "0.043800322", "--readers", "6",
+                                 "--cases", "111", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(out.read_text())
+    assert abs(plan["power"] - 0.5526116) < 5e-8  # RJafroc, SsPowerGivenJK(dataset02, J = 6, K = 111)
+    assert {"cases", "power", "readers", "effect", "analysis", "variance_components"} <= set(plan)
+    assert set(plan["variance_components"]) == {"k_star", "var_tr", "cov1", "cov2", "cov3", "var"}
+    assert plan["case_unit"] == "case" and plan["pilot_source"]["readers"] == ["r1", "r2", "r3", "r4", "r5"]
+    components = tmp_path / "vc.json"
+    components.write_text(json.dumps(plan["variance_components"]))
+    result = runner.invoke(app, ["plan", "reader-study", "--components", str(components), "--effect", "0.043800322",
+                                 "--readers", "3,4,5,6,8,10", "--power", "0.8", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    six = next(row for row in json.loads(out.read_text())["table"] if row["readers"] == 6)
+    assert six["cases"] == 251 and round(six["power"], 3) == 0.801  # RJafroc's SsPowerTable, row 7
+
+
+def test_plan_bad_input_is_one_sentence(tmp_path: Path):
+    from test_power import van_dyke_sheets
+
+    readers, truth = van_dyke_sheets(tmp_path)
+    flat = tmp_path / "flat.json"
+    flat.write_text('{"k_star": 100, "var_tr": 0, "cov1": 0.001, "cov2": 0, "cov3": 0, "var": 0.001}')
+    cases = {
+        ("accuracy", "--sensitivity", "1.2", "--specificity", "0.8", "--prevalence", "0.1", "--half-width", "0.1"):
+            "sensitivity must be a proportion",
+        ("reader-study", "--components", str(flat), "--effect", "0", "--readers", "5", "--cases", "100"):
+            "an effect of 0",
+        ("reader-study", "--components", str(flat), "--effect", "0.05", "--readers", "5", "--cases", "100"):
+            "non-positive variance",
+        ("reader-study", "--pilot", str(readers), "--truth", str(truth), "--conditions", "film", "--effect", "0.05",
+         "--readers", "5", "--cases", "100"): "one reading condition",
+    }
+    from proctovision.evaluation.power import PlanError
+
+    for args, message in cases.items():
+        result = runner.invoke(app, ["plan", *args])
+        assert isinstance(result.exception, PlanError), (args, result.output)
+        assert message in str(result.exception) and "\n" not in str(result.exception)
+    result = run_cli("plan", *next(iter(cases)))  # the installed command: one line on stderr, no traceback
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_top_level_help_groups_every_command_into_a_panel():
+    import typer
+
+    from proctovision.cli import panels as cli
+
+    group = typer.main.get_command(app)
+    panels = {name: getattr(command, "rich_help_panel", None) for name, command in group.commands.items()}
+    assert all(panels.values()), [name for name, panel in panels.items() if not panel]
+    assert set(panels.values()) <= {cli.DATA, cli.TRAINING, cli.STUDIES, cli.DEPLOYMENT, cli.AFTER_GO_LIVE}
+    assert panels["plan"] == cli.STUDIES and panels["ingest"] == cli.DATA and panels["audit"] == cli.AFTER_GO_LIVE
+    help_text = runner.invoke(app, ["--help"], terminal_width=120).output
+    assert "After go-live" in help_text and "Studies and readers" in help_text
+    for command in ("plan accuracy", "plan auc", "plan reader-study"):
+        result = runner.invoke(app, [*command.split(), "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, command
+
+
+def test_reading_init_prints_the_study_s_power_and_goes_on_below_0_8(tmp_path: Path):
+    from reading_fixtures import tiny_manifest
+
+    manifest = tiny_manifest(tmp_path / "data")
+    components = tmp_path / "vc.json"
+    components.write_text(json.dumps({"k_star": 114, "var_tr": 0.00020040252, "cov1": 0.00034661371,
+                                      "cov2": 0.00034407483, "cov3": 0.00023902837, "var": 0.00080228827}))
+    init = ["reading", "init", "--manifest", str(manifest), "--split", "test", "--task", "hemorrhoid", "--kind",
+            "study", "--plan-effect", "0.0438"]
+    result = runner.invoke(app, [*init[:2], str(tmp_path / "refused"), *init[2:], "--plan-components",
+                                 str(components)])
+    assert "needs --plan-readers" in str(result.exception) and not (tmp_path / "refused").exists()
+    result = runner.invoke(app, [*init[:2], str(tmp_path / "study"), *init[2:], "--plan-readers", "6",
+                                 "--plan-components", str(components)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "power 0.10 to find an AUC difference of 0.0438 with 6 readers and 8 cases" in output
+    assert "below 0.8" in output and "reading project in" in output

@@ -1,5 +1,6 @@
 """The `proctovision` command line: one module of thin commands per concern (parse, call one library function,
-print), merged flat into one Typer app; shared options and the one-line failure live in ``common``."""
+print), merged flat into one Typer app and shown in `--help` in the panels of ``panels``; shared options and the
+one-line failure live in ``common``."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +9,8 @@ import typer
 
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
 from proctovision.cli.common import user_errors
+from proctovision.cli.panels import PANEL_OF, STUDIES
+from proctovision.cli.plan import plan_app
 from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
 
@@ -18,9 +21,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def add_concern(concern: typer.Typer) -> None:
+    """Merge a module's commands into the top level, each in its panel (``panels.PANELS``; a command missing
+    there fails the CLI test that every command has one)."""
+    for command in concern.registered_commands:
+        name = command.name or command.callback.__name__.replace("_", "-")
+        command.rich_help_panel = PANEL_OF.get(name, command.rich_help_panel)
+    app.add_typer(concern)
+
+
 for concern in (data, train, evaluate, demo, explain, experiments, predict, deploy, bench):
-    app.add_typer(concern.app)
-app.add_typer(reading_app, name="reading")
+    add_concern(concern.app)
+app.add_typer(reading_app, name="reading", rich_help_panel=STUDIES)
+app.add_typer(plan_app, name="plan", rich_help_panel=STUDIES)
 
 
 def main() -> None:

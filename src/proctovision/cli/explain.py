@@ -65,6 +65,8 @@ def report(
     cams: Annotated[bool, typer.Option(help="compute a Grad-CAM gallery of right and wrong cases")] = True,
     lang: Annotated[Optional[str], typer.Option(
         help="en or zh-CN; default: $PROCTOVISION_LANGUAGE, else `language:` in the settings file, else en")] = None,
+    plan: Annotated[Optional[Path], typer.Option(help="a `plan ... --json` file: adds the Sample size paragraph")]
+    = None,
 ) -> None:
     """One self-contained HTML report: data, QC, config, curves, metrics with CIs, Grad-CAM, CLAIM checklist.
 
@@ -81,5 +83,5 @@ def report(
     crossvals = [run for run in runs if (run / "cv_metrics.json").is_file()]
     with console.status("Writing the report"):
         path = build_report([run for run in runs if run not in crossvals], out, comparison=comparison, cams=cams,
-                            lang=language, crossval=crossvals)
+                            lang=language, crossval=crossvals, plan=plan)
     console.print(f"report: {path}")

@@ -35,20 +35,77 @@ def init(
     = "random",
     seed: int = 0,
     db: Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite inside DIR)")] = None,
+    plan_effect: Annotated[Optional[float], typer.Option(help="study: print the power for this AUC difference")]
+    = None,
+    plan_readers: Annotated[Optional[int], typer.Option(help="study: readers planned, for the power")] = None,
+    plan_components: Annotated[Optional[Path], typer.Option(help="variance components JSON for the power")] = None,
+    plan_pilot: Annotated[Optional[Path], typer.Option(help="pilot readers.csv for the power (truth: --manifest)")]
+    = None,
 ) -> None:
     """Create a reading project.
 
     Example: proctovision reading init study/ --manifest work/split.csv --split test --task hemorrhoid
     --kind study --arms unaided,aided --model runs/r18 --washout-days 14
+
+    Example (with its power): ... --kind study --plan-effect 0.05 --plan-readers 6 --plan-components vc.json
     """
     from proctovision.reading.project import init_project
 
+    planned = _plan_components(plan_effect, plan_readers, plan_components, plan_pilot, manifest, split, arms, kind)
     project = init_project(folder, manifest, task, kind, split, tuple(a.strip() for a in arms.split(",") if a),
                            model, washout_days, order, repeats, allow_changes, consensus, readers_per_case, db,
                            seed, case_order)
+    if planned is not None:
+        from proctovision.reading.project import status
+
+        components, unit = planned
+        cases = _patients(manifest, split) if unit == "patient" else status(project)["cases"]
+        _print_planned_power(components, plan_effect, plan_readers, cases, unit)
     project.close()
     console.print(f"reading project in {folder} ({kind}); add users with `proctovision reading user {folder} NAME "
                   f"--role admin`")
+
+
+def _plan_components(effect: float | None, readers: int | None, components: Path | None, pilot: Path | None,
+                     manifest: Path, split: str | None, arms: str, kind: str) -> tuple[object, str] | None:
+    """The variance components for the study's power and their unit of cases (a pilot's jackknife unit), read
+    before the project is made so bad input stops it."""
+    from proctovision.evaluation import power
+
+    if effect is None:
+        if readers is not None or components is not None or pilot is not None:
+            raise power.PlanError("--plan-readers, --plan-components and --plan-pilot go with --plan-effect")
+        return None
+    if kind != "study":
+        raise power.PlanError("--plan-effect is for --kind study")
+    if readers is None or (components is None) == (pilot is None):
+        raise power.PlanError("--plan-effect needs --plan-readers and one of --plan-components or --plan-pilot")
+    if components is not None:
+        return power.read_components(components), "case"
+    chosen = [arm.strip() for arm in arms.split(",") if arm.strip()]
+    found, details = power.pilot_from_sheets(pilot, manifest, chosen if len(chosen) == 2 else None, split or "test")
+    return found, details["resampled_unit"]
+
+
+def _patients(manifest: Path, split: str | None) -> int:
+    from proctovision.data.manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    return int((rows[rows["split"] == split] if split else rows)["patient_id"].nunique())
+
+
+def _print_planned_power(components: object, effect: float, readers: int, cases: int, unit: str) -> None:
+    from proctovision.evaluation.power import reader_study_power
+
+    result = reader_study_power(components, effect, readers, cases)
+    counted = f"{cases} patients" if unit == "patient" else f"{cases} cases"
+    line = (f"power {result['power']:.2f} to find an AUC difference of {effect:g} with {readers} readers and "
+            f"{counted} (OR-H, random readers and cases, alpha 0.05)")
+    if result["power"] < 0.8:
+        console.print(f"[bold yellow]warning:[/] {line}: below 0.8; `proctovision plan reader-study` gives the "
+                      "readers and cases that reach it")
+    else:
+        console.print(line)
 
 
 @reading_app.command("user")

@@ -95,6 +95,38 @@ def image_keys(table: pd.DataFrame, base: Path) -> list[str]:
     return [f"{path}|{frame}" for path, frame in zip(key_paths(table["path"], base), frame_keys(table))]
 
 
+def read_truth(truth: Path, split: str, task: Task | None = None) -> tuple[pd.DataFrame, Task]:
+    """The reference labels indexed by image key (the split's rows where it has them), and the task (from the
+    labels when not given). ``compare`` and ``plan reader-study --pilot`` read the truth through this."""
+    reference = read_table(truth, ("path", "label"), CompareError)
+    reference = reference.assign(_key=image_keys(reference, Path(truth).resolve().parent)).set_index("_key")
+    if "split" in reference.columns and (reference["split"] == split).any():
+        reference = reference[reference["split"] == split]
+    if task is None:
+        task = task_of_labels(set(reference["label"].astype(str).str.strip()), truth)
+    return reference, task
+
+
+def read_reader_sheet(readers: Path, classes: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """readers.csv keyed (``_key``) as the truth is, and reading times: the readers of ``compare`` and
+    ``plan reader-study --pilot``."""
+    reader_frame, reader_times = read_readers(readers, classes)
+    return reader_frame.assign(_key=[f"{p}|{f}" for p, f in zip(reader_frame["path"], reader_frame["frame"])]), \
+        reader_times
+
+
+def shared_images(reference: pd.DataFrame, frames: list[pd.DataFrame], reader_frame: pd.DataFrame | None,
+                  ) -> list[str]:
+    """Image keys the truth, every model and every reader (per condition) share, sorted."""
+    common = set(reference.index)
+    for frame in frames:
+        common &= set(frame.index)
+    if reader_frame is not None:
+        for _, rows in reader_frame.groupby(["reader", "condition"]):
+            common &= set(rows["_key"])
+    return sorted(common)
+
+
 def compare_participants(
     runs: list[Path], readers: Path | None = None, split: str = "test", n_resamples: int = 1000,
     seed: int = 0, truth: Path | None = None, mrmc_covariance: str = "jackknife", simulated_readers: bool = False,
@@ -114,12 +146,7 @@ def compare_participants(
     loaded = [load_model(Path(run), split, truth) for run in runs]
     task = loaded[0][2] if loaded else task
     if truth is not None:
-        reference = read_table(truth, ("path", "label"), CompareError)
-        reference = reference.assign(_key=image_keys(reference, Path(truth).resolve().parent)).set_index("_key")
-        if "split" in reference.columns and (reference["split"] == split).any():
-            reference = reference[reference["split"] == split]
-        if task is None:
-            task = task_of_labels(set(reference["label"].astype(str).str.strip()), truth)
+        reference, task = read_truth(truth, split, task)
     else:
         reference = next((frame for _, frame, _ in loaded if "label" in frame.columns), None)
         if reference is None:
@@ -132,16 +159,8 @@ def compare_participants(
         model.name = name
     frames = [frame for _, frame, _ in loaded]
     truth_rows = reference
-    common = set(truth_rows.index)
-    for frame in frames:
-        common &= set(frame.index)
-    reader_frame, reader_times = (read_readers(readers, task.classes) if readers else (None, {}))
-    if reader_frame is not None:
-        reader_frame = reader_frame.assign(_key=[f"{p}|{f}" for p, f in zip(reader_frame["path"],
-                                                                            reader_frame["frame"])])
-        for _, rows in reader_frame.groupby(["reader", "condition"]):
-            common &= set(rows["_key"])
-    paths = sorted(common)
+    reader_frame, reader_times = (read_reader_sheet(readers, task.classes) if readers else (None, {}))
+    paths = shared_images(truth_rows, frames, reader_frame)
     missing = _missing_images(truth_rows.index, [model.name for model in models], frames, reader_frame)
     if not paths:
         raise CompareError("the runs and readers share no image of the split; were they evaluated on the same data?")

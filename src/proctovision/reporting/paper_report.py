@@ -30,6 +30,10 @@ class PaperIndex:
         self.folder = folder
         self.figures: list[tuple[str, str, str]] = []
         self.tables: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str]] = []
+
+    def text(self, written: Path, paragraph: str) -> None:
+        self.texts.append((Path(written).relative_to(self.folder).as_posix(), paragraph))
 
     def figure(self, written: Path | None, description: str, width: str) -> None:
         if written is not None:
@@ -51,6 +55,8 @@ class PaperIndex:
                   for stem, text, width in self.figures]
         lines += ["", "## Tables", "", "| files | table |", "|---|---|"]
         lines += [f"| `{stem}.csv` `{stem}.tex` `{stem}.docx` | {text} |" for stem, text in self.tables]
+        for name, paragraph in self.texts:
+            lines += ["", "## Sample size (methods; STARD 2015 item 18, CLAIM)", "", f"`{name}`:", "", paragraph]
         return fileio.write_text(self.folder / "README.md", "\n".join(lines) + "\n")
 
 
@@ -200,9 +206,13 @@ def crossval_figures(index: PaperIndex, folder: Path, target: Path, language: st
 
 
 def write_paper(folder: Path, runs: list, cams: bool, comparisons: list[tuple[Path, str, dict]],
-                extras: list[tuple[str, object]], crossvals: list[dict], title: str, language: str) -> Path:
-    """Every figure and table of the report into ``folder``; returns its README.md."""
+                extras: list[tuple[str, object]], crossvals: list[dict], title: str, language: str,
+                sample_size: str | None = None) -> Path:
+    """Every figure and table of the report into ``folder``, and the sample-size paragraph (a methods text, from
+    `--plan`) as sample_size.md; returns its README.md."""
     index = PaperIndex(folder)
+    if sample_size:
+        index.text(fileio.write_text(folder / "sample_size.md", sample_size + "\n"), sample_size)
     names = [run.paths.root.name for run in runs]
     for run in runs:  # runs of one name (a grid's run under each task) are told apart by their task folder
         label = run.paths.root.name

@@ -19,6 +19,7 @@ from proctovision.reporting import paper_report, translated
 from proctovision.reporting.translated import history_figure
 from proctovision.reporting.split_figures import write_split_figures
 from proctovision.reporting.comparison import read_comparison
+from proctovision.reporting.sample_size import read_plan, sample_size_paragraph
 from proctovision.artefacts.runs import RunInfo, read_run
 
 HEADLINE_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "roc_auc",
@@ -263,17 +264,19 @@ def study_tables(extras: list[tuple[str, object]], _=str) -> list[dict]:
 def build_report(
     runs: list[Path], out: Path, comparison: Path | list[Path] | None = None, cams: bool = True,
     extras: list[tuple[str, object]] | None = None, title: str | None = None, lang: str | None = None,
-    crossval: list[Path] | None = None, paper: bool = True,
+    crossval: list[Path] | None = None, paper: bool = True, plan: Path | None = None,
 ) -> Path:
     """Render every run, optional `compare` folders and extra tables into one HTML file at ``out``;
     ``crossval`` folders (from `proctovision crossval`) add a cross-validation section each.
 
     ``lang`` (``en``, ``zh-CN``) picks the catalogue; none given means the installation's default language.
     ``paper``: also write every figure (PDF, SVG, 300 dpi PNG) and table (CSV, LaTeX, .docx) into ``paper/``
-    beside the HTML, indexed in its README.md.
+    beside the HTML, indexed in its README.md. ``plan``: a `plan ... --json` file, stated as the "Sample size"
+    paragraph of the report and of paper/.
     """
     language = i18n.resolve(lang)
     _ = i18n.gettext_for(language)
+    sample_size = sample_size_paragraph(read_plan(plan), _) if plan is not None else None
     work = out.parent / f".{out.stem}_figures"
     sections = [run_section(Path(run), work / f"{index}_{Path(run).name}", cams, language)
                 for index, run in enumerate(runs)]
@@ -286,14 +289,14 @@ def build_report(
     if paper:
         paper_report.write_paper(out.parent / "paper", [read_run(Path(run)) for run in runs], cams,
                                  [(c["folder"], c["title"] or c["folder"].name, c) for c in comparisons],
-                                 extras or [], crossvals, title, language)
+                                 extras or [], crossvals, title, language, sample_size)
     html = environment.get_template("report.html.j2").render(
         sections=sections, comparisons=comparisons,
         version=__version__, title=title, extras=study_tables(extras or [], _),
         synthetic=any(section.synthetic for section in sections), headline=HEADLINE_METRICS,
         summary=summary_rows(sections), generated=i18n.format_timestamp(dt.datetime.now(), language),
         validation=[block for block in (validation_block(section) for section in sections) if block],
-        crossvalidations=crossvals,
+        crossvalidations=crossvals, sample_size=sample_size,
     )
     fileio.write_text(out, html)
     return out
