@@ -127,6 +127,11 @@ def status(folder: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
         project.close()
     console.print(f"{info['kind']} on {info['task']} ({', '.join(info['classes'])}): {info['cases']} cases, "
                   f"arms {', '.join(info['arms'])}, database {info['database']}", markup=False)
+    if info["kind"] == "labelling":
+        console.print(f"consensus rule: {info['consensus']}", markup=False)
+    else:
+        console.print(f"arm order: {info['arm_order']}; washout: {info['washout_days']:g} day(s); unannounced "
+                      f"repeats: {info['repeats']} per reader and arm", markup=False)
     for line in info["progress"]:
         console.print(f"  {line['reader']} [{line['arm']}]: {line['done']}/{line['total']}"
                       + ("" if line["open"] else " (not open yet)"), markup=False)
@@ -151,6 +156,10 @@ def export(
         info = write_export(project, out)
     finally:
         project.close()
-    left = sum(info.get("left_out", {}).values())
-    console.print(f"wrote {info['rows']} rows to {out}" + (f"; {left} case(s) without consensus left out"
-                                                           if left else ""), markup=False)
+    console.print(f"wrote {info['rows']} rows to {out}", markup=False, soft_wrap=True)
+    if info.get("repeats_file"):
+        console.print(f"wrote the unannounced repeats to {info['repeats_file']}", markup=False, soft_wrap=True)
+    left_out = info.get("left_out", {})
+    if left_out:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(left_out.items()))
+        console.print(f"left out {sum(left_out.values())} case(s) without consensus: {reasons}", markup=False)
