@@ -136,3 +136,23 @@ def test_docs_describe_the_api(tmp_path: Path):
                  "/api/cases/{case}/image", "/api/admin/progress"):
         assert path in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_non_finite_or_absurd_hidden_and_idle_times_get_422(tmp_path: Path, database):
+    project = make_study(tmp_path, db=database)
+    alice = signed_in_client(create_app(project=project), "alice")
+    case = alice.get("/api/assignments/unaided/next").json()
+    assert alice.get("/" + case["image"]).status_code == 200
+    url = f"/api/cases/{case['case']}/answers"
+    for raw in ('{"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": Infinity}',
+                '{"arm": "unaided", "label": "normal", "confidence": 50, "idle_s": NaN}',
+                '{"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 1e308}'):
+        response = alice.post(url, content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and response.json()["detail"] == "invalid request", raw
+    longer = alice.post(url, json={"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 3000,
+                                   "idle_s": 600})
+    assert longer.status_code == 422 and "longer than the showing" in longer.json()["detail"]
+    with project.session() as session:
+        assert session.query(Answer).count() == 0
+    fine = alice.post(url, json={"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 0.0})
+    assert fine.status_code == 201 and fine.json()["reading_time_s"] >= 0
