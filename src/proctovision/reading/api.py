@@ -195,12 +195,12 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
              responses=error_responses(401, 403))
     def admin_progress(_: Annotated[User, Depends(admin)], session: Db) -> dict:
         study = project.study(session)
+        so_far = consensus.agreement_so_far(session, study)
         result = {"kind": study.kind, "classes": list(study.classes),
                   "progress": assignments.progress(session, study),
-                  "agreement": consensus.agreement_so_far(session, study)}
-        if study.kind == "labelling":
-            table = consensus.consensus_table(session, study)
-            result["consensus"] = {str(k): int(v) for k, v in table["method"].value_counts().items()}
+                  "agreement": {key: value for key, value in so_far.items() if key != "consensus"}}
+        if "consensus" in so_far:
+            result["consensus"] = so_far["consensus"]
         return result
 
     @api.post("/admin/export", summary="Admins: write the export into the project's exports/ and download it",
