@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -144,7 +145,7 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
 
     @api.get("/assignments/{arm}/next", summary="The next case of an arm (204 when done)",
              responses={204: {"description": "every case of this arm is answered"},
-                        **error_responses(401, 404, 409)})
+                        **error_responses(401, 404, 409, 422)})
     def next_case(arm: str, auth: Auth, session: Db) -> Response:
         payload = assignments.next_case(session, project.study(session), auth[1], arm)
         if payload is None:
@@ -159,7 +160,7 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
 
     @api.get("/cases/{case}/image", summary="The case's image (PNG, full resolution, no metadata); DICOM cases "
              "also in the windows that `next` lists", response_class=FileResponse,
-             responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404)})
+             responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def image(case: str, auth: Auth, session: Db, window: str | None = None) -> FileResponse:
         user, study = auth[1], project.study(session)
         allowed = (user.role == "admin" or assignments.case_visible(session, study, user, case) is not None
@@ -169,7 +170,8 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
         return _png(media.image_file(project.root, case, window) if allowed else None)
 
     @api.get("/cases/{case}/cam", summary="The model's Grad-CAM overlay (aided arm only)",
-             response_class=FileResponse, responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404)})
+             response_class=FileResponse,
+             responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def cam(case: str, auth: Auth, session: Db) -> FileResponse:
         allowed = assignments.mark_cam_opened(session, project.study(session), auth[1], case)
         return _png(media.cam_file(project.root, case) if allowed else None)
@@ -259,6 +261,13 @@ def _pages(app: FastAPI) -> None:
 
 
 def _errors(app: FastAPI) -> None:
+    @app.exception_handler(405)
+    def wrong_method(request: Request, _: Exception) -> JSONResponse:
+        # Starlette names only the first route's method in Allow; a path here may have several routes.
+        allowed = sorted({method for route in request.app.router.routes if isinstance(route, APIRoute)
+                          and route.path_regex.match(request.url.path) for method in route.methods})
+        return JSONResponse({"detail": "method not allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
     @app.exception_handler(assignments.NotFound)
     def not_found(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
