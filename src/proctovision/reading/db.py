@@ -214,11 +214,19 @@ def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{(Path(folder) / SQLITE_NAME).resolve()}"
 
 
+POOL_SIZE = 40  # the threads that serve requests (anyio's default): each keeps its connection once opened
+
+
 def make_engine(url: str) -> Engine:
-    """An engine: SQLite in WAL mode with full sync (an acknowledged answer survives a kill), or PostgreSQL."""
+    """An engine: SQLite in WAL mode with full sync (an acknowledged answer survives a kill), or PostgreSQL.
+
+    The pool keeps as many connections as requests can run at once: an overflow connection would be closed on
+    return and opened again (a new PostgreSQL backend, or SQLite's pragmas) on a later request. No pre-ping: it
+    costs a round trip per request; a connection the server dropped fails one request and the pool starts anew.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
-                               max_overflow=30)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=POOL_SIZE,
+                               max_overflow=10)
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:
@@ -232,7 +240,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_recycle=3600)
 
 
 def alembic_config(engine: Engine):

@@ -7,7 +7,7 @@ added with :func:`add_user`; each reader's assignments (orders) are made on firs
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,12 +37,20 @@ class Project:
     url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    settings: Study | None = field(default=None, repr=False)
 
     def session(self) -> Session:
         return self.sessions()
 
     def study(self, session: Session) -> Study:
-        return session.scalar(select(Study))
+        """The study's settings: fixed once made, so read once and kept (detached) instead of once per request."""
+        if self.settings is None:
+            study = session.scalar(select(Study))
+            if study is None:
+                return study
+            session.expunge(study)
+            self.settings = study
+        return self.settings
 
     def close(self) -> None:
         self.engine.dispose()
