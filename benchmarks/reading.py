@@ -1,6 +1,7 @@
 """The reading room under load: 30 simulated readers answering at once, on SQLite and PostgreSQL, loopback only.
 
-Usage: python benchmarks/reading.py [--readers 30] [--cases 20] [--db sqlite,postgresql]
+Usage: python benchmarks/reading.py [--readers 30] [--cases 20] [--db sqlite,postgresql] [--think-ms 1000]
+       python benchmarks/reading.py --admin-cases 200 --db sqlite   (the admin's progress page, 30 x 200)
 For each database it makes a reader study of generated images, starts `proctovision reading serve` as its own
 process, and lets every reader sign in and read ``--cases`` cases as fast as the server answers (next, then
 answer). It prints the errors (goal 0) and the p50/p95 latency of `next` and of `answer` (goal p95 < 150 ms on
@@ -175,6 +176,61 @@ def run_one(label: str, db: str | None, readers: int, cases: int, work: Path, th
         server.wait(10)
 
 
+def fill_answers(folder: Path, seed: int = 0) -> int:
+    """Every reader answers every case of their order, written straight to the database (a finished study)."""
+    import random
+
+    from sqlalchemy import select
+
+    from proctovision.reading import assignments
+    from proctovision.reading.db import Answer, Item, User, now
+    from proctovision.reading.project import open_project
+
+    rng, count = random.Random(seed), 0
+    project = open_project(folder)
+    with project.session() as session:
+        study = project.study(session)
+        for user in session.scalars(select(User).where(User.role == "reader")).all():
+            for assignment in assignments.ensure_assignments(session, study, user):
+                for item in session.scalars(select(Item).where(Item.assignment_id == assignment.id)):
+                    item.shown_at = item.first_shown_at = now()
+                    session.add(Answer(item_id=item.id, user_id=user.id, case_id=item.case_id, arm=assignment.arm,
+                                       label=rng.choice(study.classes), confidence=50.0,
+                                       reading_time_s=round(rng.uniform(2, 20), 3)))
+                    count += 1
+            session.commit()
+    project.close()
+    return count
+
+
+def run_admin(label: str, db: str | None, readers: int, cases: int, work: Path, calls: int = 20) -> None:
+    """The admin's progress page on a finished study of ``readers`` x ``cases``: its first call (agreement
+    computed) and the calls after it while no answer comes in (agreement from the cache)."""
+    from proctovision.reading.project import add_user, open_project
+    from proctovision.serving.background import free_port
+
+    folder = make_project(work / ("admin-" + label), readers, cases, db)
+    project = open_project(folder)
+    add_user(project, "admin", "admin", PASSWORD)
+    project.close()
+    answers = fill_answers(folder)
+    port = free_port()
+    server = serve(folder, port)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        client.post("/api/session", json={"username": "admin", "password": PASSWORD}).raise_for_status()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            client.get("/api/admin/progress").raise_for_status()
+            times.append(1000 * (time.perf_counter() - start))
+        print(f"{label}: admin progress, {readers} readers x {cases} cases ({answers} answers): first call "
+              f"{times[0]:.0f} ms; the next {calls - 1}: p50 {p(times[1:], 50):.1f} ms, p95 {p(times[1:], 95):.1f} ms")
+    finally:
+        server.kill()
+        server.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=30)
@@ -182,10 +238,15 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="time each reader looks at a case before answering (0: as fast as the server goes)")
+    parser.add_argument("--admin-cases", type=int, default=0,
+                        help="instead: time the admin's progress page on a finished study of this many cases")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pv-reading-bench-") as work:
         for kind in [name.strip() for name in args.db.split(",") if name.strip()]:
             if kind == "sqlite":
+                if args.admin_cases:
+                    run_admin("SQLite (WAL)", None, args.readers, args.admin_cases, Path(work))
+                    continue
                 run_one("SQLite (WAL)", None, args.readers, args.cases, Path(work), args.think_ms / 1000)
                 continue
             from reading_fixtures import PostgresServer
@@ -196,6 +257,9 @@ def main() -> None:
                 print(f"PostgreSQL: skipped ({error})")
                 continue
             try:
+                if args.admin_cases:
+                    run_admin("PostgreSQL", server.url(), args.readers, args.admin_cases, Path(work))
+                    continue
                 run_one("PostgreSQL", server.url(), args.readers, args.cases, Path(work), args.think_ms / 1000)
             finally:
                 server.stop()

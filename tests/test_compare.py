@@ -245,3 +245,35 @@ def test_readers_alone_with_labels_of_no_known_task_ask_for_the_task(tmp_path: P
                                       str(tmp_path / "cases.csv"), "--out", str(tmp_path / "out")])
     assert result.exit_code != 0
     assert "give --task" in str(result.exception) + result.output
+
+
+def test_compare_prints_every_file_it_writes_and_reading_times_are_rounded_and_typed(tmp_path: Path):
+    truth = np.repeat([0, 1], 10)
+    classes = np.array(["normal", "hemorrhoid"])
+    paths = [f"case{index}.png" for index in range(20)]
+    pd.DataFrame({"path": paths, "label": classes[truth], "patient_id": [f"P{i}" for i in range(20)]}).to_csv(
+        tmp_path / "cases.csv", index=False)
+    rng = np.random.default_rng(1)
+    rows = []
+    for reader in ("ann", "bo"):
+        for condition in ("unaided", "aided"):
+            score = np.clip(np.round(3 + 2 * (truth - 0.5) + rng.normal(0, 1, 20)), 1, 5)
+            rows += [{"path": path, "reader": reader, "condition": condition, "label": classes[int(value >= 3)],
+                      "score": value, "case_time_s": 0.0855 + 0.1 * index, "reading_time_s": 36.0}
+                     for index, (path, value) in enumerate(zip(paths, score))]
+    pd.DataFrame(rows).to_csv(tmp_path / "readers.csv", index=False)
+    out = tmp_path / "arms"
+    result = CliRunner().invoke(app, ["compare", "--readers", str(tmp_path / "readers.csv"), "--truth",
+                                      str(tmp_path / "cases.csv"), "--out", str(out), "--resamples", "20"])
+    assert result.exit_code == 0, result.output
+    assert f"MRMC (Obuchowski-Rockette-Hillis): {out / 'comparison.md'}" in result.output
+    assert f"reading times per case: {out / 'reading_times.csv'}" in result.output
+    for name in ("comparison.csv", "tests.csv", "comparison.json", "comparison.md", "reading_times.csv",
+                 "figures/metrics.png", "figures/reading_time_per_case.png"):
+        assert f"  {out / name}\n" in result.output, name
+    text = (out / "reading_times.csv").read_text()
+    assert not any(len(cell.split(".")[-1]) > 3 for line in text.splitlines()[1:] for cell in line.split(",")
+                   if cell.replace(".", "").isdigit()), text
+    table = pd.read_csv(out / "reading_times.csv")
+    assert table["n_cases"].dtype == np.int64 and set(table["n_cases"]) == {20}
+    assert table["n_readers"].dtype == np.int64 and ",20.0," not in text

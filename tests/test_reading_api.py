@@ -136,3 +136,68 @@ def test_docs_describe_the_api(tmp_path: Path):
                  "/api/cases/{case}/image", "/api/admin/progress"):
         assert path in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_non_finite_or_absurd_hidden_and_idle_times_get_422(tmp_path: Path, database):
+    project = make_study(tmp_path, db=database)
+    alice = signed_in_client(create_app(project=project), "alice")
+    case = alice.get("/api/assignments/unaided/next").json()
+    assert alice.get("/" + case["image"]).status_code == 200
+    url = f"/api/cases/{case['case']}/answers"
+    for raw in ('{"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": Infinity}',
+                '{"arm": "unaided", "label": "normal", "confidence": 50, "idle_s": NaN}',
+                '{"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 1e308}'):
+        response = alice.post(url, content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and response.json()["detail"] == "invalid request", raw
+    longer = alice.post(url, json={"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 3000,
+                                   "idle_s": 600})
+    assert longer.status_code == 422 and "longer than the showing" in longer.json()["detail"]
+    with project.session() as session:
+        assert session.query(Answer).count() == 0
+    fine = alice.post(url, json={"arm": "unaided", "label": "normal", "confidence": 50, "hidden_s": 0.0})
+    assert fine.status_code == 201 and fine.json()["reading_time_s"] >= 0
+
+
+def _read_via_api(client, arm: str, label_of, limit: int | None = None) -> int:
+    count = 0
+    while (limit is None or count < limit) and (shown := client.get(f"/api/assignments/{arm}/next")).status_code == 200:
+        case = shown.json()
+        client.get("/" + case["image"])
+        assert client.post(f"/api/cases/{case['case']}/answers",
+                           json={"arm": arm, "label": label_of(case["case"]), "confidence": 50}).status_code == 201
+        count += 1
+    return count
+
+
+def test_admin_sees_kappa_with_n_and_ci_and_every_pair_with_its_n(tmp_path: Path, monkeypatch):
+    from proctovision.reading import consensus
+    from proctovision.reading.db import Case
+
+    project = make_study(tmp_path, readers=(("alice", "senior"), ("bob", "junior"), ("carol", "junior")))
+    app = create_app(project=project)
+    with project.session() as session:
+        truth = {case.id: case.label for case in session.scalars(select(Case))}
+    flip = {sorted(c for c in truth if truth[c] == "normal")[0], sorted(c for c in truth if truth[c] != "normal")[0]}
+    other = {"normal": "hemorrhoid", "hemorrhoid": "normal"}
+    _read_via_api(signed_in_client(app, "alice"), "unaided", lambda case: truth[case])
+    _read_via_api(signed_in_client(app, "bob"), "unaided", lambda case: other[truth[case]] if case in flip
+                  else truth[case])
+    carol = signed_in_client(app, "carol")
+    _read_via_api(carol, "unaided", lambda case: truth[case], limit=2)
+    computed = []
+    original = consensus.agreement
+    monkeypatch.setattr(consensus, "agreement", lambda *a, **k: computed.append(1) or original(*a, **k))
+    admin = signed_in_client(app, "admin")
+    block = admin.get("/api/admin/progress").json()["agreement"]["conditions"]["unaided"]
+    assert block["fleiss"]["n"] == 2 and block["fleiss"]["n_readers"] == 3 and block["n_cases"] == 8
+    pairs = {(pair["a"], pair["b"]): pair for pair in block["pairs"]}
+    # alice vs bob: 6 of 8 agree, both say normal 4 times: kappa = (0.75 - 0.5) / (1 - 0.5) = 0.5, on n = 8
+    assert pairs[("alice", "bob")]["n"] == 8 and abs(pairs[("alice", "bob")]["kappa"] - 0.5) < 1e-12
+    low, high = pairs[("alice", "bob")]["ci95"]
+    assert low < 0.5 < high
+    assert pairs[("alice", "carol")]["n"] == 2 and pairs[("bob", "carol")]["n"] == 2
+    admin.get("/api/admin/progress")
+    assert len(computed) == 1  # no answer since: the figures come from the cache
+    _read_via_api(carol, "unaided", lambda case: truth[case], limit=1)
+    assert admin.get("/api/admin/progress").json()["agreement"]["conditions"]["unaided"]["fleiss"]["n"] == 3
+    assert len(computed) == 2

@@ -95,7 +95,7 @@ def test_alembic_upgrade_keeps_the_answers(tmp_path: Path, database):
         connection.execute(text("UPDATE audit_events SET event = event"))
     project.close()
     upgraded = open_project(project.root)
-    assert current_revision(upgraded.engine) == "0002"
+    assert current_revision(upgraded.engine) == "0004"
     with upgraded.session() as session:
         assert session.query(Answer).count() == 8
     with upgraded.engine.connect() as connection:

@@ -28,7 +28,7 @@ def test_init_makes_opaque_ids_full_images_and_a_wal_database(tmp_path: Path):
     project = make_study(tmp_path)
     with project.session() as session:
         cases = session.scalars(select(Case)).all()
-        assert len(cases) == 8 and current_revision(project.engine) == "0002"
+        assert len(cases) == 8 and current_revision(project.engine) == "0004"
         for case in cases:
             assert "SECRETFILE" not in case.id and "PATIENT" not in case.id and len(case.id) >= 16
             assert (project.root / "images" / f"{case.id}.png").is_file()
@@ -282,8 +282,11 @@ def test_a_case_shown_again_is_timed_from_the_new_showing_and_reports_cannot_mak
         session.commit()
         again = assignments.next_case(session, study, user, "unaided")
         assert again["case"] == first["case"] and again["position"] == 1
-        result = assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 1e6, 1e6)
-        assert result["reading_time_s"] == 0  # hidden/idle reports are clipped to the time shown
+        with pytest.raises(ReadingError, match="longer than the showing"):  # reports beyond the showing
+            assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 1e6, 1e6)
+        session.rollback()
+        result = assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 0.5, 0.5)
+        assert result["reading_time_s"] >= 0  # hidden/idle reports never make time negative
         answer = session.scalar(select(Answer).where(Answer.case_id == first["case"]))
         assert 40 <= answer.interrupted_s < 45 and answer.hidden_s < 5
 

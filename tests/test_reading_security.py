@@ -229,3 +229,129 @@ def test_dicom_cases_reach_readers_as_plain_pngs_without_the_header(tmp_path: Pa
         shown[window] = other.content
     assert shown["contrast"] != shown["full"] and shown["contrast"] != image.content
     assert alice.get("/" + case["image"], params={"window": "../../reading"}).status_code == 404
+
+
+def _raw_post(app, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int]:
+    """Drive the ASGI app by hand: (status, body, how many body messages the app pulled)."""
+    import asyncio
+
+    pulled, sent = 0, []
+
+    async def receive() -> dict:
+        nonlocal pulled
+        pulled += 1
+        if pulled > len(chunks):
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    return start["status"], b"".join(message.get("body", b"") for message in sent
+                                     if message["type"] == "http.response.body"), pulled
+
+
+def test_bodies_over_64_kb_get_413_before_they_are_read(tmp_path: Path):
+    app = create_app(project=make_study(tmp_path))
+    big = json.dumps({"username": "alice", "password": "x" * 100_000}).encode()
+    status, body, pulled = _raw_post(app, "/api/session", [big], [(b"content-length", str(len(big)).encode())])
+    assert status == 413 and json.loads(body)["detail"].startswith("request body larger than 64 KB")
+    assert pulled == 0  # refused on the declared length, unread
+    chunks = [b'{"username": "alice", "password": "'] + [b"x" * 16384] * 6400  # 100 MB, chunked
+    status, body, pulled = _raw_post(app, "/api/session", chunks, [(b"transfer-encoding", b"chunked")])
+    assert status == 413 and "64 KB" in json.loads(body)["detail"]
+    assert pulled <= 64 * 1024 // 16384 + 2  # cut off at the limit, not read whole
+    small = signed_in_client(app, "alice")  # an ordinary request still goes through
+    assert small.get("/api/session").status_code == 200
+
+
+def test_a_forged_x_forwarded_for_still_meets_429(tmp_path: Path):
+    """Through uvicorn as `reading serve` runs it: a local client cannot pick a new address per attempt."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from reading_fixtures import free_port
+
+    from proctovision.cli.reading import proxy_options
+
+    app = create_app(project=make_study(tmp_path), security=SecuritySettings(max_failures=2))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **proxy_options(())))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        statuses = [httpx.post(f"{base}/api/session", json={"username": f"nobody{n}", "password": "wrong pass"},
+                               headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code for n in range(9)]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert statuses[:8] == [401] * 8 and statuses[8] == 429  # 4 x max_failures from one client
+
+
+def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(tmp_path: Path):
+    from proctovision.reading.security import client_address
+
+    trusting = SecuritySettings(trusted_proxies=("10.1.1.1",))
+    assert client_address("192.0.2.7", "203.0.113.9", SecuritySettings()) == "192.0.2.7"
+    assert client_address("192.0.2.7", "203.0.113.9", trusting) == "192.0.2.7"
+    assert client_address("10.1.1.1", "6.6.6.6, 203.0.113.9", trusting) == "203.0.113.9"  # the hop the proxy saw
+    app = create_app(project=make_study(tmp_path), security=SecuritySettings(max_failures=1,
+                                                                             trusted_proxies=("testclient",)))
+    client = TestClient(app)
+    attempts = [client.post("/api/session", json={"username": f"n{n}", "password": "wrong pass"},
+                            headers={"X-Forwarded-For": "203.0.113.9"}).status_code for n in range(5)]
+    assert attempts == [401, 401, 401, 401, 429]
+    other = client.post("/api/session", json={"username": "n9", "password": "wrong pass"},
+                        headers={"X-Forwarded-For": "203.0.113.10"})
+    assert other.status_code == 401  # a different client behind the same proxy is not locked out
+
+
+def test_user_names_ignore_case_unique_sign_in_and_throttle(tmp_path: Path, database):
+    import pytest
+
+    from proctovision.reading.db import ReadingError
+
+    project = make_study(tmp_path, db=database, readers=(("reader-c", "senior"),))
+    with pytest.raises(ReadingError, match="exists already"):
+        add_user(project, "Reader-C", "reader", PASSWORD)
+    app = create_app(project=project, security=SecuritySettings(max_failures=3))
+    assert login(TestClient(app), "READER-C").json()["name"] == "reader-c"
+    client = TestClient(app)
+    assert [login(client, name, "wrong password").status_code for name in ("Reader-C", "reader-c", "READER-c")] \
+        == [401, 401, 401]
+    assert login(TestClient(app), "reader-c").status_code == 429  # one account, one count, whatever the case
+
+
+def test_an_older_database_gets_case_free_names_or_is_refused_naming_the_clash(tmp_path: Path):
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+
+    from proctovision.reading.db import ReadingError, alembic_config, current_revision
+    from proctovision.reading.project import open_project
+
+    project = make_study(tmp_path, readers=(("Reader-C", "senior"),))
+    command.downgrade(alembic_config(project.engine), "0002")
+    project.close()
+    upgraded = open_project(project.root)
+    assert current_revision(upgraded.engine) == "0004"
+    assert login(TestClient(create_app(project=upgraded)), "reader-c").status_code == 200
+    command.downgrade(alembic_config(upgraded.engine), "0002")
+    with upgraded.engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (name, role, experience, password_hash, created_at) "
+                                "VALUES ('reader-c', 'reader', '', 'x', '2026-01-01')"))
+    upgraded.close()
+    with pytest.raises(ReadingError, match="Reader-C / reader-c"):
+        open_project(project.root)

@@ -116,3 +116,29 @@ def test_near_and_exact_duplicates_across_splits_are_leaks_and_strict_refuses(tm
             break
     assert refused is not None, "some seed must place a copy on another side"
     assert not refused[1].exists(), "a refused split writes nothing"
+
+
+@pytest.mark.parametrize("make", [lambda frame: holdout_split(frame, 0.2, 0.2, 0), lambda frame: kfold_split(frame, 3, 0)])
+def test_rows_with_an_empty_label_are_refused_by_name(make):
+    frame = frame_of({"a": 6, "b": 6})
+    frame.loc[4, "label"] = ""
+    frame.loc[7, "label"] = float("nan")
+    with pytest.raises(SplitError) as raised:
+        make(frame)
+    message = str(raised.value)
+    assert "2 row(s) have an empty label" in message
+    assert frame.loc[4, "path"] in message and frame.loc[7, "path"] in message
+
+
+def test_split_command_refuses_a_manifest_with_an_empty_label(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app
+
+    lines = ["path,label,patient_id"] + [f"img{i}.png,{'ab'[i % 2]},p{i}" for i in range(12)]
+    lines[3] = "img2.png,,p2"
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["split", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code != 0 and isinstance(result.exception, SplitError)  # the entry point prints it as one line
+    assert "img2.png" in str(result.exception) and "empty label" in str(result.exception)
+    assert not (tmp_path / "s.csv").exists()

@@ -143,7 +143,15 @@ def compare(
         table.add_row(row["participant"], row["kind"], *(fmt(row.get(name), "{:.3f}") for name in (
                       "accuracy", "recall", "precision", "f1")), fmt(row["reading_time_s"], "{:.1f}"))
     console.print(table)
-    console.print(f"table: {out / 'comparison.md'}\ntests: {out / 'tests.csv'}\nfigures: {out / 'figures'}")
+    files = result["files"]
+    if result.get("mrmc"):
+        console.print(f"MRMC (Obuchowski-Rockette-Hillis): {files['comparison_md']} and \"mrmc\" in "
+                      f"{files['comparison_json']}", markup=False, soft_wrap=True)
+    if "reading_times_csv" in files:
+        console.print(f"reading times per case: {files['reading_times_csv']}", markup=False, soft_wrap=True)
+    console.print("wrote:", markup=False)
+    for path in files.values():
+        console.print(f"  {path}", markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -142,15 +142,18 @@ def serve(
     = False,
     ssl_certfile: Annotated[Optional[Path], typer.Option(help="serve HTTPS with this certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Optional[Path], typer.Option(help="and this private key (PEM)")] = None,
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option(
+        help="address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed (repeatable)")] = None,
 ) -> None:
     """Serve the reading page and its JSON API (/docs).
 
-    Example: proctovision reading serve study/ --port 8000   (then open http://127.0.0.1:8000/)
+    Example: proctovision reading serve study/ --port 8000   (then open http://127.0.0.1:8000/);
+    behind a reverse proxy on this machine add --trusted-proxy 127.0.0.1
     """
     import uvicorn
 
     from proctovision.reading.api import create_app
-    from proctovision.reading.security import is_loopback
+    from proctovision.reading.security import SecuritySettings, is_loopback
 
     if not is_loopback(host) and not allow_remote:
         error_console.print(f"[bold red]error:[/] {host} is not loopback: add --allow-remote (behind HTTPS)")
@@ -158,14 +161,21 @@ def serve(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         error_console.print("[bold red]error:[/] give both --ssl-certfile and --ssl-keyfile, or neither")
         raise typer.Exit(1)
-    app = create_app(folder)
+    proxies = tuple(trusted_proxy or ())
+    app = create_app(folder, SecuritySettings(trusted_proxies=proxies))
     scheme = "https" if ssl_certfile else "http"
     console.print(f"reading room {folder} on {scheme}://{host}:{port}/ (API docs at /docs)", markup=False)
-    # A reverse proxy on this machine may say the client used HTTPS (X-Forwarded-Proto): uvicorn trusts only
-    # 127.0.0.1 for that, so cookies get Secure and the Origin check sees https.
-    uvicorn.run(app, host=host, port=port, log_level="warning",
+    uvicorn.run(app, host=host, port=port, log_level="warning", **proxy_options(proxies),
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+def proxy_options(trusted: tuple[str, ...]) -> dict:
+    """uvicorn believes X-Forwarded-* only from the proxies named with --trusted-proxy (by default it believes
+    127.0.0.1, so any local client could pick a fresh address per sign-in attempt)."""
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted)}
 
 
 @reading_app.command("status")
@@ -184,6 +194,11 @@ def status(folder: Annotated[Path, typer.Argument(metavar="DIR")]) -> None:
         project.close()
     console.print(f"{info['kind']} on {info['task']} ({', '.join(info['classes'])}): {info['cases']} cases, "
                   f"arms {', '.join(info['arms'])}, database {info['database']}", markup=False)
+    if info["kind"] == "labelling":
+        console.print(f"consensus rule: {info['consensus']}", markup=False)
+    else:
+        console.print(f"arm order: {info['arm_order']}; washout: {info['washout_days']:g} day(s); unannounced "
+                      f"repeats: {info['repeats']} per reader and arm", markup=False)
     for line in info["progress"]:
         console.print(f"  {line['reader']} [{line['arm']}]: {line['done']}/{line['total']}"
                       + ("" if line["open"] else " (not open yet)"), markup=False)
@@ -208,6 +223,10 @@ def export(
         info = write_export(project, out)
     finally:
         project.close()
-    left = sum(info.get("left_out", {}).values())
-    console.print(f"wrote {info['rows']} rows to {out}" + (f"; {left} case(s) without consensus left out"
-                                                           if left else ""), markup=False)
+    console.print(f"wrote {info['rows']} rows to {out}", markup=False, soft_wrap=True)
+    if info.get("repeats_file"):
+        console.print(f"wrote the unannounced repeats to {info['repeats_file']}", markup=False, soft_wrap=True)
+    left_out = info.get("left_out", {})
+    if left_out:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(left_out.items()))
+        console.print(f"left out {sum(left_out.values())} case(s) without consensus: {reasons}", markup=False)

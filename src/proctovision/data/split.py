@@ -22,6 +22,16 @@ def patient_labels(frame: pd.DataFrame) -> pd.Series:
     return frame.groupby("patient_id")["label"].agg(lambda labels: labels.value_counts().index[0]).sort_index()
 
 
+def refuse_unlabelled(frame: pd.DataFrame) -> None:
+    """An image without a label cannot be stratified or trained on: name the rows instead of splitting them."""
+    labels = frame["label"]
+    empty = labels.isna() | (labels.astype(str).str.strip() == "")
+    if empty.any():
+        paths = [str(path) for path in frame.loc[empty, "path"]]
+        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+        raise SplitError(f"{len(paths)} row(s) have an empty label: {shown}; label or remove them, then split again")
+
+
 def _check_enough_patients(labels: pd.Series, needed: int, what: str) -> None:
     counts = labels.value_counts()
     short = {str(name): int(count) for name, count in counts.items() if count < needed}
@@ -37,6 +47,7 @@ def holdout_split(frame: pd.DataFrame, val: float, test: float, seed: int) -> pd
     """Add a ``split`` column (train/val/test) assigned per patient, stratified by patient label."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise SplitError(f"--val ({val}) and --test ({test}) must be in [0, 1) and add up to less than 1")
+    refuse_unlabelled(frame)
     labels = patient_labels(frame)
     parts = 1 + (val > 0) + (test > 0)
     _check_enough_patients(labels, parts, f"a {parts}-way patient split")
@@ -71,6 +82,7 @@ def kfold_split(frame: pd.DataFrame, folds: int, seed: int) -> pd.DataFrame:
     """Add a ``fold`` column (0..K-1): stratified K-fold grouped by patient."""
     if folds < 2:
         raise SplitError(f"--folds must be at least 2, got {folds}")
+    refuse_unlabelled(frame)
     labels = patient_labels(frame)
     _check_enough_patients(labels, folds, f"{folds} folds")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -14,11 +14,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from proctovision.core.api_errors import error_responses
+from proctovision.core.asgi import BodyLimit
 from proctovision.core.hosts import UNSAFE_METHODS
 from proctovision.reading import assignments, consensus, media
 from proctovision.reading.db import LoginSession, ReadingError, User
@@ -30,6 +33,7 @@ from proctovision.reading.security import (
     SESSION_COOKIE,
     SecuritySettings,
     authenticate,
+    client_address,
     close_session,
     csrf_matches,
     open_session,
@@ -37,6 +41,9 @@ from proctovision.reading.security import (
     session_of,
     throttled,
 )
+
+
+MAX_REPORTED_S = 7 * 24 * 3600.0  # no showing lasts a week; anything longer is not a time
 
 
 class Credentials(BaseModel):
@@ -48,8 +55,10 @@ class AnswerIn(BaseModel):
     arm: str = Field(max_length=16)
     label: str = Field(max_length=200)
     confidence: float = Field(ge=0, le=100)
-    hidden_s: float = Field(default=0.0, ge=0, description="time the tab was hidden while the case was shown")
-    idle_s: float = Field(default=0.0, ge=0, description="time without input beyond 60 s while shown")
+    hidden_s: float = Field(default=0.0, ge=0, le=MAX_REPORTED_S, allow_inf_nan=False,
+                            description="time the tab was hidden while the case was shown (at most the showing)")
+    idle_s: float = Field(default=0.0, ge=0, le=MAX_REPORTED_S, allow_inf_nan=False,
+                          description="time without input beyond 60 s while shown (at most the showing)")
 
 
 class AdjudicationIn(BaseModel):
@@ -93,12 +102,14 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
 
     api = APIRouter(prefix="/api")
 
-    @api.post("/session", summary="Sign in: sets the session cookie and returns the CSRF token")
+    @api.post("/session", summary="Sign in: sets the session cookie and returns the CSRF token",
+              responses=error_responses(400, 401, 403, 413, 422, 429))
     def sign_in(credentials: Credentials, request: Request, response: Response, session: Db) -> dict:
         if not same_origin(request.headers.get("origin"), request.headers.get("referer"),
                            request.headers.get("host"), request.url.scheme):
             raise HTTPException(403, "cross-origin request refused")
-        client = request.client.host if request.client else "unknown"
+        client = client_address(request.client.host if request.client else None,
+                                request.headers.get("x-forwarded-for"), security)
         if throttled(session, credentials.username, client, security):
             raise HTTPException(429, "too many failed sign-ins; try again later",
                                 headers={"Retry-After": str(int(security.failure_window_s))})
@@ -113,11 +124,11 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
                             path="/")
         return {**_me(user, project, session), "csrf_token": csrf}
 
-    @api.get("/session", summary="Who is signed in (and the session's CSRF token)")
+    @api.get("/session", summary="Who is signed in (and the session's CSRF token)", responses=error_responses(401))
     def me(auth: Auth, session: Db) -> dict:
         return {**_me(auth[1], project, session), "csrf_token": auth[0].csrf_token}
 
-    @api.delete("/session", status_code=204, summary="Sign out")
+    @api.delete("/session", status_code=204, summary="Sign out", responses=error_responses(401, 403))
     def sign_out(auth: Auth, session: Db) -> Response:
         close_session(session, auth[0])
         response = Response(status_code=204)
@@ -125,27 +136,31 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
-    @api.get("/assignments", summary="This user's work: arm, done/total, open (washout)")
+    @api.get("/assignments", summary="This user's work: arm, done/total, open (washout)",
+             responses=error_responses(401))
     def my_assignments(auth: Auth, session: Db) -> dict:
         study = project.study(session)
         return {"kind": study.kind, "classes": list(study.classes),
                 "assignments": assignments.summary(session, study, auth[1])}
 
     @api.get("/assignments/{arm}/next", summary="The next case of an arm (204 when done)",
-             responses={204: {"description": "every case of this arm is answered"}})
+             responses={204: {"description": "every case of this arm is answered"},
+                        **error_responses(401, 404, 409, 422)})
     def next_case(arm: str, auth: Auth, session: Db) -> Response:
         payload = assignments.next_case(session, project.study(session), auth[1], arm)
         if payload is None:
             return Response(status_code=204)
         return JSONResponse({**payload, "windows": media.windows(project.root, payload["case"])})
 
-    @api.post("/cases/{case}/answers", status_code=201, summary="Answer a case (committed before the 201)")
+    @api.post("/cases/{case}/answers", status_code=201, summary="Answer a case (committed before the 201)",
+              responses=error_responses(400, 401, 403, 404, 409, 413, 422))
     def post_answer(case: str, body: AnswerIn, auth: Auth, session: Db) -> dict:
         return assignments.answer(session, project.study(session), auth[1], case, body.arm, body.label,
                                   body.confidence, body.hidden_s, body.idle_s)
 
     @api.get("/cases/{case}/image", summary="The case's image (PNG, full resolution, no metadata); DICOM cases "
-             "also in the windows that `next` lists", response_class=FileResponse)
+             "also in the windows that `next` lists", response_class=FileResponse,
+             responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def image(case: str, auth: Auth, session: Db, window: str | None = None) -> FileResponse:
         user, study = auth[1], project.study(session)
         allowed = (user.role == "admin" or assignments.case_visible(session, study, user, case) is not None
@@ -155,13 +170,14 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
         return _png(media.image_file(project.root, case, window) if allowed else None)
 
     @api.get("/cases/{case}/cam", summary="The model's Grad-CAM overlay (aided arm only)",
-             response_class=FileResponse)
+             response_class=FileResponse,
+             responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def cam(case: str, auth: Auth, session: Db) -> FileResponse:
         allowed = assignments.mark_cam_opened(session, project.study(session), auth[1], case)
         return _png(media.cam_file(project.root, case) if allowed else None)
 
     @api.get("/adjudication/next", summary="Adjudicators: the next disagreement, with the experts' labels",
-             responses={204: {"description": "nothing to adjudicate"}})
+             responses={204: {"description": "nothing to adjudicate"}, **error_responses(401, 403)})
     def next_adjudication(auth: Auth, session: Db) -> Response:
         if auth[1].role != "adjudicator":
             raise HTTPException(403, "adjudicators only")
@@ -170,25 +186,28 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
             return Response(status_code=204)
         return JSONResponse({**payload, "windows": media.windows(project.root, payload["case"])})
 
-    @api.post("/adjudication/{case}", status_code=201, summary="Adjudicators: the final label of a case")
+    @api.post("/adjudication/{case}", status_code=201, summary="Adjudicators: the final label of a case",
+              responses=error_responses(400, 401, 403, 404, 413, 422))
     def adjudicate(case: str, body: AdjudicationIn, auth: Auth, session: Db) -> dict:
         if auth[1].role != "adjudicator":
             raise HTTPException(403, "adjudicators only")
         return consensus.adjudicate(session, project.study(session), auth[1], case, body.label)
 
-    @api.get("/admin/progress", summary="Admins: progress per reader and arm, agreement so far")
+    @api.get("/admin/progress", summary="Admins: progress per reader and arm, agreement so far",
+             responses=error_responses(401, 403))
     def admin_progress(_: Annotated[User, Depends(admin)], session: Db) -> dict:
         study = project.study(session)
+        so_far = consensus.agreement_so_far(session, study)
         result = {"kind": study.kind, "classes": list(study.classes),
                   "progress": assignments.progress(session, study),
-                  "agreement": consensus.agreement_so_far(session, study)}
-        if study.kind == "labelling":
-            table = consensus.consensus_table(session, study)
-            result["consensus"] = {str(k): int(v) for k, v in table["method"].value_counts().items()}
+                  "agreement": {key: value for key, value in so_far.items() if key != "consensus"}}
+        if "consensus" in so_far:
+            result["consensus"] = so_far["consensus"]
         return result
 
     @api.post("/admin/export", summary="Admins: write the export into the project's exports/ and download it",
-              response_class=FileResponse)
+              response_class=FileResponse, responses={200: {"content": {"text/csv": {}}},
+                                                      **error_responses(401, 403, 413)})
     def admin_export(_: Annotated[User, Depends(admin)], session: Db) -> FileResponse:
         from proctovision.reading.export import export
 
@@ -200,6 +219,8 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
                             headers={"Cache-Control": "no-store"})
 
     app.include_router(api)
+    app.add_middleware(BodyLimit, limit=security.max_body_bytes, key="detail",
+                       message=f"request body larger than {security.max_body_bytes // 1024} KB")
     _pages(app)
     _errors(app)
     return app
@@ -240,6 +261,13 @@ def _pages(app: FastAPI) -> None:
 
 
 def _errors(app: FastAPI) -> None:
+    @app.exception_handler(405)
+    def wrong_method(request: Request, _: Exception) -> JSONResponse:
+        # Starlette names only the first route's method in Allow; a path here may have several routes.
+        allowed = sorted({method for route in request.app.router.routes if isinstance(route, APIRoute)
+                          and route.path_regex.match(request.url.path) for method in route.methods})
+        return JSONResponse({"detail": "method not allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
     @app.exception_handler(assignments.NotFound)
     def not_found(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)

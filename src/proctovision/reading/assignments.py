@@ -7,6 +7,7 @@ again after the tab was closed is timed from the new showing; the earlier showin
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, object_session
 from proctovision.reading.db import Answer, Assignment, AuditEvent, Case, Item, ReadingError, Study, User, now
 
 READING_ROLE = "reader"
+REPORT_SLACK_S = 1.0  # the client's clock may run a little ahead of the server's
 
 
 class NotFound(ReadingError):
@@ -189,6 +191,9 @@ def answer(session: Session, study: Study, user: User, case_id: str, arm: str, l
     if item.shown_at is None:
         raise Conflict("this case has not been shown yet")
     elapsed = max(0.0, (moment - item.shown_at).total_seconds())
+    if not all(math.isfinite(value) and value >= 0 for value in (hidden_s, idle_s)) \
+            or hidden_s + idle_s > elapsed + REPORT_SLACK_S:
+        raise ReadingError("hidden_s and idle_s must be finite and together no longer than the showing")
     hidden = min(max(0.0, float(hidden_s)), elapsed)
     idle = min(max(0.0, float(idle_s)), elapsed - hidden)
     row = Answer(item_id=item.id, user_id=user.id, case_id=case_id, arm=arm, label=label,

@@ -10,7 +10,7 @@ import warnings
 from collections import Counter
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from proctovision.evaluation.agreement import agreement
@@ -20,17 +20,15 @@ from proctovision.reading.db import Adjudication, Answer, AuditEvent, Case, Item
 def first_readings(session: Session, arm: str | None = None) -> pd.DataFrame:
     """One row per reader, arm and case (the first showing, not the repeat): case, reader, experience, arm,
     label, confidence, reading_time_s, hidden_s, idle_s, interrupted_s."""
-    query = (select(Answer, User.name, User.experience).join(Item, Answer.item_id == Item.id)
-             .join(User, Answer.user_id == User.id).where(Item.repeat.is_(False)).order_by(Answer.id))
+    query = (select(Answer.case_id, User.name, User.experience, Answer.arm, Answer.label, Answer.confidence,
+                    Answer.reading_time_s, Answer.hidden_s, Answer.idle_s, Answer.interrupted_s)
+             .join(Item, Answer.item_id == Item.id).join(User, Answer.user_id == User.id)
+             .where(Item.repeat.is_(False)).order_by(Answer.id))
     if arm is not None:
         query = query.where(Answer.arm == arm)
-    rows = [{"case": row.case_id, "reader": name, "experience": experience, "arm": row.arm, "label": row.label,
-             "confidence": row.confidence, "reading_time_s": row.reading_time_s, "hidden_s": row.hidden_s,
-             "idle_s": row.idle_s, "interrupted_s": row.interrupted_s}
-            for row, name, experience in session.execute(query)]
     columns = ["case", "reader", "experience", "arm", "label", "confidence", "reading_time_s", "hidden_s",
                "idle_s", "interrupted_s"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame([tuple(row) for row in session.execute(query)], columns=columns)  # columns, not ORM objects
 
 
 def assigned_readers(session: Session) -> dict[str, int]:
@@ -103,8 +101,35 @@ def adjudicate(session: Session, study: Study, user: User, case_id: str, label: 
     return {"case": case_id, "label": label}
 
 
+_SO_FAR: dict[str, tuple[tuple, dict]] = {}  # study token -> (answers version, admin summary)
+
+
+def answers_version(session: Session) -> tuple:
+    """Changes whenever an answer is added or changed or a case adjudicated: the key of the cached figures."""
+    adjudications = select(func.count()).select_from(Adjudication).scalar_subquery()
+    count, last, changes, decided = session.execute(select(
+        func.count(Answer.id), func.max(Answer.id), func.coalesce(func.sum(Answer.changes), 0), adjudications)).one()
+    return int(count), last, int(changes), int(decided)
+
+
 def agreement_so_far(session: Session, study: Study, n_resamples: int = 200) -> dict:
-    """Pairwise Cohen's (weighted for ordinal tasks) and Fleiss' kappa per arm, from the answers so far."""
+    """Agreement per arm from the answers so far, recomputed only when an answer came in since the last call.
+
+    Per arm: Fleiss' kappa with its 95% CI and n (the cases every reader of that arm has read) and every pair's
+    Cohen's kappa (quadratic-weighted for ordinal tasks) with its 95% CI and n (the cases both have read)."""
+    version = answers_version(session)
+    cached = _SO_FAR.get(study.token)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    result = _agreement_summary(session, study, n_resamples)
+    if study.kind == "labelling":
+        table = consensus_table(session, study)
+        result["consensus"] = {str(k): int(v) for k, v in table["method"].value_counts().items()}
+    _SO_FAR[study.token] = (version, result)
+    return result
+
+
+def _agreement_summary(session: Session, study: Study, n_resamples: int) -> dict:
     readings = first_readings(session)
     if readings.empty or readings["reader"].nunique() < 2:
         return {"conditions": {}, "note": "fewer than two readers have answered"}
@@ -112,6 +137,18 @@ def agreement_so_far(session: Session, study: Study, n_resamples: int = 200) -> 
     try:
         with warnings.catch_warnings():  # a panel that agrees perfectly so far has no z statistic yet
             warnings.simplefilter("ignore", RuntimeWarning)
-            return agreement(table, tuple(study.classes), study.ordinal, n_resamples=n_resamples)
+            full = agreement(table, tuple(study.classes), study.ordinal, n_resamples=n_resamples)
     except (ValueError, ZeroDivisionError) as error:
         return {"conditions": {}, "note": f"not computable yet: {error}"}
+    weights = "quadratic" if study.ordinal else "unweighted"
+    conditions = {}
+    for condition, block in full["conditions"].items():
+        panel = block["fleiss"]
+        conditions[condition] = {
+            "readers": block["readers"], "n_cases": block["n_images"],
+            "fleiss": None if panel is None else {"kappa": panel["kappa"], "ci95": panel["ci95"],
+                                                  "n": panel["n_images"], "n_readers": panel["n_readers"]},
+            "pairs": [{"a": pair["a"], "b": pair["b"], "kappa": pair[weights]["kappa"], "ci95": pair[weights]["ci95"],
+                       "n": pair[weights]["n"]} for pair in block["pairs"]]}
+    return {"conditions": conditions, "weights": weights,
+            "note": "Fleiss' kappa on the cases every reader has read (n); each pair on the cases both have read"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import threading
+import unicodedata
 from pathlib import Path
 
 from sqlalchemy import (
@@ -25,7 +26,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker, validates
 
 from proctovision.core.errors import UserError
 
@@ -89,14 +90,27 @@ class Case(Base):
     has_cam: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+def name_key(name: str) -> str:
+    """A user name as sign-in, uniqueness and the sign-in throttle compare it: case and Unicode form ignored."""
+    return unicodedata.normalize("NFKC", name.strip()).casefold()[:200]
+
+
 class User(Base):
+    """An account. ``name`` is shown as given; ``name_key`` (unique) makes ``Reader-C`` and ``reader-c`` one name."""
+
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    name_key: Mapped[str] = mapped_column(String(200), unique=True, nullable=True)  # set from name, never None
     role: Mapped[str] = mapped_column(String(16))  # admin | reader | adjudicator
     experience: Mapped[str] = mapped_column(String(64), default="")
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+
+    @validates("name")
+    def _keyed(self, _field: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
 
 class LoginSession(Base):
@@ -200,11 +214,19 @@ def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{(Path(folder) / SQLITE_NAME).resolve()}"
 
 
+POOL_SIZE = 40  # the threads that serve requests (anyio's default): each keeps its connection once opened
+
+
 def make_engine(url: str) -> Engine:
-    """An engine: SQLite in WAL mode with full sync (an acknowledged answer survives a kill), or PostgreSQL."""
+    """An engine: SQLite in WAL mode with full sync (an acknowledged answer survives a kill), or PostgreSQL.
+
+    The pool keeps as many connections as requests can run at once: an overflow connection would be closed on
+    return and opened again (a new PostgreSQL backend, or SQLite's pragmas) on a later request. No pre-ping: it
+    costs a round trip per request; a connection the server dropped fails one request and the pool starts anew.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=10,
-                               max_overflow=30)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=POOL_SIZE,
+                               max_overflow=10)
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:
@@ -218,7 +240,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_recycle=3600)
 
 
 def alembic_config(engine: Engine):

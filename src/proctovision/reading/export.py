@@ -2,7 +2,8 @@
 
 - labelling: a manifest (``path,label,patient_id`` and the source's other columns, ``frame`` where present) with
   the consensus label, each expert's label (``label_<expert>``), the rule and how consensus was reached, ready for
-  ``split``. Cases without consensus are left out and counted.
+  ``split``. Cases without consensus (pending, no majority, awaiting adjudication) are left out and counted
+  per reason.
 - study: a readers.csv for ``compare``/``agreement``: path, frame, case, reader, experience, condition (the arm),
   label, confidence (0-100), score (binary tasks: the reader's rating of the positive class, 0-100),
   case_time_s (this case's reading time), reading_time_s (the reader's total in that arm, as ``compare`` reads it),
@@ -49,7 +50,7 @@ def _labelling(session, study, cases: dict[str, Case], out: Path) -> tuple[pd.Da
     experts = sorted({name for labels in table["labels"] for name in labels})
     rows, left_out = [], {}
     for line in table.itertuples(index=False):
-        if line.consensus is None:
+        if pd.isna(line.consensus) or not str(line.consensus):  # pandas holds a missing consensus as NaN
             left_out[line.method] = left_out.get(line.method, 0) + 1
             continue
         case = cases[line.case]

@@ -7,7 +7,7 @@ added with :func:`add_user`; each reader's assignments (orders) are made on firs
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from proctovision.core import fileio
 from proctovision.data.manifest import read_manifest
 from proctovision.reading import media
-from proctovision.reading.db import Case, ReadingError, Study, User, open_engine, sqlite_url
+from proctovision.reading.db import Case, ReadingError, Study, User, name_key, open_engine, sqlite_url
 from proctovision.reading.security import ROLES, hash_password
 from proctovision.core.tasks import load_task
 
@@ -37,12 +37,20 @@ class Project:
     url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    settings: Study | None = field(default=None, repr=False)
 
     def session(self) -> Session:
         return self.sessions()
 
     def study(self, session: Session) -> Study:
-        return session.scalar(select(Study))
+        """The study's settings: fixed once made, so read once and kept (detached) instead of once per request."""
+        if self.settings is None:
+            study = session.scalar(select(Study))
+            if study is None:
+                return study
+            session.expunge(study)
+            self.settings = study
+        return self.settings
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,7 +172,7 @@ def add_user(project: Project, name: str, role: str, password: str, experience: 
     if not name or len(name) > 200:
         raise ReadingError("a user name needs 1 to 200 characters")
     with project.session() as session:
-        if session.scalar(select(User).where(User.name == name)) is not None:
+        if session.scalar(select(User).where(User.name_key == name_key(name))) is not None:
             raise ReadingError(f"user {name!r} exists already")
         user = User(name=name, role=role, experience=experience.strip(), password_hash=hash_password(password))
         session.add(user)

@@ -6,7 +6,10 @@
   cookie alone (double submit) is not enough.
 - A request whose ``Origin`` (or, failing that, ``Referer``) is not this server's own is refused.
 - After ``max_failures`` failed logins for one user name (or ``4 x`` that from one client) within the window,
-  further attempts get 429 until the window has passed, whether the password is right or not.
+  further attempts get 429 until the window has passed, whether the password is right or not. User names are
+  compared without case (``db.name_key``) for sign-in, uniqueness and this count alike.
+- The client is the connection's peer; ``X-Forwarded-For`` names it only when the peer is one of the
+  ``trusted_proxies`` (``reading serve --trusted-proxy``), so a client cannot forge a fresh address per attempt.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session
 from proctovision.core.hosts import (  # noqa: F401 - the reading room's API and CLI take them from here
     CSRF_COOKIE, CSRF_HEADER, is_loopback, same_origin, tokens_match,
 )
-from proctovision.reading.db import LoginFailure, LoginSession, User, now
+from proctovision.reading.db import LoginFailure, LoginSession, User, name_key, now
 
 SESSION_COOKIE = "reading_session"
 ROLES = ("admin", "reader", "adjudicator", "clinician")
@@ -36,6 +39,20 @@ class SecuritySettings:
     session_hours: float = 12.0
     max_failures: int = 5
     failure_window_s: float = 900.0
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+
+
+def client_address(peer: str | None, forwarded_for: str | None, settings: SecuritySettings) -> str:
+    """Who is asking: the peer, or (behind a trusted proxy) the nearest address the proxies did not add."""
+    peer = peer or "unknown"
+    if peer not in settings.trusted_proxies or not forwarded_for:
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in settings.trusted_proxies:
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 def hash_password(password: str) -> str:
@@ -58,7 +75,7 @@ def throttled(session: Session, username: str, client: str, settings: SecuritySe
     """Too many recent failures for this user name, or from this client."""
     since = now() - dt.timedelta(seconds=settings.failure_window_s)
     by_name = session.scalar(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.username == username.lower(), LoginFailure.at >= since))
+        LoginFailure.username == name_key(username), LoginFailure.at >= since))
     by_client = session.scalar(select(func.count()).select_from(LoginFailure).where(
         LoginFailure.client == client, LoginFailure.at >= since))
     return by_name >= settings.max_failures or by_client >= 4 * settings.max_failures
@@ -67,13 +84,14 @@ def throttled(session: Session, username: str, client: str, settings: SecuritySe
 def authenticate(session: Session, username: str, password: str, client: str,
                  settings: SecuritySettings) -> User | None:
     """The user if the password is right; a failure is recorded (and always costs one argon2 verification)."""
-    user = session.scalar(select(User).where(User.name == username))
+    key = name_key(username)
+    user = session.scalar(select(User).where(User.name_key == key))
     if user is None:
         verify_password(password, DUMMY_HASH)  # the same work, so timing does not tell which names exist
     elif verify_password(password, user.password_hash):
-        session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
+        session.execute(delete(LoginFailure).where(LoginFailure.username == key))
         return user
-    session.add(LoginFailure(username=username.lower()[:200], client=client[:64]))
+    session.add(LoginFailure(username=key, client=client[:64]))
     session.execute(delete(LoginFailure).where(  # failures older than the window count no more
         LoginFailure.at < now() - dt.timedelta(seconds=settings.failure_window_s)))
     session.commit()

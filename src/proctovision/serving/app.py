@@ -24,10 +24,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proctovision.core.asgi import BodyLimit
 from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
 from proctovision.imaging.images import ImageReadError
 from proctovision.imaging.quality import assess_quality
@@ -50,37 +49,6 @@ OOD_WARNING = ("This image does not look like the images the model was trained o
                "its output is not reliable and is not shown as a finding.")
 QUALITY_WARNINGS = {"too_dark": "too dark", "overexposed": "overexposed", "blurred": "blurred"}
 
-
-
-class BodyLimit:
-    """413 for a body over the limit: at once when Content-Length says so, else as soon as the bytes pass it.
-
-    Counting as the bytes arrive also bounds chunked uploads, which the multipart parser would otherwise
-    spool to disk whole before the endpoint sees them.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
-        self.app, self.limit, self.message = app, limit, message
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await JSONResponse({"error": self.message}, status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, self.message)  # the endpoint's exception handler answers it
-            return message
-
-        await self.app(scope, counted, send)
 
 
 class ModelHolder:

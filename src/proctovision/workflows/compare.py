@@ -39,16 +39,28 @@ def write_outputs(
     task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
     reading_times: dict | None = None,
 ) -> dict[str, str]:
+    """Every file of the comparison; returns {name: path} of each one written (figures included)."""
     frame = pd.DataFrame(table)
     curves = reader_study.curve_points(table, participants, y_true, task.is_binary)
-    fileio.write_csv(out / "comparison.csv", frame)
+    files = {"comparison_csv": fileio.write_csv(out / "comparison.csv", frame)}
     test_rows = [test_row(test) for test in tests]
-    fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
-    fileio.write_json(out / "comparison.json", {"split": split, "n_images": n_images, "table": table, "tests": tests,
-                                                "missing_images": missing or {}, "mrmc": mrmc,
-                                                "reading_times": reading_times, "curves": curves})
+    files["tests_csv"] = fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
+    files["comparison_json"] = fileio.write_json(out / "comparison.json", {
+        "split": split, "n_images": n_images, "table": table, "tests": tests, "missing_images": missing or {},
+        "mrmc": mrmc, "reading_times": reading_times, "curves": curves})
     if reading_times:
-        fileio.write_csv(out / "reading_times.csv", pd.DataFrame(reading_times["rows"]))
-    fileio.write_text(out / "comparison.md", markdown(table, test_rows, split, n_images, missing or {})
-                      + reader_study.markdown(mrmc))
-    return comparison_figures(table, curves, split, out / "figures", reading_times)
+        files["reading_times_csv"] = fileio.write_csv(out / "reading_times.csv", reading_time_table(reading_times))
+    files["comparison_md"] = fileio.write_text(out / "comparison.md", markdown(
+        table, test_rows, split, n_images, missing or {}) + reader_study.markdown(mrmc))
+    files = {name: str(path) for name, path in files.items()}
+    return {**files, **comparison_figures(table, curves, split, out / "figures", reading_times)}
+
+
+def reading_time_table(reading_times: dict) -> pd.DataFrame:
+    """reading_times.csv: seconds to the millisecond, counts as integers (blank where there is none)."""
+    frame = pd.DataFrame(reading_times["rows"])
+    for column in ("median_s", "ci_low", "ci_high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round(3)
+    for column in ("n_cases", "n_readers"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
+    return frame

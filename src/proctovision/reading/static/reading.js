@@ -94,9 +94,26 @@ async function adminPanel() {
   const list = $("agreement"); list.replaceChildren();
   for (const [condition, block] of Object.entries(info.agreement.conditions || {})) {
     const li = document.createElement("li");
-    li.textContent = t(condition) + ": " + t("kappa") + " " + (block.fleiss ? block.fleiss.kappa.toFixed(3) : "-");
+    const panel = block.fleiss;
+    li.textContent = t(condition) + ": " + t("kappa") + " " + (panel ? kappaText(panel) + ", " +
+      t("kappa_read_by_all", {n: panel.n, readers: panel.n_readers}) : "-");
+    const pairs = document.createElement("ul");
+    for (const pair of block.pairs) {
+      const line = document.createElement("li");
+      line.textContent = pair.a + " / " + pair.b + ": " + t("kappa_pair") + " " + kappaText(pair);
+      pairs.append(line);
+    }
+    li.append(pairs);
     list.append(li);
   }
+}
+
+function kappaText(entry) {
+  if (entry.kappa === null) return "- (n = " + entry.n + ")";
+  const [low, high] = entry.ci95 || [null, null];
+  const interval = low === null || high === null ? "" : " (" + t("ci95") + " " + low.toFixed(2) + " " + t("to") +
+    " " + high.toFixed(2) + ")";
+  return entry.kappa.toFixed(3) + interval + ", n = " + entry.n;
 }
 
 $("export").addEventListener("click", async () => {
