@@ -143,6 +143,8 @@ def compare(
         table.add_row(row["participant"], row["kind"], *(fmt(row.get(name), "{:.3f}") for name in (
                       "accuracy", "recall", "precision", "f1")), fmt(row["reading_time_s"], "{:.1f}"))
     console.print(table)
+    if result.get("matched_by"):
+        console.print(result["matched_by"], markup=False)
     console.print(f"table: {out / 'comparison.md'}\ntests: {out / 'tests.csv'}\nfigures: {out / 'figures'}")
 
 
