@@ -338,3 +338,152 @@ def test_every_answer_is_audited_without_identifiers(run_dir: Path, tmp_path: Pa
     for value in ("smith", "P123", "scan.dcm", str(dataset.PatientName), str(dataset.PatientID),
                   str(dataset.SOPInstanceUID), "heatmap_png_base64"):
         assert value not in text
+
+
+@pytest.fixture(scope="module")
+def dicom_bomb(tmp_path_factory) -> Path:
+    from bombs import deflated_zeros_dicom
+
+    return deflated_zeros_dicom(tmp_path_factory.mktemp("bomb") / "zeros.dcm")
+
+
+@pytest.fixture(scope="module")
+def cropping_client(tmp_path_factory) -> TestClient:
+    """A model trained on the content area (ingest --crop-content), as the demo's is."""
+    from video_models import export_detector
+
+    model = export_detector(tmp_path_factory.mktemp("cropping") / "model", crop="content")
+    return TestClient(create_app(model, max_upload_bytes=40_000_000, load_in_background=False))
+
+
+def test_a_deflated_dicom_over_the_pixel_budget_is_refused_with_413_from_its_header(
+        cropping_client: TestClient, dicom_bomb: Path, monkeypatch):
+    """A 262 KB file declaring 16384x16384 pixels is weighed by its header: never inflated, never decoded."""
+    import time
+    import zlib
+
+    inflate = zlib.decompress
+
+    def no_inflating(data, *args, **kwargs):
+        assert len(data) < 100_000, "the whole deflated file was inflated"
+        return inflate(data, *args, **kwargs)
+
+    monkeypatch.setattr(zlib, "decompress", no_inflating)
+    assert dicom_bomb.stat().st_size < 1_500_000
+    started = time.perf_counter()
+    response = cropping_client.post("/predict", files={"file": ("scan.dcm", dicom_bomb.read_bytes(), "application/dicom")})
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert body["max_pixel_values"] == 3 * Image.MAX_IMAGE_PIXELS
+    assert "16384 x 16384" in body["error"] and f"{body['max_pixel_values']:,}" in body["error"]
+    assert "SAMPLE" not in response.text and "SYN0001" not in response.text
+    assert time.perf_counter() - started < 5
+
+
+def test_a_png_over_the_pixel_budget_is_refused_with_413(cropping_client: TestClient, monkeypatch):
+    from bombs import png_bytes
+
+    monkeypatch.setenv("PROCTOVISION_PIXEL_BUDGET", "30000")
+    response = cropping_client.post("/predict", files={"file": ("big.png", png_bytes((200, 200)), "image/png")})
+    assert response.status_code == 413 and response.json()["max_pixel_values"] == 30000
+    assert "200 x 200 = 40,000 pixel values" in response.json()["error"]
+
+
+@pytest.mark.parametrize("size, level", [((1280, 1024), 0), ((1280, 1024), 5), ((9000, 9000), 0)])
+def test_a_frame_with_no_content_area_is_answered_too_dark_without_a_class(cropping_client: TestClient, size, level):
+    """A black camera frame (or a nearly black one, or a black 81-megapixel PNG) is an answer, not a 500."""
+    import time
+
+    from bombs import png_bytes
+
+    buffer = io.BytesIO()
+    if size[0] < 5000:
+        Image.new("RGB", size, (level, level, level)).save(buffer, format="JPEG", quality=90)
+        upload = ("black.jpg", buffer.getvalue(), "image/jpeg")
+    else:
+        upload = ("black.png", png_bytes(size), "image/png")
+    started = time.perf_counter()
+    response = cropping_client.post("/predict", files={"file": upload})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["predicted"] is None and body["probabilities"] is None and body["heatmap_png_base64"] is None
+    assert body["quality"]["too_dark"] is True
+    assert body["warning"].startswith("The frame is too dark") and "no class is shown" in body["warning"]
+    assert time.perf_counter() - started < 20
+
+
+def test_large_png_under_the_budget_is_answered_from_a_reduced_copy(cropping_client: TestClient):
+    """An 81-megapixel PNG with a lit field: judged, on a copy reduced to what the model needs."""
+    from PIL import ImageDraw
+
+    picture = Image.new("L", (9000, 9000))
+    ImageDraw.Draw(picture).ellipse((1000, 800, 8000, 8200), fill=140)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    response = cropping_client.post("/predict", files={"file": ("big.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    assert response.json()["predicted"] in {"normal", "hemorrhoid"}
+
+
+def test_a_header_value_is_never_echoed_in_a_refusal(client: TestClient, tmp_path: Path):
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    dataset = pydicom.dcmread(CT)
+    dataset["WindowCenter"] = RawDataElement(Tag(0x00281050), "DS", 18, b"DOE^JOHN MRN12345 ", 0, False, True)
+    dataset.save_as(tmp_path / "named.dcm")
+    response = client.post("/predict", files={"file": ("x.dcm", (tmp_path / "named.dcm").read_bytes(), "application/dicom")})
+    assert response.status_code == 415, response.text
+    assert "WindowCenter (0028,1050) is not a number" in response.json()["error"]
+    assert "DOE" not in response.text and "MRN12345" not in response.text
+
+
+def test_serve_stops_on_sigterm_within_its_graceful_timeout(tmp_path: Path):
+    """A real `serve` process: SIGTERM after a request, with another client's upload still in flight, ends it within
+    the graceful timeout (uvicorn's default waits for that upload forever)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from video_models import export_detector
+
+    model = export_detector(tmp_path / "model")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "proctovision", "serve", str(model), "--port", str(port),
+                               "--graceful-timeout", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if json.load(urllib.request.urlopen(url + "/health", timeout=1))["status"] == "ok":
+                    break
+            except OSError:
+                time.sleep(0.1)
+        request = urllib.request.Request(url + "/predict?heatmap=false", data=_multipart(png_bytes()),
+                                         headers={"Content-Type": "multipart/form-data; boundary=pv"})
+        assert urllib.request.urlopen(request, timeout=30).status == 200
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=pv\r\n"
+                        b"Content-Length: 100000\r\n\r\n--pv\r\n")
+        time.sleep(0.3)  # the server has taken the stalled upload in
+        started = time.perf_counter()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        assert time.perf_counter() - started < 2 + 3, "stopped within the graceful timeout (and a little)"
+        stalled.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _multipart(data: bytes) -> bytes:
+    return (b"--pv\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+            + data + b"\r\n--pv--\r\n")

@@ -38,3 +38,18 @@ def test_a_flagged_image_shows_a_plain_warning_instead_of_a_class(run_dir: Path,
         page.wait_for_selector("text=Done.", timeout=30_000)
         assert page.is_visible("#warning") and "too dark" in page.inner_text("#warning")
         assert page.inner_text("#predicted") not in {"normal", "hemorrhoid"}
+
+
+def test_a_black_frame_shows_the_server_sentence_not_a_parse_error(tmp_path: Path):
+    from PIL import Image
+    from video_models import export_detector
+
+    model = export_detector(tmp_path / "model", crop="content")
+    Image.new("RGB", (1280, 1024)).save(tmp_path / "black.jpg", quality=90)
+    with browser_page(create_app(model, load_in_background=False)) as (page, url):
+        page.goto(url)
+        page.set_input_files("#file", str(tmp_path / "black.jpg"))
+        page.wait_for_selector("text=Done.", timeout=30_000)
+        assert page.inner_text("#warning").startswith("The frame is too dark: no lit endoscopic field was found")
+        assert page.inner_text("#error") == "" and page.inner_text("#predicted") not in {"normal", "hemorrhoid"}
+        assert page.query_selector_all("td.probability") == [] and not page.is_visible("#overlay")

@@ -277,3 +277,53 @@ def test_compare_prints_every_file_it_writes_and_reading_times_are_rounded_and_t
     table = pd.read_csv(out / "reading_times.csv")
     assert table["n_cases"].dtype == np.int64 and set(table["n_cases"]) == {20}
     assert table["n_readers"].dtype == np.int64 and ",20.0," not in text
+
+
+def _sheets_in_two_folders(tmp_path: Path, written) -> tuple[Path, Path]:
+    rng = np.random.default_rng(3)
+    truth = np.repeat([0, 1], 20)
+    classes = np.array(["normal", "hemorrhoid"])
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "study").mkdir()
+    names = [f"case{index:04d}.png" for index in range(40)]
+    pd.DataFrame({"path": names, "label": classes[truth], "patient_id": [f"P{i}" for i in range(40)]}).to_csv(
+        tmp_path / "truth" / "cases.csv", index=False)
+    rows = [{"path": written(name), "reader": reader, "label": classes[int(label) if rng.random() < 0.8 else 1 - label]}
+            for reader in ("ann", "bo") for name, label in zip(names, truth)]
+    pd.DataFrame(rows).to_csv(tmp_path / "study" / "readers.csv", index=False)
+    return tmp_path / "truth" / "cases.csv", tmp_path / "study" / "readers.csv"
+
+
+def test_sheets_in_two_folders_naming_cases_by_bare_file_name_are_matched_by_that_name(tmp_path: Path):
+    """The readers' sheet and the truth sit in different folders and both write `case0001.png`: each path resolved
+    against its own folder never meets the other, so the bare ids are matched by the name itself, and said so."""
+    truth, readers = _sheets_in_two_folders(tmp_path, lambda name: name)
+    result = CliRunner().invoke(app, ["compare", "--readers", str(readers), "--truth", str(truth), "--out",
+                                      str(tmp_path / "out"), "--resamples", "20"])
+    assert result.exit_code == 0, result.output
+    assert "matched by file name" in result.output and "readers.csv" in " ".join(result.output.split())
+    saved = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert saved["n_images"] == 40 and "cases.csv, readers.csv" in saved["matched_by"]
+    assert "matched by file name" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_when_nothing_matches_one_key_of_each_sheet_is_shown(tmp_path: Path):
+    truth, readers = _sheets_in_two_folders(tmp_path, lambda name: f"elsewhere/{name.replace('case', 'img')}")
+    result = CliRunner().invoke(app, ["compare", "--readers", str(readers), "--truth", str(truth), "--out",
+                                      str(tmp_path / "out"), "--resamples", "20"])
+    assert result.exit_code != 0
+    told = " ".join((str(result.exception) + result.output).split())
+    assert "share no image" in told and "cases.csv has" in told and "case0000.png" in told
+    assert "readers.csv has" in told and "img0000.png" in told
+
+
+def test_matching_is_one_reusable_rule():
+    from proctovision.evaluation.readers import match_cases
+
+    keys, note = match_cases({"a.csv": (["/x/case1.png|", "/x/case2.png|"], True),
+                              "b.csv": (["/y/case2.png|", "/y/case3.png|"], True)})
+    assert keys == {"a.csv": ["case1.png|", "case2.png|"], "b.csv": ["case2.png|", "case3.png|"]} and note
+    same, none = match_cases({"a.csv": (["/x/case1.png|"], True), "b.csv": (["/x/case1.png|"], False)})
+    assert same["b.csv"] == ["/x/case1.png|"] and none is None, "resolved paths that meet are kept"
+    kept, refused = match_cases({"a.csv": (["/x/1/c.png|", "/x/2/c.png|"], False), "b.csv": (["/y/c.png|"], True)})
+    assert refused is None, "two cases of one sheet with one name cannot be matched by name"

@@ -255,8 +255,10 @@ def test_malformed_header_is_that_file_reason_and_the_rest_goes_on(tmp_path: Pat
     broken["NumberOfFrames"] = RawDataElement(Tag(0x00280008), "IS", 2, b"1A", 0, False, True)
     broken.save_as(folder / "b_bad_frames.dcm")
     shutil.copy(FILES / "MR_small.dcm", folder / "c_good.dcm")
-    with pytest.raises(ImageReadError, match=r"malformed header: NumberOfFrames \(0028,0008\) = '1A' is not an integer"):
+    with pytest.raises(ImageReadError, match=r"malformed header: NumberOfFrames \(0028,0008\) is not an integer") as refused:
         read_image(folder / "b_bad_frames.dcm")
+    assert "1A" not in str(refused.value), "a header value is never repeated"
+
     result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0)
     reasons = {Path(item.path).name: item.reason for item in result.excluded}
     assert list(reasons) == ["b_bad_frames.dcm"]
@@ -315,3 +317,57 @@ def test_colour_cine_frames_by_index_match_pydicom_own_decoding():
         difference = np.abs(got - expected)
         assert difference.max() <= 6 and difference.mean() < 0.1, index
     assert not np.array_equal(pixels("examples_ybr_color.dcm", frame=0), pixels("examples_ybr_color.dcm", frame=29))
+
+
+def test_files_over_the_pixel_budget_or_with_a_named_header_are_listed_and_the_rest_goes_on(tmp_path: Path, monkeypatch):
+    """ingest and predict refuse a deflated 16384x16384 DICOM from its header (its pixel data never inflated) and a
+    WindowCenter holding a name by naming the attribute, never its value; the other files go on."""
+    import zlib
+
+    from bombs import deflated_zeros_dicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+    from video_models import export_detector
+
+    from proctovision.core.tasks import load_task
+    from proctovision.inference.predictor import load_predictor
+
+    folder = tmp_path / "data" / "normal"
+    folder.mkdir(parents=True)
+    deflated_zeros_dicom(folder / "a_bomb.dcm")
+    named = pydicom.dcmread(FILES / "MR_small.dcm")
+    named["WindowCenter"] = RawDataElement(Tag(0x00281050), "DS", 18, b"DOE^JOHN MRN12345 ", 0, False, True)
+    named.save_as(folder / "b_named.dcm")
+    shutil.copy(FILES / "MR_small.dcm", folder / "c_good.dcm")
+
+    inflate = zlib.decompress
+
+    def no_inflating(data, *args, **kwargs):
+        assert len(data) < 100_000, "the whole deflated file was inflated"
+        return inflate(data, *args, **kwargs)
+
+    monkeypatch.setattr(zlib, "decompress", no_inflating)
+    result = ingest(tmp_path / "data", load_task("fistula"), dicom_options=DicomOptions(salt="s"), workers=0)
+    reasons = {Path(item.path).name: item.reason for item in result.excluded}
+    assert "16384 x 16384 = 268,435,456 pixel values, over the budget" in reasons["a_bomb.dcm"]
+    assert "WindowCenter (0028,1050) is not a number" in reasons["b_named.dcm"]
+    assert list(result.manifest["path"].map(lambda p: Path(p).name)) == ["c_good.dcm"], reasons
+    predictor = load_predictor(export_detector(tmp_path / "model"))
+    batch = predictor.predict_files(sorted(folder.iterdir()))
+    errors = dict((Path(path).name, reason) for path, reason in batch.errors)
+    assert "over the budget" in errors["a_bomb.dcm"] and "WindowCenter (0028,1050)" in errors["b_named.dcm"]
+    assert [Path(item.path).name for item in batch.predictions] == ["c_good.dcm"]
+    told = " ".join(reasons.values()) + " ".join(errors.values())
+    assert "DOE" not in told and "MRN12345" not in told
+
+
+def test_a_dicom_frame_far_larger_than_the_model_is_reduced_before_windowing(tmp_path: Path):
+    from proctovision.imaging import images
+
+    dataset = pydicom.dcmread(FILES / "MR_small.dcm")
+    grown = np.kron(dataset.pixel_array, np.ones((80, 80), dtype=dataset.pixel_array.dtype))  # 5120 x 5120
+    dataset.Rows, dataset.Columns, dataset.PixelData = *grown.shape, grown.tobytes()
+    dataset.save_as(tmp_path / "large.dcm")
+    assert read_image(tmp_path / "large.dcm").size == (5120, 5120), "decoded whole when no size is asked for"
+    reduced = read_image(tmp_path / "large.dcm", min_size=256)
+    assert reduced.size == (5120 // 20, 5120 // 20) and images.reduction_for(5120, 5120, 256) == 20

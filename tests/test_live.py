@@ -63,3 +63,21 @@ def test_the_token_is_required_when_set(frames_and_model):
             ws.send_bytes(encoded[0])
             assert ws.receive_json()["shown"] in {"normal", "hemorrhoid"}
         assert "getUserMedia" in client.get("/live").text
+
+
+def test_a_camera_that_starts_black_keeps_its_stream(frames_and_model, tmp_path):
+    """A content-cropping model: black first frames are answered (too dark, no class) and the stream goes on to
+    classify the lit frames that follow (a black first frame used to drop the socket with 1006)."""
+    encoded, _ = frames_and_model
+    model = export_detector(tmp_path / "cropping", crop="content")
+    black = io.BytesIO()
+    Image.new("RGB", (320, 256)).save(black, format="JPEG")
+    with TestClient(create_app(model, load_in_background=False)) as client, client.websocket_connect("/ws/live") as ws:
+        answers = []
+        for data in [black.getvalue()] * 3 + encoded[:3] + [black.getvalue()] + encoded[3:5]:
+            ws.send_bytes(data)
+            answers.append(ws.receive_json())
+    assert all(answer["shown"] is None and answer["quality"]["too_dark"] for answer in answers[:3])
+    assert "too dark" in answers[0]["warning"]
+    assert all(answer["shown"] in {"normal", "hemorrhoid"} for answer in answers[3:6] + answers[7:])
+    assert [answer["frame"] for answer in answers] == list(range(1, 10))

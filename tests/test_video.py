@@ -249,3 +249,13 @@ def test_frames_decoded_small_give_the_model_what_full_size_frames_give(demo_vid
             reduced, full = model.to_array(frame), model.to_array(pixels)
             assert reduced.shape == full.shape == (3, 64, 64)
             assert np.abs(reduced - full).mean() < 0.05, name
+
+
+def test_a_video_whose_frames_are_over_the_pixel_budget_is_refused_before_decoding(demo_video, monkeypatch):
+    from proctovision.inference.video import open_source
+
+    monkeypatch.setenv("PROCTOVISION_PIXEL_BUDGET", str(SIZE[0] * SIZE[1] * 3 - 1))
+    with pytest.raises(UserError, match=r"320 x 256 x 3 samples = 245,760 pixel values, over the budget"):
+        open_source(str(demo_video[0]))
+    monkeypatch.setenv("PROCTOVISION_PIXEL_BUDGET", str(SIZE[0] * SIZE[1] * 3))
+    open_source(str(demo_video[0])).close()

@@ -61,6 +61,8 @@ def serve(
     auth: Annotated[Optional[Path], typer.Option(metavar="DIR", help="sign-in with the accounts of this reading "
                                                  "project (`reading init`, `reading user`) for the page and API")]
     = None,
+    graceful_timeout: Annotated[float, typer.Option(help="on SIGTERM/Ctrl-C, seconds given to requests in flight "
+                                                    "before the server stops anyway")] = 10.0,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -98,7 +100,8 @@ def serve(
     if workers == 1:
         if accounts is not None:
             console.print(f"sign-in required: accounts of the reading project {auth}", markup=False)
-        uvicorn.run(create_app(**settings, auth=accounts), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(**settings, auth=accounts), host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=graceful_timeout)
         return
     import json
     import os
@@ -107,7 +110,7 @@ def serve(
 
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     uvicorn.run("proctovision.serving.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="warning")
+                log_level="warning", timeout_graceful_shutdown=graceful_timeout)
 
 
 @app.command()

@@ -143,6 +143,8 @@ def compare(
         table.add_row(row["participant"], row["kind"], *(fmt(row.get(name), "{:.3f}") for name in (
                       "accuracy", "recall", "precision", "f1")), fmt(row["reading_time_s"], "{:.1f}"))
     console.print(table)
+    if result.get("matched_by"):
+        console.print(result["matched_by"], markup=False)
     files = result["files"]
     if result.get("mrmc"):
         console.print(f"MRMC (Obuchowski-Rockette-Hillis): {files['comparison_md']} and \"mrmc\" in "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from proctovision.evaluation.metrics import auc_by_ranks, compute_metrics, metri
 from proctovision.core.decision import decide
 from proctovision.evaluation import reader_study
 from proctovision.evaluation import reading_times
-from proctovision.evaluation.readers import participant_name, read_readers
+from proctovision.evaluation.readers import match_cases, no_match_example, participant_name, read_readers, written_bare
 from proctovision.evaluation.score import classes_of, read_predictions, task_for
 from proctovision.evaluation.stats import bootstrap_difference, delong_test, mcnemar_test
 from proctovision.artefacts.runs import read_run
@@ -160,10 +161,12 @@ def compare_participants(
     frames = [frame for _, frame, _ in loaded]
     truth_rows = reference
     reader_frame, reader_times = (read_reader_sheet(readers, task.classes) if readers else (None, {}))
+    keys, matched_by = match_sheets(truth, truth_rows, models, frames, readers, reader_frame)
     paths = shared_images(truth_rows, frames, reader_frame)
     missing = _missing_images(truth_rows.index, [model.name for model in models], frames, reader_frame)
     if not paths:
-        raise CompareError("the runs and readers share no image of the split; were they evaluated on the same data?")
+        raise CompareError("the runs and readers share no image of the split (for example, "
+                           f"{no_match_example(keys)}); were they evaluated on the same data?")
     participants = []
     for model, frame in zip(models, frames):
         positions = [frame.index.get_loc(path) for path in paths]
@@ -209,12 +212,37 @@ def compare_participants(
                                     {model.name: (model.predicted, model.probabilities) for model in models},
                                     task.classes, mrmc_covariance, max(n_resamples, 200), seed, simulated)
     payload = {"split": split, "n_images": len(paths), "n_patients": int(len(set(patients))), "table": table,
-               "tests": tests, "missing": missing, "mrmc": mrmc, "reading_times": None}
+               "tests": tests, "missing": missing, "mrmc": mrmc, "reading_times": None, "matched_by": matched_by}
     times = reading_times.case_times(readers) if readers else None
     if times is not None and len(times):
         payload["reading_times"] = reading_times.summarise(
             times, [(model.name, model.per_image_s) for model in models], max(n_resamples, 200), seed)
     return payload, participants, y_true, task
+
+
+def match_sheets(truth: Path | None, truth_rows: pd.DataFrame, models: list[Participant], frames: list[pd.DataFrame],
+             readers: Path | None, reader_frame: pd.DataFrame | None) -> tuple[dict[str, list[str]], str | None]:
+    """Every sheet's rows keyed so that the same case meets itself (see ``readers.match_cases``); the sheets are
+    re-keyed in place when their cases meet by file name only. Returns the keys by sheet and the note."""
+    sheets: dict[str, tuple[pd.DataFrame, bool]] = {}
+    if truth is not None:
+        sheets[Path(truth).name] = (truth_rows, written_bare(truth_rows["path"]))
+    for model, frame in zip(models, frames):
+        sheets[model.name if model.name not in sheets else f"{model.name} (predictions)"] = (
+            frame, written_bare(frame["path"]))
+    if reader_frame is not None:  # its paths are absolute by now: bare ids are those that landed in its own folder
+        folder = os.path.abspath(Path(readers).parent)
+        sheets[Path(readers).name] = (reader_frame, all(os.path.dirname(path) == folder for path in reader_frame["path"]))
+    keyed = {name: (list(frame["_key"] if "_key" in frame.columns else frame.index), bare)
+             for name, (frame, bare) in sheets.items()}
+    keys, note = match_cases(keyed)
+    if note:
+        for name, (frame, _) in sheets.items():
+            if "_key" in frame.columns:
+                frame["_key"] = keys[name]
+            else:
+                frame.index = pd.Index(keys[name])
+    return keys, note
 
 
 def _missing_images(

@@ -242,7 +242,7 @@ def pilot_from_sheets(readers: Path, truth: Path, conditions: list[str] | None =
                       ) -> tuple[Components, dict]:
     """Components of a pilot read from the sheets ``compare`` reads (a reading room export or any readers.csv,
     and a truth manifest), matched the way ``compare`` matches them; the first condition is the reference."""
-    from proctovision.evaluation.compare import read_reader_sheet, read_truth, shared_images
+    from proctovision.evaluation.compare import match_sheets, read_reader_sheet, read_truth, shared_images
     from proctovision.evaluation.reader_study import reader_arrays
 
     reference, task = read_truth(Path(truth), split)
@@ -259,7 +259,8 @@ def pilot_from_sheets(readers: Path, truth: Path, conditions: list[str] | None =
                         "(a condition column, e.g. unaided and aided)")
     if len(chosen) > 2:
         raise PlanError(f"{readers}: the pilot has conditions {', '.join(chosen)}; choose two with --conditions a,b")
-    sheet = sheet[sheet["condition"].isin(chosen)]
+    sheet = sheet[sheet["condition"].isin(chosen)].copy()
+    match_sheets(Path(truth), reference, [], [], Path(readers), sheet)
     paths = shared_images(reference, [], sheet)
     if not paths:
         raise PlanError(f"{readers}: the readers and {truth} share no image")

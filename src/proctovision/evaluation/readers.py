@@ -88,3 +88,45 @@ def reader_labels(path: Path) -> set[str]:
     if "label" not in frame.columns:
         raise ReadersError(f"{path}: missing column(s) label")
     return {label.strip() for label in frame["label"] if label.strip()}
+
+
+def written_bare(paths: "pd.Series | list[str]") -> bool:
+    """Whether a sheet names every case without a folder (``case0001.png``), as sheets kept by hand often do."""
+    return all("/" not in str(path) and "\\" not in str(path) for path in paths)
+
+
+def _by_name(keys: list[str]) -> list[str] | None:
+    """``PATH|FRAME`` keys → ``NAME|FRAME``; None when two cases of one sheet share a file name."""
+    named = [f"{Path(path).name}|{frame}" for path, frame in (key.rsplit("|", 1) for key in keys)]
+    return named if len(set(named)) == len(set(keys)) else None
+
+
+def match_cases(sheets: dict[str, tuple[list[str], bool]]) -> tuple[dict[str, list[str]], str | None]:
+    """The keys by which the cases of several sheets (name → ``PATH|FRAME`` keys, each path resolved against its own
+    CSV's folder, and whether the sheet wrote its ids bare) meet: the resolved paths when they share any case;
+    otherwise, when a sheet names cases by bare file name, the file names themselves (unique within each sheet), with
+    a note that says so. ``compare`` and a reader-study pilot read their sheets through this one rule."""
+    keys = {name: list(values) for name, (values, _) in sheets.items()}
+    if _shared(keys) or not any(bare for _, bare in sheets.values()):
+        return keys, None
+    named = {name: _by_name(values) for name, values in keys.items()}
+    if any(values is None for values in named.values()) or not _shared(named):
+        return keys, None
+    bare = [name for name, (_, is_bare) in sheets.items() if is_bare]
+    return named, (f"cases matched by file name: {', '.join(bare)} name{'s' if len(bare) == 1 else ''} cases without "
+                   "a folder, and each sheet's paths are read relative to its own folder, so they were matched by the "
+                   "file name itself")
+
+
+def no_match_example(sheets: dict[str, list[str]]) -> str:
+    """One key from each sheet, so a user sees why nothing matched."""
+    def shown(key: str) -> str:
+        path, frame = key.rsplit("|", 1)
+        return f"{path!r}" + (f" frame {frame}" if frame else "")
+
+    return "; ".join(f"{name} has {shown(values[0])}" for name, values in sheets.items() if values)
+
+
+def _shared(keys: dict[str, list[str]]) -> bool:
+    sets = [set(values) for values in keys.values()]
+    return bool(sets) and bool(set.intersection(*sets))

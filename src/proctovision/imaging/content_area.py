@@ -4,7 +4,9 @@ Endoscopy processors print the patient's name, the date and the hospital in the 
 optical field. The field is one large bright blob; text is thin strokes. So: threshold the (averaged)
 brightness, open with a disk wider than any stroke (text vanishes, the field stays), keep the largest
 connected component and fill its holes (the dark scope tip in the middle is part of the field).
-Work runs on a quarter-size copy; per video it runs once, on a few frames averaged.
+Work runs on a copy reduced at least four times and to at most ``WORK_SIDE`` pixels a side, so its cost does not
+grow with the frame (a 16384-pixel frame costs what a 2048-pixel one does); per video it runs once, on a few frames
+averaged.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from scipy import ndimage
 CROP_RULES = ("content",)
 DARK_LEVEL = 24
 STEP = 4
+WORK_SIDE = 512
 
 
 class ContentAreaError(ValueError):
@@ -64,9 +67,15 @@ class ContentArea:
         return Image.fromarray(self.crop_array(np.asarray(image.convert("RGB"))))
 
 
+def work_step(height: int, width: int) -> int:
+    """Every ``STEP``-th pixel (every frame up to 2048 pixels a side), more sparsely past ``WORK_SIDE`` of them."""
+    return max(STEP, -(-max(height, width) // WORK_SIDE))
+
+
 def brightness(pixels: np.ndarray) -> np.ndarray:
-    """Quarter-size max over colour channels: the border is black in every channel, the field is not."""
-    return pixels[::STEP, ::STEP].max(axis=2)
+    """Reduced max over colour channels: the border is black in every channel, the field is not."""
+    step = work_step(*pixels.shape[:2])
+    return pixels[::step, ::step].max(axis=2)
 
 
 def find_content_area(frames: Sequence[np.ndarray]) -> ContentArea:

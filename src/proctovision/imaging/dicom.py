@@ -17,6 +17,20 @@ import numpy as np
 from PIL import Image
 
 from proctovision.core.errors import ImageReadError, UserError
+from proctovision.imaging.dicom_header import (  # noqa: F401 - open_dicom, OpenedDicom, ...: the dicom API
+    DECIMAL_ELEMENTS,
+    INTEGER_ELEMENTS,
+    PIXEL_KEYWORDS,
+    OpenedDicom,
+    check_header,
+    declared_values,
+    frame_count,
+    object_kind,
+    open_dicom,
+    syntax_name,
+    tag_text,
+    without_values,
+)
 
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "soft-tissue": (50.0, 350.0),
@@ -63,66 +77,6 @@ def parse_window(spec: object) -> object:
                           f"{presets}") from error
 
 
-@dataclass
-class OpenedDicom:
-    """A file parsed once: its dataset, and whether it lacked the 128-byte preamble (old-style files)."""
-
-    path: Path
-    dataset: object
-    headerless: bool = False
-
-
-def open_dicom(path: str | Path, pixels: bool = True) -> OpenedDicom:
-    """Parse a file once.
-
-    A file without preamble/meta header is read anyway when what comes out has the marks of a DICOM object;
-    its transfer syntax is then the one pydicom recognised while reading it.
-    """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return OpenedDicom(path, pydicom.dcmread(path, stop_before_pixels=not pixels))
-            except InvalidDicomError:
-                dataset = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
-                if not _has_dicom_marks(dataset):
-                    raise ImageReadError(path, "not a DICOM file (no preamble, no meta header, no DICOM elements)")
-                _fill_transfer_syntax(dataset)
-                return OpenedDicom(path, dataset, headerless=True)
-    except ImageReadError:
-        raise
-    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on truncated or broken files
-        raise ImageReadError(path, f"unreadable DICOM ({type(error).__name__}: {error})") from error
-
-
-def _has_dicom_marks(dataset: object) -> bool:
-    try:
-        return any(keyword in dataset for keyword in ("SOPClassUID", "SOPInstanceUID", "PixelData", "Modality",
-                                                       "StudyInstanceUID"))
-    except Exception:  # noqa: BLE001 - garbage read by force
-        return False
-
-
-def _fill_transfer_syntax(dataset: object) -> None:
-    """A file without meta header carries no Transfer Syntax UID: take the encoding pydicom read it with."""
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-    meta = getattr(dataset, "file_meta", None)
-    if meta is None:
-        meta = dataset.file_meta = FileMetaDataset()
-    if "TransferSyntaxUID" in meta:
-        return
-    implicit, little = dataset.original_encoding
-    meta.TransferSyntaxUID = (
-        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    )
-
-
 def pseudonym(value: str, salt: str) -> str:
     """A stable salted pseudonym (HMAC-SHA256): the same patient maps to the same id under one salt."""
     if not value:
@@ -162,73 +116,6 @@ def info_of(opened: OpenedDicom, salt: str) -> DicomInfo:
     )
 
 
-INTEGER_ELEMENTS = ("NumberOfFrames", "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored",
-                    "PixelRepresentation", "PlanarConfiguration")
-DECIMAL_ELEMENTS = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
-PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-
-
-def _tag_text(keyword: str) -> str:
-    from pydicom.datadict import tag_for_keyword
-
-    tag = tag_for_keyword(keyword) or 0
-    return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def check_header(path: Path, dataset: object, keywords: tuple[str, ...] = INTEGER_ELEMENTS + DECIMAL_ELEMENTS) -> None:
-    """Refuse a header whose numeric elements are not numbers, naming the element and its value."""
-    for keyword in keywords:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if keyword not in dataset:
-                    continue
-                value = dataset[keyword].value
-            values = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
-            for item in values:
-                if item is None or item == "":
-                    continue
-                if keyword in INTEGER_ELEMENTS:
-                    if isinstance(item, (bytes, str)) or int(item) != float(item):
-                        raise ValueError
-                else:
-                    float(item)
-        except (ValueError, TypeError, OverflowError) as error:
-            shown = _raw_value(dataset, keyword)
-            kind = "an integer" if keyword in INTEGER_ELEMENTS else "a number"
-            raise ImageReadError(path, f"malformed header: {_tag_text(keyword)} = {shown!r} is not {kind}") \
-                from error
-    if any(keyword in dataset for keyword in PIXEL_KEYWORDS):
-        for keyword in ("Rows", "Columns"):
-            if keyword not in dataset or not dataset[keyword].value:
-                raise ImageReadError(path, f"malformed header: {_tag_text(keyword)} is missing or zero")
-
-
-def _raw_value(dataset: object, keyword: str) -> str:
-    try:
-        value = dataset[keyword].value
-    except Exception:  # noqa: BLE001 - the value that fails to convert is the one to show
-        raw = dataset._dict.get(dataset[keyword].tag) if hasattr(dataset, "_dict") else None
-        value = getattr(raw, "value", "?")
-    if isinstance(value, bytes):
-        value = value.decode("latin-1", "replace")
-    return str(value).strip()
-
-
-def frame_count(dataset: object) -> int:
-    return int(getattr(dataset, "NumberOfFrames", 1) or 1)
-
-
-def object_kind(dataset: object) -> str:
-    """What a file holds, by its SOP Class name ('RT Plan Storage', '12-lead ECG Waveform Storage', ...)."""
-    sop_class = getattr(dataset, "SOPClassUID", None)
-    name = getattr(sop_class, "name", "") or str(sop_class or "")
-    modality = str(getattr(dataset, "Modality", "") or "")
-    if not name:
-        return f"{modality} object" if modality else "object of unknown kind (no SOP Class UID)"
-    return f"{name} object ({modality})" if modality else f"{name} object"
-
-
 def check_pixels(opened: OpenedDicom) -> None:
     """Say, in terms a person can act on, why a file's pixels cannot be read: before decoding anything."""
     from pydicom.pixels import get_decoder
@@ -251,11 +138,11 @@ def check_pixels(opened: OpenedDicom) -> None:
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError as error:
-        raise ImageReadError(path, f"cannot decode pixel data: unsupported transfer syntax {syntax.name} ({syntax}); "
+        raise ImageReadError(path, f"cannot decode pixel data: unsupported transfer syntax {syntax_name(syntax)}; "
                                    "convert the file to an uncompressed or JPEG syntax first") from error
     if not decoder.is_available:
         missing = "; ".join(decoder.missing_dependencies)
-        raise ImageReadError(path, f"cannot decode pixel data: transfer syntax {syntax.name} ({syntax}) needs a "
+        raise ImageReadError(path, f"cannot decode pixel data: transfer syntax {syntax_name(syntax)} needs a "
                                    f"decoder plugin that is not installed ({missing})")
     if not syntax.is_compressed and "PixelData" in dataset:
         from pydicom.pixels.utils import get_expected_length
@@ -283,10 +170,10 @@ def _size(path: Path) -> int:
 
 
 def _decode_error(path: Path, dataset: object, error: Exception) -> ImageReadError:
-    syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
-    text = " ".join(str(error).split())
+    syntax = syntax_name(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None))
+    text = without_values(error)
     if any(word in text.lower() for word in ("truncat", "less than expected", "fragment", "end of file")):
-        return ImageReadError(path, f"truncated pixel data ({getattr(syntax, 'name', syntax)}: {text})")
+        return ImageReadError(path, f"truncated pixel data ({syntax}: {text})")
     return ImageReadError(path, f"cannot decode pixel data (transfer syntax {syntax}): {type(error).__name__}: {text}")
 
 
@@ -368,18 +255,32 @@ def frame_to_rgb(pixels: np.ndarray, dataset: object, window: object | None = No
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def read_dicom_rgb(path: str | Path, frame: int | None = None, window: object | None = None) -> Image.Image:
+def read_dicom_rgb(path: str | Path, frame: int | None = None, window: object | None = None,
+                   min_size: int | None = None) -> Image.Image:
     """One frame of a DICOM file as an 8-bit RGB picture, windowed as ``window`` says (see parse_window).
 
-    Only the asked frame is decoded, so reading frame ``i`` of a cine costs one frame, not the whole cine.
+    The header is checked against the pixel budget before the file's pixel data is read at all. Only the asked
+    frame is decoded, so reading frame ``i`` of a cine costs one frame, not the whole cine; with ``min_size`` a frame
+    over ``LARGE_PIXELS`` is reduced before its values are windowed (see ``images.reduce_large``).
     """
+    declared_values(open_dicom(path, pixels=False))
     opened = open_dicom(path)
     check_pixels(opened)
-    return frame_to_rgb(decode_frame(opened, frame), opened.dataset, window)
+    return frame_to_rgb(reduced(decode_frame(opened, frame), min_size), opened.dataset, window)
+
+
+def reduced(pixels: np.ndarray, min_size: int | None) -> np.ndarray:
+    """A decoded frame over ``LARGE_PIXELS`` subsampled to no less than ``min_size`` a side, before the float copies
+    of the Modality LUT and the window (8 bytes a value) are made of it."""
+    from proctovision.imaging.images import reduction_for
+
+    factor = reduction_for(pixels.shape[1], pixels.shape[0], min_size)
+    return pixels if factor == 1 else np.ascontiguousarray(pixels[::factor, ::factor])
 
 
 def iter_dicom_rgb(opened: OpenedDicom, window: object | None = None) -> Iterator[Image.Image]:
-    """All frames of an opened file as RGB pictures, in order, each decoded once."""
+    """All frames of an opened file as RGB pictures, in order, each decoded once, after the pixel-budget check."""
+    declared_values(opened)
     check_pixels(opened)
     for pixels in iter_frames(opened):
         yield frame_to_rgb(pixels, opened.dataset, window)

@@ -12,7 +12,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from proctovision.core.errors import ImageReadError, UserError  # noqa: F401 - ImageReadError: the images API
+from proctovision.imaging.budget import PixelBudgetError, check_budget
 
+LARGE_PIXELS = 4096 * 4096  # frames above this are box-reduced to the size asked for as soon as they are decoded
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
 
@@ -69,29 +71,34 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def read_raster(path: Path, min_size: int | None = None) -> Image.Image:
-    """Read a JPEG/PNG/TIFF/... file, applying EXIF orientation.
+    """Read a JPEG/PNG/TIFF/... file, applying EXIF orientation, within the pixel budget (checked on the header).
 
     With ``min_size``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose width and
     height both stay at or above ``min_size``: a 1280x1024 frame for a 224 px model decodes at
-    320x256, about a tenth of the work, and is never smaller than the model's input.
+    320x256, about a tenth of the work, and is never smaller than the model's input. Any other format
+    larger than ``LARGE_PIXELS`` is box-reduced the same way right after decoding (see ``reduce_large``).
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel budget decides
             with Image.open(path) as opened:
+                check_budget(path, opened.width, opened.height, 1, len(opened.getbands()))
                 if min_size:
                     opened.draft(None, (min_size, min_size))
                 opened.load()
-                image = ImageOps.exif_transpose(opened)
+                image = ImageOps.exif_transpose(reduce_large(opened, min_size))
                 image = image.copy() if image is opened else image
+    except PixelBudgetError:
+        raise
     except FileNotFoundError as error:
         raise ImageReadError(path, "file not found") from error
     except IsADirectoryError as error:
         raise ImageReadError(path, "is a directory") from error
     except PermissionError as error:
         raise ImageReadError(path, "permission denied") from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageReadError(path, f"image too large (decompression-bomb guard): {error}") from error
+    except Image.DecompressionBombError as error:
+        raise PixelBudgetError(path, "Pillow's decompression-bomb limit", _declared(error), 2 * Image.MAX_IMAGE_PIXELS) \
+            from error
     except UnidentifiedImageError as error:
         raise ImageReadError(path, "not a recognised image format") from error
     except OSError as error:
@@ -103,14 +110,61 @@ def read_raster(path: Path, min_size: int | None = None) -> Image.Image:
     return to_rgb(image)
 
 
+def _declared(error: Exception) -> int:
+    numbers = [int(word) for word in str(error).replace("(", " ").split() if word.isdigit()]
+    return numbers[0] if numbers else 0
+
+
+def reduction_for(width: int, height: int, min_size: int | None) -> int:
+    """The box-reduction factor for a decoded frame: 1 up to ``LARGE_PIXELS``, above it the largest factor that keeps
+    both sides at or above ``min_size`` (ordinary frames are never touched, so training and prediction agree)."""
+    if not min_size or width * height <= LARGE_PIXELS:
+        return 1
+    return max(1, min(width, height) // min_size)
+
+
+def reduce_large(image: Image.Image, min_size: int | None) -> Image.Image:
+    """A frame over ``LARGE_PIXELS`` box-reduced to no less than ``min_size`` a side: the per-request memory stays
+    that of the model's input, not of a 81-megapixel upload (Pillow's ``reduce`` averages blocks, in C)."""
+    factor = reduction_for(image.width, image.height, min_size)
+    if factor == 1:
+        return image
+    if image.mode not in {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "P"}:
+        image = to_rgb(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
+
+
+def pixel_values(path: str | Path) -> int:
+    """The pixel values a file declares (its header only), or :class:`PixelBudgetError` when over the budget:
+    what a service weighs before it lets a decode start."""
+    path = Path(path)
+    if looks_like_dicom(path):
+        from proctovision.imaging import dicom
+
+        return dicom.declared_values(dicom.open_dicom(path, pixels=False))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                return check_budget(path, opened.width, opened.height, 1, len(opened.getbands()))
+    except Image.DecompressionBombError as error:
+        raise PixelBudgetError(path, "Pillow's decompression-bomb limit", _declared(error), 2 * Image.MAX_IMAGE_PIXELS) \
+            from error
+    except (OSError, ValueError, SyntaxError):
+        return 0  # not an image Pillow knows: the decode that follows says why
+
+
 def read_image(
     path: str | Path, frame: int | None = None, window: object | None = None, min_size: int | None = None
 ) -> Image.Image:
     """Read an image or DICOM file into RGB; ``frame``/``window`` apply to DICOM only.
 
     ``min_size`` is a decode hint for callers that resize to a model input next: JPEGs may come back
-    smaller than stored, never below ``min_size`` on either side (or their stored size if smaller).
-    Without it, every file is decoded at full size.
+    smaller than stored, never below ``min_size`` on either side (or their stored size if smaller), and frames of any
+    format over ``LARGE_PIXELS`` are box-reduced likewise. Without it, every file is decoded at full size. Every
+    reader checks the pixel budget on the file's declared size first (:mod:`proctovision.imaging.budget`).
     """
     path = Path(path)
     if path.is_symlink() and not path.exists():
@@ -122,5 +176,5 @@ def read_image(
     if looks_like_dicom(path):
         from proctovision.imaging import dicom  # pydicom is imported only for DICOM files
 
-        return dicom.read_dicom_rgb(path, frame=frame, window=window)
+        return dicom.read_dicom_rgb(path, frame=frame, window=window, min_size=min_size)
     return read_raster(path, min_size=min_size)

@@ -28,12 +28,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proctovision.core.asgi import BodyLimit
 from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
-from proctovision.imaging.images import ImageReadError
+from proctovision.imaging.budget import PixelBudgetError
+from proctovision.imaging.images import ImageReadError, pixel_values
 from proctovision.imaging.quality import assess_quality
-from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
+from proctovision.inference.predictor import (
+    NO_CONTENT_AREA,
+    Predictor,
+    checked_array,
+    expand_frames,
+    load_predictor,
+    read_checked_image,
+)
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
 from proctovision.serving.auth import Authenticator, add_auth_routes, require_session, sign_in_page
 from proctovision.serving.batching import Batcher
+from proctovision.serving.decoding import DecodeGate
 from proctovision.serving.live import add_live_routes
 from proctovision.serving.pages import page_language, render_page
 
@@ -64,6 +73,7 @@ class ModelHolder:
         self.error: str | None = None
         self.ready = threading.Event()
         self.model_lock = threading.Lock()  # CAM hooks live on the shared model: one pass at a time inside it
+        self.decoding = DecodeGate()  # heavy uploads decode beside light ones, not ahead of them
         self.batch_images, self.batch_wait_ms = batch_images, batch_wait_ms
         self.audit_log, self.audit_max_bytes = audit_log, audit_max_bytes
 
@@ -126,6 +136,11 @@ def create_app(
         message = too_large if error.status_code == 413 else error.detail
         return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
+    @app.exception_handler(PixelBudgetError)
+    async def over_budget(request: Request, error: PixelBudgetError) -> JSONResponse:
+        return JSONResponse({"error": f"image larger than the service decodes: {error.reason}",
+                             "max_pixel_values": error.limit}, status_code=413)
+
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -177,22 +192,29 @@ def create_app(
             if size == 0:
                 raise HTTPException(400, "the uploaded file is empty")
             try:
-                images = await run_in_threadpool(read_frames, path, predictor.spec)
+                weight = await run_in_threadpool(pixel_values, path)  # the header alone: 413 before any decoding
+                images = await asyncio.wrap_future(holder.decoding.submit(weight, read_frames, path, predictor.spec))
+            except PixelBudgetError:
+                raise
             except ImageReadError as error:
                 raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
-        arrays, qualities = await run_in_threadpool(prepare_images, predictor, images)
-        raw, features = await asyncio.wrap_future(holder.batcher.submit(arrays))
+        arrays, qualities, judged = await run_in_threadpool(prepare_checked, predictor, images)
+        raw, features = await asyncio.wrap_future(holder.batcher.submit(arrays)) if judged else (None, None)
         scores = predictor.ood_scores(features)
         answers = []
         for index, image in enumerate(images):
-            guard = predictor.guard(None if scores is None else float(scores[index]), qualities[index])
+            if index not in judged:
+                answers.append(no_content_answer(predictor, qualities[index]))
+                continue
+            row = judged.index(index)
+            guard = predictor.guard(None if scores is None else float(scores[row]), qualities[index])
             answers.append(await run_in_threadpool(
-                answer_from, predictor, image, predictor.calibrate(raw[index:index + 1])[0], guard,
+                answer_from, predictor, image, predictor.calibrate(raw[row:row + 1])[0], guard,
                 holder.model_lock, heatmap and index < MAX_FRAME_HEATMAPS, heatmap))
         if holder.audit:
             latency = time.perf_counter() - started
             for index, item in enumerate(answers):
-                holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"],
+                holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"] or {},
                                     threshold=item["threshold"], decision=item["predicted"], guard=item,
                                     latency_s=latency, source="serve", frame=index if len(answers) > 1 else None)
         if len(answers) == 1:
@@ -222,6 +244,25 @@ def prepare_images(predictor: Predictor, images: list[Image.Image]) -> tuple["np
 
     return np.stack([predictor.prepare(image) for image in images]), [assess_quality(image).to_dict()
                                                                          for image in images]
+
+
+def prepare_checked(predictor: Predictor, images: list[Image.Image]) -> tuple["np.ndarray | None", list[dict],  # noqa: F821
+                                                                            list[int]]:
+    """The model's batch of the frames it can judge, every frame's quality measures, and which frames are in the
+    batch: a frame without a content area (a black camera) gets an answer without the model."""
+    import numpy as np
+
+    checked = [checked_array(image, predictor.spec) for image in images]
+    judged = [index for index, (array, _) in enumerate(checked) if array is not None]
+    batch = np.stack([checked[index][0] for index in judged]) if judged else None
+    return batch, [quality for _, quality in checked], judged
+
+
+def no_content_answer(predictor: Predictor, quality: dict) -> dict:
+    """A frame with no content area: too dark, no class, no numbers, a plain sentence."""
+    return {"predicted": None, "probabilities": None, "threshold": predictor.threshold,
+            **predictor.guard(None, quality), "warning": NO_CONTENT_AREA, "heatmap_png_base64": None,
+            "heatmap_note": None}
 
 
 def warning_for(guard: dict) -> str | None:

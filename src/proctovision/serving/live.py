@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from proctovision.inference.predictor import NO_CONTENT_AREA
 from proctovision.inference.video import AREA_FRAMES, FrameModel, Hysteresis, Smoother, content_area_of
 from proctovision.serving.auth import same_origin, sign_in_page
 from proctovision.serving.pages import page_language, render_page
@@ -38,12 +39,16 @@ class LiveSession:
         self.model: FrameModel | None = None
         self.frames = 0
 
-    def area_model(self, pixels: np.ndarray) -> FrameModel:
-        """The content area from the stream's first frames (one, then refined until ``AREA_FRAMES``)."""
+    def area_model(self, pixels: np.ndarray) -> FrameModel | None:
+        """The content area from the stream's first lit frames (one, then refined until ``AREA_FRAMES``); None while
+        a content-cropping model has seen no lit frame yet (a camera that starts black)."""
         if self.model is None or len(self.first) < AREA_FRAMES:
-            if not self.first or pixels.shape == self.first[0].shape:
+            lit = content_area_of([pixels])[0] is not None
+            if lit and (not self.first or pixels.shape == self.first[0].shape):
                 self.first.append(pixels)
-            area, _ = content_area_of(self.first)
+            area = content_area_of(self.first)[0] if self.first else None
+            if area is None and self.predictor.spec.crop == "content":
+                return None
             self.model = FrameModel(self.predictor, area)
         return self.model
 
@@ -51,6 +56,11 @@ class LiveSession:
         start = time.perf_counter()
         pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         model = self.area_model(pixels)
+        if model is None:
+            self.frames += 1
+            return {"frame": self.frames, "shown": None, "warning": NO_CONTENT_AREA, "content_box": None,
+                    "quality": {"too_dark": True, "content_area": False},
+                    "server_ms": round((time.perf_counter() - start) * 1000, 1)}
         with lock:
             probabilities = model.probabilities(model.batch([pixels]))[0]
             smoothed = self.smoother.update(probabilities)

@@ -30,14 +30,14 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     payload["files"] = write_outputs(out, payload["table"], payload["tests"], participants, y_true, task, split,
                                      payload["n_images"], payload["missing"], payload["mrmc"],
-                                     payload.get("reading_times"))
+                                     payload.get("reading_times"), payload.get("matched_by"))
     return payload
 
 
 def write_outputs(
     out: Path, table: list[dict], tests: list[dict], participants: list[Participant], y_true: np.ndarray,
     task: object, split: str, n_images: int, missing: dict[str, int] | None = None, mrmc: dict | None = None,
-    reading_times: dict | None = None,
+    reading_times: dict | None = None, matched_by: str | None = None,
 ) -> dict[str, str]:
     """Every file of the comparison; returns {name: path} of each one written (figures included)."""
     frame = pd.DataFrame(table)
@@ -47,11 +47,12 @@ def write_outputs(
     files["tests_csv"] = fileio.write_csv(out / "tests.csv", pd.DataFrame(test_rows))
     files["comparison_json"] = fileio.write_json(out / "comparison.json", {
         "split": split, "n_images": n_images, "table": table, "tests": tests, "missing_images": missing or {},
-        "mrmc": mrmc, "reading_times": reading_times, "curves": curves})
+        "mrmc": mrmc, "reading_times": reading_times, "curves": curves, "matched_by": matched_by})
     if reading_times:
         files["reading_times_csv"] = fileio.write_csv(out / "reading_times.csv", reading_time_table(reading_times))
+    note = f"\n_{matched_by[0].upper() + matched_by[1:]}._\n" if matched_by else ""
     files["comparison_md"] = fileio.write_text(out / "comparison.md", markdown(
-        table, test_rows, split, n_images, missing or {}) + reader_study.markdown(mrmc))
+        table, test_rows, split, n_images, missing or {}) + note + reader_study.markdown(mrmc))
     files = {name: str(path) for name, path in files.items()}
     return {**files, **comparison_figures(table, curves, split, out / "figures", reading_times)}
 

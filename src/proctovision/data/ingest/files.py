@@ -99,6 +99,7 @@ def inspect_dicom(row: dict, path: Path, options: DicomOptions) -> FileOutcome:
     from proctovision.imaging import dicom
 
     digest = file_sha256(path)  # streamed: one copy of the file in memory (pydicom's), not two
+    dicom.declared_values(dicom.open_dicom(path, pixels=False))  # the pixel budget, before the pixel data is read
     opened = dicom.open_dicom(path)
     info = dicom.info_of(opened, options.salt)
     base = dicom_base_row(row, info, options)

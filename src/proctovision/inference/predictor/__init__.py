@@ -26,7 +26,9 @@ from proctovision.inference.predictor.base import (
 from proctovision.inference.predictor.inputs import (
     InputKey,
     Progress,
+    NO_CONTENT_AREA,
     auto_workers,
+    checked_array,
     decoded,
     dicom_frame_count,
     expand_frames,
@@ -39,4 +41,4 @@ from proctovision.inference.predictor.inputs import (
     yield_to_inference,
 )
 
-__all__ = ["GUARD_COLUMNS", "InputKey", "OnnxPredictor", "Prediction", "PredictionBatch", "Predictor", "Progress", "RowPredictions", "TorchPredictor", "auto_workers", "decoded", "dicom_frame_count", "expand_frames", "expand_paths", "flat_guard", "load_checked_input", "load_input", "load_predictor", "onnx_providers", "or_reason", "quiet_session_options", "read_checked_image", "row_keys", "yield_to_inference"]
+__all__ = ["GUARD_COLUMNS", "InputKey", "NO_CONTENT_AREA", "checked_array", "OnnxPredictor", "Prediction", "PredictionBatch", "Predictor", "Progress", "RowPredictions", "TorchPredictor", "auto_workers", "decoded", "dicom_frame_count", "expand_frames", "expand_paths", "flat_guard", "load_checked_input", "load_input", "load_predictor", "onnx_providers", "or_reason", "quiet_session_options", "read_checked_image", "row_keys", "yield_to_inference"]

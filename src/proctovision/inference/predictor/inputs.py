@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from proctovision.imaging.content_area import ContentAreaError
 from proctovision.imaging.images import ImageReadError, is_candidate_file, looks_like_dicom, read_image
 from proctovision.imaging.preprocessing import Preprocessing
 from proctovision.imaging.quality import MEASURE_WIDTH, assess_quality
@@ -38,6 +39,20 @@ def load_checked_input(key: InputKey, spec: Preprocessing) -> tuple[np.ndarray, 
         return spec.to_array(image), assess_quality(image).to_dict()
 
     return or_reason(read)
+
+
+NO_CONTENT_AREA = ("The frame is too dark: no lit endoscopic field was found in it, so the model did not judge it "
+                   "and no class is shown.")
+
+
+def checked_array(image: Image.Image, spec: Preprocessing) -> tuple[np.ndarray | None, dict]:
+    """The model's input and the image-quality measures; no input (None) for a frame in which a content-cropping
+    model finds no content area: that is an answer (too dark, no class), not a failure."""
+    quality = assess_quality(image).to_dict()
+    try:
+        return spec.to_array(image), quality
+    except ContentAreaError:
+        return None, {**quality, "too_dark": True, "content_area": False}
 
 
 def read_checked_image(key: InputKey, spec: Preprocessing) -> Image.Image:
@@ -115,15 +130,12 @@ def expand_paths(inputs: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def dicom_frame_count(path: Path) -> int:
-    """Frames in a DICOM file, from its header alone (1 for single-frame files)."""
-    import pydicom
+    """Frames in a DICOM file, from its header alone (1 for single-frame files), within the pixel budget."""
+    from proctovision.imaging import dicom
 
-    dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    value = getattr(dataset, "NumberOfFrames", 1) or 1
-    try:
-        return max(1, int(str(value).strip()))
-    except ValueError as error:
-        raise ImageReadError(path, f"malformed header: NumberOfFrames is {str(value)!r}, not a number") from error
+    opened = dicom.open_dicom(path, pixels=False)
+    dicom.declared_values(opened)
+    return max(1, dicom.frame_count(opened.dataset))
 
 
 def row_keys(rows: "pd.DataFrame") -> list[InputKey]:  # noqa: F821

@@ -12,12 +12,26 @@ from pathlib import Path
 import av
 import numpy as np
 
+from proctovision.imaging.budget import PixelBudgetError, check_budget
 from proctovision.imaging.content_area import ContentArea, ContentAreaError, find_content_area
 from proctovision.inference.video.options import Pixels, VideoError
 
 
 def open_source(source: str) -> av.container.InputContainer:
-    """A video file, or a capture device: ``/dev/videoN`` (V4L2) or ``FORMAT:DEVICE`` (e.g. ``dshow:video=Cam``)."""
+    """A video file, or a capture device: ``/dev/videoN`` (V4L2) or ``FORMAT:DEVICE`` (e.g. ``dshow:video=Cam``),
+    whose frames are within the pixel budget that stills have (each frame is decoded by itself)."""
+    container = _open(source)
+    if container.streams.video:
+        context = container.streams.video[0].codec_context
+        try:
+            check_budget(source, context.width, context.height, 1, 3)
+        except PixelBudgetError as error:
+            container.close()
+            raise VideoError(str(error)) from None
+    return container
+
+
+def _open(source: str) -> av.container.InputContainer:
     try:
         if source.startswith("/dev/video"):
             return av.open(source, format="v4l2")
