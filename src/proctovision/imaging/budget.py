@@ -12,6 +12,7 @@ from PIL import Image
 from proctovision.core.errors import ImageReadError
 
 BUDGET_VARIABLE = "PROCTOVISION_PIXEL_BUDGET"
+LARGE_PIXELS = 4096 * 4096  # frames above this are box-reduced to the size asked for as soon as they are decoded
 
 
 class PixelBudgetError(ImageReadError):
@@ -40,3 +41,11 @@ def check_budget(path: object, width: int, height: int, frames: int = 1, samples
             f" x {samples} samples" if samples > 1 else "")
         raise PixelBudgetError(path, shape, values, limit)
     return values
+
+
+def reduction_for(width: int, height: int, min_size: int | None) -> int:
+    """The box-reduction factor for a decoded frame: 1 up to ``LARGE_PIXELS``, above it the largest factor that keeps
+    both sides at or above ``min_size`` (ordinary frames are never touched, so training and prediction agree)."""
+    if not min_size or width * height <= LARGE_PIXELS:
+        return 1
+    return max(1, min(width, height) // min_size)

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from proctovision.core.errors import ImageReadError, UserError
+from proctovision.imaging.budget import reduction_for
 from proctovision.imaging.dicom_header import (  # noqa: F401 - open_dicom, OpenedDicom, ...: the dicom API
     DECIMAL_ELEMENTS,
     INTEGER_ELEMENTS,
@@ -272,8 +273,6 @@ def read_dicom_rgb(path: str | Path, frame: int | None = None, window: object | 
 def reduced(pixels: np.ndarray, min_size: int | None) -> np.ndarray:
     """A decoded frame over ``LARGE_PIXELS`` subsampled to no less than ``min_size`` a side, before the float copies
     of the Modality LUT and the window (8 bytes a value) are made of it."""
-    from proctovision.imaging.images import reduction_for
-
     factor = reduction_for(pixels.shape[1], pixels.shape[0], min_size)
     return pixels if factor == 1 else np.ascontiguousarray(pixels[::factor, ::factor])
 

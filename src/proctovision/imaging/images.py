@@ -12,9 +12,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from proctovision.core.errors import ImageReadError, UserError  # noqa: F401 - ImageReadError: the images API
-from proctovision.imaging.budget import PixelBudgetError, check_budget
+from proctovision.imaging.budget import LARGE_PIXELS, PixelBudgetError, check_budget, reduction_for  # noqa: F401
 
-LARGE_PIXELS = 4096 * 4096  # frames above this are box-reduced to the size asked for as soon as they are decoded
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
 
@@ -113,14 +112,6 @@ def read_raster(path: Path, min_size: int | None = None) -> Image.Image:
 def _declared(error: Exception) -> int:
     numbers = [int(word) for word in str(error).replace("(", " ").split() if word.isdigit()]
     return numbers[0] if numbers else 0
-
-
-def reduction_for(width: int, height: int, min_size: int | None) -> int:
-    """The box-reduction factor for a decoded frame: 1 up to ``LARGE_PIXELS``, above it the largest factor that keeps
-    both sides at or above ``min_size`` (ordinary frames are never touched, so training and prediction agree)."""
-    if not min_size or width * height <= LARGE_PIXELS:
-        return 1
-    return max(1, min(width, height) // min_size)
 
 
 def reduce_large(image: Image.Image, min_size: int | None) -> Image.Image:
