@@ -371,3 +371,13 @@ def test_a_dicom_frame_far_larger_than_the_model_is_reduced_before_windowing(tmp
     assert read_image(tmp_path / "large.dcm").size == (5120, 5120), "decoded whole when no size is asked for"
     reduced = read_image(tmp_path / "large.dcm", min_size=256)
     assert reduced.size == (5120 // 20, 5120 // 20) and images.reduction_for(5120, 5120, 256) == 20
+
+
+def test_a_modality_that_is_no_standard_code_is_not_kept(tmp_path: Path):
+    from proctovision.imaging.dicom import open_dicom, info_of
+
+    dataset = pydicom.dcmread(FILES / "MR_small.dcm")
+    assert info_of(open_dicom(FILES / "MR_small.dcm"), "s").modality == "MR"
+    dataset.Modality = "DOE^JOHN"
+    dataset.save_as(tmp_path / "named.dcm")
+    assert info_of(open_dicom(tmp_path / "named.dcm"), "s").modality == ""

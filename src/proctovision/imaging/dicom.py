@@ -21,6 +21,7 @@ from proctovision.imaging.budget import reduction_for
 from proctovision.imaging.dicom_header import (  # noqa: F401 - open_dicom, OpenedDicom, ...: the dicom API
     DECIMAL_ELEMENTS,
     INTEGER_ELEMENTS,
+    MODALITIES,
     PIXEL_KEYWORDS,
     OpenedDicom,
     check_header,
@@ -103,6 +104,12 @@ def read_info(path: Path, salt: str) -> DicomInfo:
     return info_of(open_dicom(path, pixels=False), salt)
 
 
+def known_modality(dataset: object) -> str:
+    """The Modality when it is one of the standard's codes, else "": any other text is a header value, not kept."""
+    modality = str(getattr(dataset, "Modality", "") or "").strip()
+    return modality if modality in MODALITIES else ""
+
+
 def info_of(opened: OpenedDicom, salt: str) -> DicomInfo:
     dataset = opened.dataset
     check_header(opened.path, dataset, ("NumberOfFrames",))
@@ -112,7 +119,7 @@ def info_of(opened: OpenedDicom, salt: str) -> DicomInfo:
         study=pseudonym(str(getattr(dataset, "StudyInstanceUID", "") or ""), salt),
         series=pseudonym(str(getattr(dataset, "SeriesInstanceUID", "") or ""), salt),
         sop_instance_uid=str(getattr(dataset, "SOPInstanceUID", "") or ""),
-        modality=str(getattr(dataset, "Modality", "") or ""),
+        modality=known_modality(dataset),
         photometric=str(getattr(dataset, "PhotometricInterpretation", "") or ""),
     )
 

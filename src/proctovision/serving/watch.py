@@ -143,6 +143,8 @@ def process_study(
     state.failed.pop(key, None)
     state.done[key] = {"at": stamp, "images": len(result.findings), "overlays": result.n_secondary_captures,
                        "skipped": len(result.skipped)}
+    for name, reason in result.skipped:  # over the pixel budget, unreadable, not an image: the rest goes on
+        log(f"study {key}: instance {name} skipped: {reason}")
     stored = f"SR + {result.n_secondary_captures} overlay(s) stored" if result.sr_uid else "no image, nothing stored"
     log(f"study {key}: {len(result.findings)} image(s), {len(result.skipped)} skipped, {stored} "
         f"in {result.seconds:.1f} s")
