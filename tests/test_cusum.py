@@ -53,3 +53,11 @@ def test_bernoulli_design_meets_the_false_alarm_budget() -> None:
 def test_bernoulli_rejects_a_rate_that_does_not_rise() -> None:
     with pytest.raises(ValueError, match="p0 < p1"):
         cusum.bernoulli_increments(0.05, 0.01)
+
+
+def test_lindley_resumes_from_a_stored_statistic() -> None:
+    increments = np.array([0.7, -0.2, 1.1, -3.0, 0.4, 0.9])
+    whole = cusum.lindley(increments)
+    resumed = cusum.lindley(increments[3:], start=float(whole[2]))
+    assert resumed.tolist() == pytest.approx(whole[3:].tolist())
+    assert cusum.design_h(cusum.arl_one_sided(0.5, 4.0), sides=1) == pytest.approx(4.0, abs=0.02)

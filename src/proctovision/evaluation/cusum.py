@@ -40,10 +40,13 @@ def _first(crossed: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def lindley(increments: np.ndarray) -> np.ndarray:
-    """S_t = max(0, S_{t-1} + x_t) with S_0 = 0, vectorised: S_t = Z_t - min(0, min_{j<=t} Z_j), Z the partial sums."""
+def lindley(increments: np.ndarray, start: float = 0.0) -> np.ndarray:
+    """S_t = max(0, S_{t-1} + x_t) from S_0 = ``start`` >= 0, vectorised: S_t = Z_t - min(-start, min_{j<=t} Z_j),
+    Z the partial sums of x."""
     partial = np.cumsum(np.asarray(increments, dtype=np.float64))
-    return partial - np.minimum(np.minimum.accumulate(partial), 0.0)
+    if partial.size == 0:
+        return partial
+    return partial - np.minimum(np.minimum.accumulate(partial), -start)
 
 
 def tabular_cusum(values: np.ndarray, target: float, sigma: float, k: float = 0.5, h: float = 4.0) -> tuple[Chart, Chart]:
@@ -108,10 +111,11 @@ def in_control_arl(alarms_per_10000: float, n_charts: int = 1) -> float:
     return 10_000.0 * n_charts / alarms_per_10000
 
 
-def design_h(target_arl: float, k: float = 0.5) -> float:
-    """The decision interval h (sigmas) whose two-sided in-control ARL is ``target_arl`` (Brook-Evans)."""
-    return float(optimize.brentq(lambda h: np.log(arl_two_sided(k, h, 0.0, 200)) - np.log(target_arl), 0.5, 20.0,
-                                 xtol=1e-4))
+def design_h(target_arl: float, k: float = 0.5, sides: int = 2) -> float:
+    """The decision interval h (sigmas) whose in-control ARL is ``target_arl`` (Brook-Evans), for the two-sided
+    chart or (``sides=1``) the upper one alone."""
+    arl = arl_two_sided if sides == 2 else arl_one_sided
+    return float(optimize.brentq(lambda h: np.log(arl(k, h, 0.0, 200)) - np.log(target_arl), 0.5, 20.0, xtol=1e-4))
 
 
 def bernoulli_increments(p0: float, p1: float) -> tuple[float, float]:
@@ -121,10 +125,10 @@ def bernoulli_increments(p0: float, p1: float) -> tuple[float, float]:
     return float(np.log(p1 / p0)), float(np.log((1 - p1) / (1 - p0)))
 
 
-def bernoulli_cusum(events: np.ndarray, p0: float, p1: float, h: float) -> Chart:
+def bernoulli_cusum(events: np.ndarray, p0: float, p1: float, h: float, start: float = 0.0) -> Chart:
     """The chart over a 0/1 sequence; it signals when the accumulated log-likelihood ratio reaches h."""
     up, down = bernoulli_increments(p0, p1)
-    statistic = lindley(np.where(np.asarray(events, dtype=bool), up, down))
+    statistic = lindley(np.where(np.asarray(events, dtype=bool), up, down), start)
     return Chart(statistic, h, _first(statistic >= h))
 
 
