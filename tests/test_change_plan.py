@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring_fixtures import PLAN
+from change_fixtures import PLAN
 from proctovision.monitoring.change_plan import PlanError, check_locked, load_plan, parse_plan
 
 

@@ -8,6 +8,7 @@ import typer
 
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
 from proctovision.cli.common import user_errors
+from proctovision.cli.monitor import monitor_app
 from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 for concern in (data, train, evaluate, demo, explain, experiments, predict, deploy, bench):
     app.add_typer(concern.app)
 app.add_typer(reading_app, name="reading")
+app.add_typer(monitor_app, name="monitor", rich_help_panel="After go-live")
 
 
 def main() -> None:

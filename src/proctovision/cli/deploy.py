@@ -61,6 +61,8 @@ def serve(
     auth: Annotated[Optional[Path], typer.Option(metavar="DIR", help="sign-in with the accounts of this reading "
                                                  "project (`reading init`, `reading user`) for the page and API")]
     = None,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record every answer in this monitoring "
+                                                    "folder; adds GET /metrics and the /monitor page")] = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -77,6 +79,8 @@ def serve(
         fail(f"{model}: no such run or model folder")
     if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
         fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
+    if monitor is not None and workers > 1:
+        fail("--monitor serves one worker process (its metrics live in it): leave out --workers")
     accounts = None
     if auth is not None:
         if workers > 1:
@@ -91,7 +95,7 @@ def serve(
             fail(str(error))
     settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
                 "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
-                "audit_log": str(audit_log) if audit_log else None}
+                "audit_log": str(audit_log) if audit_log else None, **({"monitor": str(monitor)} if monitor else {})}
     console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs); {workers} worker(s), batches of "
                   f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
                                                                               else ""))

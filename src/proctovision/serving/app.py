@@ -36,6 +36,7 @@ from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identi
 from proctovision.serving.auth import Authenticator, add_auth_routes, require_session, sign_in_page
 from proctovision.serving.batching import Batcher
 from proctovision.serving.live import add_live_routes
+from proctovision.serving.monitoring import attach_monitor, record_answers
 from proctovision.serving.pages import page_language, render_page
 
 STATIC = Path(__file__).parent / "static"
@@ -124,7 +125,7 @@ def create_app(
     source: str | Path, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     load_in_background: bool = True, batch_images: int = DEFAULT_BATCH_IMAGES,
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, audit_log: str | Path | None = None,
-    audit_max_bytes: int = DEFAULT_MAX_BYTES, auth: Authenticator | None = None,
+    audit_max_bytes: int = DEFAULT_MAX_BYTES, auth: Authenticator | None = None, monitor: str | Path | None = None,
 ) -> FastAPI:
     """The service; ``batch_images``/``batch_wait_ms`` bound how many images share a forward pass and how long
     the first waits for company (1 image = one request at a time). With ``auth`` (see
@@ -152,6 +153,9 @@ def create_app(
     def check_session(request: Request) -> None:
         if auth is not None:
             require_session(auth, request)
+
+    if monitor is not None:  # a folder that watches another model is refused at start
+        attach_monitor(app, source, monitor, check_token)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -227,6 +231,7 @@ def create_app(
                 holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"],
                                     threshold=item["threshold"], decision=item["predicted"], guard=item,
                                     latency_s=latency, source="serve", frame=index if len(answers) > 1 else None)
+        await record_answers(app, answers, time.perf_counter() - started)
         if len(answers) == 1:
             return answers[0]
         return {**answers[0], "n_frames": len(answers),
