@@ -45,7 +45,9 @@ def model_file(folder: Path) -> Path:
 
 
 def model_sha256(folder: str | Path) -> str:
-    return fileio.sha256(model_file(Path(folder)))
+    from proctovision.monitoring.versions import version_sha256  # the weights' sha256, with a recalibration's point
+
+    return version_sha256(folder)
 
 
 def _card(folder: Path) -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from proctovision.evaluation import drift
 from proctovision.monitoring import signals
-from proctovision.monitoring.outcomes import confirmed_labels
+from proctovision.monitoring.feedback import confirmed_cases as confirmed_labels  # outcomes, then feedback
 
 FLAGS = ("too_dark", "overexposed", "blurred")
 

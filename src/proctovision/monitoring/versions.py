@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from proctovision.artefacts.card import CARD_NAME, build_card, read_card
+from proctovision.artefacts.card import CARD_NAME, VERSION_NAME, build_card, read_card
 from proctovision.artefacts.runs import RunError, read_run
 from proctovision.core import fileio
 
@@ -33,7 +33,10 @@ def weights_file(folder: str | Path) -> Path:
 
 
 def version_sha256(folder: str | Path, card: dict | None = None) -> str:
-    """sha256 over the weights' sha256 and the operating point (threshold, temperature, logistic refit)."""
+    """The weights' sha256 for a model that is its own first version; for a recalibrated one (same weights, new
+    operating point) the sha256 over the weights' sha256 and the operating point (threshold, temperature, logistic)."""
+    if not (Path(folder) / VERSION_NAME).is_file():
+        return fileio.sha256(weights_file(folder))
     card = model_card(folder) if card is None else card
     operating = json.dumps({key: card.get(key) for key in OPERATING_KEYS}, sort_keys=True, default=str)
     return hashlib.sha256(f"{fileio.sha256(weights_file(folder))}\n{operating}".encode()).hexdigest()
