@@ -9,6 +9,7 @@ import typer
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
 from proctovision.cli.common import user_errors
 from proctovision.cli.monitor import monitor_app
+from proctovision.cli import monitor_change  # noqa: F401 - adds plan, recalibrate, retrain, accept, approve, forget
 from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
 

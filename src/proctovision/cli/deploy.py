@@ -63,6 +63,11 @@ def serve(
     = None,
     monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record every answer in this monitoring "
                                                     "folder; adds GET /metrics and the /monitor page")] = None,
+    keep_images: Annotated[bool, typer.Option(help="with --monitor: keep each answered image's content area (PNG, "
+                                              "no header) under its prediction id, to train the next version")]
+    = False,
+    retention_days: Annotated[Optional[int], typer.Option(help="with --keep-images: delete kept images older than "
+                                                          "this")] = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -81,6 +86,9 @@ def serve(
         fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
     if monitor is not None and workers > 1:
         fail("--monitor serves one worker process (its metrics live in it): leave out --workers")
+    if (keep_images or retention_days is not None) and (monitor is None or not keep_images or not retention_days):
+        fail("--keep-images needs --monitor DIR and --retention-days N (at least 1), and --retention-days needs "
+             "--keep-images")
     accounts = None
     if auth is not None:
         if workers > 1:
@@ -95,7 +103,8 @@ def serve(
             fail(str(error))
     settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
                 "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
-                "audit_log": str(audit_log) if audit_log else None, **({"monitor": str(monitor)} if monitor else {})}
+                "audit_log": str(audit_log) if audit_log else None, **({"monitor": str(monitor)} if monitor else {}),
+                **({"keep_images_days": retention_days} if keep_images else {})}
     console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs); {workers} worker(s), batches of "
                   f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
                                                                               else ""))

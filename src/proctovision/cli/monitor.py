@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from proctovision.cli.monitor_lines import print_change_status
 from proctovision.core.console import console, error_console
 
 monitor_app = typer.Typer(
@@ -121,6 +122,7 @@ def print_status(document: dict) -> None:
     console.print(f"confirmed cases: {seen['n']}" + (
         f"; accuracy {_metric(seen.get('accuracy'))}, sensitivity {_metric(seen.get('sensitivity'))}, "
         f"specificity {_metric(seen.get('specificity'))} (Wilson 95% CI)" if seen["n"] else ""))
+    print_change_status(document)
 
 
 def parse_day(value: str | None, name: str) -> dt.datetime | None:

@@ -230,3 +230,13 @@ def retrain_monitor(monitor: object, out: str | Path, overrides: dict | None = N
                      loaded.locked_test, overrides, progress)
     record["sha256"] = add_version(monitor, Path(out), record["parent_sha256"], "retrain", version, record)
     return record
+
+
+def change_status(monitor: object) -> dict:
+    """What status, the /monitor page and the report add: team figures, version history, plan versions."""
+    from proctovision.monitoring.feedback import team_figures
+
+    with monitor.sessions() as session:
+        plans = [{"version": row.id, "sha256": row.sha256, "at": row.at.isoformat() + "Z"}
+                 for row in session.scalars(select(PlanVersion).order_by(PlanVersion.id))]
+    return {"team": team_figures(monitor), "versions": version_history(monitor), "plans": plans}

@@ -10,6 +10,7 @@ import pandas as pd
 
 from proctovision.evaluation import drift
 from proctovision.monitoring import signals
+from proctovision.monitoring.change_control import change_status
 from proctovision.monitoring.feedback import confirmed_cases as confirmed_labels  # outcomes, then feedback
 
 FLAGS = ("too_dark", "overexposed", "blurred")
@@ -90,6 +91,7 @@ def status(monitor: object, since: dt.datetime | None = None, until: dt.datetime
         "inputs": shares(answers),
         "operations": operations(answers),
         "design": monitor.design,
+        **change_status(monitor),  # overrides, who was right, the version history (change-control plan)
     }
 
 
