@@ -29,13 +29,22 @@ def exclude_locked(frame: pd.DataFrame, locked: pd.DataFrame) -> tuple[pd.DataFr
     return frame[~drop].reset_index(drop=True), {"by_patient_id": by_patient, "by_image": int(drop.sum()) - by_patient}
 
 
-def retrain_rows(parent_split: Path, kept: pd.DataFrame, locked: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The parent's split rows plus the kept confirmed images as training rows, the locked test set taken out."""
+def retrain_rows(parent_split: Path, kept: pd.DataFrame, locked: pd.DataFrame, batch_size: int = 0,
+                 ) -> tuple[pd.DataFrame, dict]:
+    """The parent's split rows plus the kept confirmed images as training rows, the locked test set taken out.
+
+    When the training rows would leave a last batch of one image (BatchNorm cannot train on it), the newest kept
+    image waits for the next update, and the record says so."""
     rows = read_manifest(parent_split)
     kept = kept.assign(split="train")[["path", "label", "patient_id", "split"]]
     combined = pd.concat([rows, kept], ignore_index=True).fillna("")
     cleaned, excluded = exclude_locked(combined, locked)
-    counts = {"parent_rows": int(len(rows)), "kept_images": int(len(kept)), "excluded": excluded}
+    held_back = 0
+    kept_left = cleaned["patient_id"].astype(str).isin(set(kept["patient_id"].astype(str)))
+    if batch_size > 1 and (cleaned["split"] == "train").sum() % batch_size == 1 and kept_left.any():
+        cleaned, held_back = cleaned.drop(index=kept_left[kept_left].index[-1]).reset_index(drop=True), 1
+    counts = {"parent_rows": int(len(rows)), "kept_images": int(kept_left.sum()) - held_back, "excluded": excluded,
+              "held_back_for_a_full_batch": held_back}
     return cleaned, counts
 
 
@@ -57,7 +66,8 @@ def retrain(
     run = read_run(parent)
     if RunPaths(out).last.exists():
         raise RunError(f"{out} already holds a trained run; choose another --out")
-    rows, counts = retrain_rows(Path(run.config.data.split), kept, locked_rows(locked_test))
+    batch_size = int((overrides or {}).get("data.batch_size", run.config.data.batch_size))
+    rows, counts = retrain_rows(Path(run.config.data.split), kept, locked_rows(locked_test), batch_size)
     split = out / "data" / "split.csv"
     write_manifest(rows, split)
     data = apply_overrides(run.config.model_dump(mode="json"), {**(overrides or {}), "data.split": str(split),
