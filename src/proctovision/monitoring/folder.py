@@ -153,8 +153,9 @@ class Monitor:
             return alarm_dict(alarm)
 
     def refresh_alarms(self) -> list[dict]:
-        """Advance every chart and window test over the answers it has not seen; raise an alarm for each signal
-        that crosses its limit and has none open. Returns the alarms raised now."""
+        """Advance every chart and window test over the answers it has not seen (a video's per-procedure answer
+        is left out: its seconds are in); raise an alarm for each signal that crosses its limit and has none
+        open. Returns the alarms raised now."""
         raised: list[dict] = []
         with self.sessions.begin() as session:
             states = {state.signal: state for state in session.scalars(select(ChartState))}
@@ -164,7 +165,7 @@ class Monitor:
                     states[name] = ChartState(signal=name, statistic=0.0, through_seq=0)
                     session.add(states[name])
             frame = self.answers(after_seq=min(state.through_seq for state in states.values()))
-            frame = frame[frame["status"] == "answered"].reset_index(drop=True)
+            frame = frame[(frame["status"] == "answered") & (frame["unit"] != "procedure")].reset_index(drop=True)
             if frame.empty:
                 return raised
             open_signals = {alarm.signal for alarm in session.scalars(
