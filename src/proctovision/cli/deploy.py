@@ -136,6 +136,8 @@ def watch(
     interval: Annotated[float, typer.Option(help="seconds between polls")] = 60.0,
     stable: Annotated[float, typer.Option(help="seconds a study's instance count must stay unchanged")] = 120.0,
     once: Annotated[bool, typer.Option(help="poll once and stop")] = False,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record every answer in this monitoring "
+                                                    "folder; the SR carries each prediction id")] = None,
 ) -> None:
     """Poll a PACS for new studies, predict them and store the results (SR + Grad-CAM) in each study.
 
@@ -151,8 +153,20 @@ def watch(
         console.print(f"{datetime.datetime.now().isoformat(timespec='seconds')} {line}", soft_wrap=True)
 
     log(f"watching for studies (state: {state}); stop with Ctrl-C")
-    pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
-                        stable_s=stable, max_polls=1 if once else None)
+    watcher = recorder = None
+    if monitor is not None:
+        from proctovision.monitoring.folder import open_folder
+
+        watcher = open_folder(monitor)
+        watcher.check_model_folder(model)
+        recorder = watcher.recorder("watch", watcher.model_sha256)
+    try:
+        pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
+                            stable_s=stable, max_polls=1 if once else None, recorder=recorder)
+    finally:
+        if watcher is not None:
+            recorder.close()
+            watcher.close()
     log(f"{pushed} study(ies) predicted and stored")
 
 

@@ -100,6 +100,25 @@ def status(
     print_status(document)
 
 
+@monitor_app.command("serve")
+def serve(
+    folder: FolderArgument,
+    host: str = "127.0.0.1",
+    port: int = 9108,
+) -> None:
+    """GET /metrics (Prometheus) and GET /health for a folder that `watch` or `video` record into.
+
+    Example: proctovision monitor serve monitoring/ --port 9108   (scrape http://127.0.0.1:9108/metrics)
+    """
+    import uvicorn
+
+    from proctovision.serving.monitoring import create_monitor_app
+
+    app = create_monitor_app(folder)
+    console.print(f"metrics of {folder} on http://{host}:{port}/metrics")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def _metric(entry: dict | None) -> str:
     if not entry or entry.get("value") is None:
         return "-"

@@ -139,6 +139,8 @@ def video(
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames from the source")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace the outputs of an earlier run in --out")] = False,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record the video in this monitoring folder: "
+                                                    "one answer per second and one per procedure")] = None,
     audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per classified frame (no image, "
                                                       "no file name), rotated by size")] = None,
 ) -> None:
@@ -156,6 +158,7 @@ def video(
     options = VideoOptions(smoothing=smoothing, alpha=alpha, window=window, margin=margin, batch_size=batch_size,
                            cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live,
                            max_frames=max_frames)
+    watcher = open_monitor(monitor, model)
     predictor = load_predictor(model, backend)
     if audit_log is not None:
         from proctovision.serving.audit import AuditLog, model_identity
@@ -170,6 +173,14 @@ def video(
         with progress_bar("Frames") as update:
             result = run_file(predictor, source, out, options, progress=lambda done: update(done, None))
     info = summary(result, options)
+    if watcher is not None:
+        from proctovision.inference.recording import video_answers
+
+        with watcher:
+            recorder = watcher.recorder("video", watcher.model_sha256)
+            recorded = recorder.record(video_answers(result, predictor.decide))
+            recorder.close()
+        console.print(f"monitoring: {len(recorded)} answer(s) recorded (per second and per procedure)")
     for note in result.errors:
         error_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
     shown = segments(result)

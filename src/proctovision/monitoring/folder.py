@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,8 @@ def init_folder(folder: str | Path, model: str | Path, db_url: str | None = None
     with sessions.begin() as session:
         session.add(Deployment(model_sha256=info["sha256"], model_name=info["name"], task=info["task"],
                                classes=info["classes"], threshold=info["threshold"]))
+        session.add_all([ChartState(signal=name, statistic=0.0, through_seq=0) for name in [*design["charts"],
+                                                                                             "windows"]])
     engine.dispose()
     fileio.write_json(folder / REFERENCE, profile)
     fileio.write_json(folder / MARKER, {"format": "proctovision-monitor/1", "database": None if db_url is None
@@ -86,6 +89,7 @@ class Monitor:
         self.model_sha256: str = config["model"]["sha256"]
         self.classes: list[str] = list(config["model"]["classes"])
         self.engine, self.sessions = open_engine(config.get("database") or sqlite_url(folder), str(folder))
+        self._refreshing = threading.Lock()
 
     def __enter__(self) -> "Monitor":
         return self
@@ -153,18 +157,16 @@ class Monitor:
             return alarm_dict(alarm)
 
     def refresh_alarms(self) -> list[dict]:
-        """Advance every chart and window test over the answers it has not seen; raise an alarm for each signal
-        that crosses its limit and has none open. Returns the alarms raised now."""
+        """Advance every chart and window test over the answers it has not seen (a video's per-procedure answer
+        is left out: its seconds are in); raise an alarm for each signal that crosses its limit and has none
+        open. Returns the alarms raised now."""
         raised: list[dict] = []
-        with self.sessions.begin() as session:
+        with self._refreshing, self.sessions.begin() as session:
+            # take the write lock first, so two processes never advance the same charts at once
+            session.execute(update(ChartState).values(through_seq=ChartState.through_seq))
             states = {state.signal: state for state in session.scalars(select(ChartState))}
-            names = [*self.design["charts"], "windows"]
-            for name in names:
-                if name not in states:
-                    states[name] = ChartState(signal=name, statistic=0.0, through_seq=0)
-                    session.add(states[name])
             frame = self.answers(after_seq=min(state.through_seq for state in states.values()))
-            frame = frame[frame["status"] == "answered"].reset_index(drop=True)
+            frame = frame[(frame["status"] == "answered") & (frame["unit"] != "procedure")].reset_index(drop=True)
             if frame.empty:
                 return raised
             open_signals = {alarm.signal for alarm in session.scalars(

@@ -119,3 +119,20 @@ def create_monitor_app(folder: str | Path) -> FastAPI:
         return {"status": "ok", "predictions": monitor.count()}
 
     return app
+
+
+def record_findings(recorder: object, predictor: object, pictures: list, findings: list, latency_s: float) -> None:
+    """Record a chunk of a PACS study's answers (with their OOD and quality flags); each finding gains its
+    prediction id, which the SR then carries."""
+    import numpy as np
+
+    from proctovision.imaging.quality import assess_quality
+
+    arrays = np.stack([predictor.prepare(picture) for picture in pictures])
+    qualities = [assess_quality(picture).to_dict() for picture in pictures]
+    scores = predictor.ood_scores(predictor.raw_outputs(arrays)[1])
+    answers = [Answer(finding.probabilities, finding.predicted,
+                      predictor.guard(None if scores is None else float(scores[index]), qualities[index]), latency_s)
+               for index, finding in enumerate(findings)]
+    for ident, finding in zip(recorder.record(answers), findings):
+        finding.prediction_id = ident
