@@ -60,7 +60,7 @@ def add_feedback_routes(app: FastAPI, auth: object | None, check_token: object) 
         language = page_language(lang, request.headers.get("accept-language"))
         holder = getattr(app.state, "holder", None)
         classes = tuple(holder.predictor.classes) if holder is not None and holder.predictor else ()
-        return Response(render_page(language, classes, name="feedback.js", classes=list(classes)),
+        return Response(render_page(language, classes, name="feedback.js"),
                         media_type="text/javascript; charset=utf-8")
 
 
