@@ -155,7 +155,7 @@ def create_app(
             require_session(auth, request)
 
     if monitor is not None:  # a folder that watches another model is refused at start
-        attach_monitor(app, source, monitor, check_token)
+        attach_monitor(app, source, monitor, check_token, auth)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
