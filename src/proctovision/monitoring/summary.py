@@ -123,3 +123,32 @@ def ood_chart(monitor: object, answers: pd.DataFrame) -> dict | None:
     chart = signals.advance_chart("ood_share", 0.0, answered, monitor.design, monitor.reference)
     times = pd.to_datetime(answered["at"]).iloc[chart["positions"]] if len(answered) else pd.Series(dtype=object)
     return {"at": list(times), "statistic": chart["path"].tolist(), "limit": chart["limit"]}
+
+
+def observed_by_period(answers: pd.DataFrame, labels: pd.DataFrame, classes: list[str], freq: str) -> pd.DataFrame:
+    """Observed accuracy per period on the answers confirmed so far, with Wilson CIs."""
+    joined = answers[["id", "at", "decision"]].merge(labels, left_on="id", right_on="prediction_id")
+    if joined.empty:
+        return pd.DataFrame(columns=["period", "observed_accuracy", "observed_low", "observed_high", "observed_n"])
+    joined["period"] = pd.to_datetime(joined["at"]).dt.floor(freq)
+    rows = []
+    for period, group in joined.groupby("period"):
+        result = drift.wilson(int((group["decision"] == group["label"]).sum()), len(group))
+        rows.append({"period": period, "observed_accuracy": result["value"], "observed_low": result["ci"][0],
+                     "observed_high": result["ci"][1], "observed_n": result["n"]})
+    return pd.DataFrame(rows)
+
+
+def chart_data(monitor: object, since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict:
+    """What the page's and the report's figures draw: per day (per hour for spans under three days) the volume,
+    OOD share, class mix, estimated and observed accuracy; and the OOD-share CUSUM with its limit."""
+    answers = monitor.answers(since, until)
+    answered = answers[answers["status"] == "answered"]
+    span = (pd.to_datetime(answered["at"]).max() - pd.to_datetime(answered["at"]).min()) if len(answered) else None
+    freq = "h" if span is not None and span < pd.Timedelta(days=3) else "D"
+    table = timeline(monitor, answers, freq)
+    if not table.empty:
+        observed = observed_by_period(answered, confirmed_labels(monitor), monitor.classes, freq)
+        table = table.merge(observed, on="period", how="left") if not observed.empty else table
+    charted = answers[answers["unit"] != "procedure"]
+    return {"freq": freq, "classes": monitor.classes, "timeline": table, "ood_chart": ood_chart(monitor, charted)}

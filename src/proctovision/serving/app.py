@@ -157,7 +157,7 @@ def create_app(
             require_session(auth, request)
 
     if monitor is not None:  # a folder that watches another model is refused at start
-        attach_monitor(app, source, monitor, check_token)
+        attach_monitor(app, source, monitor, check_token, auth)
         attach_change_control(app, source, keep_images_days)  # only the approved version; kept images (opt-in)
     add_feedback_routes(app, auth, check_token)
 

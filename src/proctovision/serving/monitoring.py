@@ -81,8 +81,12 @@ def add_metrics_route(app: FastAPI, metrics: StoreMetrics, check: object | None 
         return Response(await run_in_threadpool(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
 
-def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: object | None = None) -> Monitor:
-    """Open the folder, refuse a model other than its own, and give the app a recorder and GET /metrics."""
+def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: object | None = None,
+                   auth: object | None = None) -> Monitor:
+    """Open the folder, refuse a model other than its own, and give the app a recorder, GET /metrics and the
+    /monitor page."""
+    from proctovision.serving.monitor_page import add_monitor_page
+
     monitor = open_folder(folder)
     try:
         monitor.check_model(model_sha256(source))
@@ -93,6 +97,7 @@ def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: 
     app.state.recorder = monitor.recorder("serve", monitor.model_sha256)
     app.state.metrics = StoreMetrics(monitor)
     add_metrics_route(app, app.state.metrics, check)
+    add_monitor_page(app, monitor, auth)
     return monitor
 
 
