@@ -125,6 +125,9 @@ def test_under_auth_the_clinician_is_recorded_csrf_is_required_and_a_second_feed
     assert team["n_feedback"] == 2 and team["override"]["value"] == 0.5
     assert team["by_clinician"]["alice"]["value"] == 1.0 and team["by_clinician"]["carol"]["value"] == 0.0
     assert team["override"]["ci"] == pytest.approx([0.0945, 0.9055], abs=1e-4)  # Wilson, 1 of 2
+    page = alice.get("/monitor?lang=en").text
+    assert "override rate, alice" in page and "1.000" in page and "0.095 – 0.905" in page
+    assert "否决率（carol）" in alice.get("/monitor?lang=zh-CN").text
 
 
 def test_kept_images_are_the_pixels_alone_and_respect_the_retention_limit(evaluated_run: Path, monitor_dir: Path):
