@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from proctovision.core.errors import UserError
 from proctovision.evaluation.drift import wilson
-from proctovision.monitoring.change_store import ANONYMOUS, VERDICTS, ChangeLog, Feedback
+from proctovision.monitoring.change_store import ANONYMOUS, VERDICTS, ChangeLog, Feedback, ModelVersion
 from proctovision.monitoring.store import Outcome, PredictionRecord, now
 
 FEEDBACK_SOURCE = "feedback"  # ranks below every outcome source: pathology outranks a clinician's label
@@ -35,7 +35,8 @@ def record_feedback(monitor: object, prediction_id: str, verdict: str, label: st
         raise FeedbackInvalid(f"reason longer than {MAX_REASON} characters")
     with monitor.sessions.begin() as session:
         answer = session.scalar(select(PredictionRecord).where(PredictionRecord.id == str(prediction_id)))
-        if answer is None or answer.model_sha256 != monitor.model_sha256 or answer.status != "answered":
+        versions = {monitor.model_sha256, *session.scalars(select(ModelVersion.sha256))}  # this deployment's
+        if answer is None or answer.model_sha256 not in versions or answer.status != "answered":
             raise FeedbackNotFound("no answer of this deployment has that prediction id")
         if verdict == "agree":
             if label not in (None, answer.decision):
