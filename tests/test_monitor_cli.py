@@ -131,3 +131,11 @@ def test_kill_9_of_serve_loses_no_acknowledged_answer(evaluated_run: Path, monit
     with open_folder(monitor_dir) as monitor:
         stored = set(monitor.answers()["id"])
     assert set(acknowledged) <= stored and len(stored) - len(acknowledged) <= 3
+
+
+def test_the_monitor_group_is_in_its_own_help_panel() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "After go-live" in result.output and "monitor" in result.output
+    for command in ("init", "outcomes", "ack", "status", "serve", "report"):
+        shown = runner.invoke(app, ["monitor", command, "--help"])
+        assert shown.exit_code == 0 and "Example: proctovision monitor" in shown.output

@@ -155,3 +155,23 @@ def parse_day(value: str | None, name: str) -> dt.datetime | None:
 
 def dumps(document: dict) -> str:
     return json.dumps(document, indent=2, default=str)
+
+
+@monitor_app.command("report")
+def report(
+    folder: FolderArgument,
+    out: Annotated[Path, typer.Option(help="folder for report.html, report.pdf, figures/ and tables/")],
+    since: Annotated[Optional[str], typer.Option(help="from this day (YYYY-MM-DD), inclusive")] = None,
+    until: Annotated[Optional[str], typer.Option(help="up to this day (YYYY-MM-DD), exclusive")] = None,
+    lang: Annotated[Optional[str], typer.Option(help="en or zh-CN")] = None,
+) -> None:
+    """The periodic post-market surveillance report: HTML, PDF and CSV tables, with a methods paragraph.
+
+    Example: proctovision monitor report monitoring/ --out psur-2026/ --since 2026-01-01 --until 2027-01-01
+    """
+    from proctovision.monitoring.folder import open_folder
+    from proctovision.monitoring.report import write_report
+
+    with open_folder(folder) as monitor, console.status("Writing the report"):
+        written = write_report(monitor, out, parse_day(since, "--since"), parse_day(until, "--until"), lang)
+    console.print(f"report: {written['html']}\n        {written['pdf']}")

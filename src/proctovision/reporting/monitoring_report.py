@@ -1,0 +1,73 @@
+"""The surveillance report's pages: HTML from a Jinja2 template and a PDF through matplotlib's PdfPages (a text
+page, then the monitoring figures), both in the report's language."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import jinja2
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_pdf import PdfPages
+
+from proctovision.core import fileio, i18n
+from proctovision.reporting import monitoring_figures
+from proctovision.reporting.figures import figure_language
+
+
+def figures(data: dict, folder: Path, language: str | None) -> dict[str, Path]:
+    return monitoring_figures.write_all(data, folder, language)
+
+
+def html(document: dict, period: dict, methods: list[str], figure_paths: dict[str, str], language: str | None) -> str:
+    environment = i18n.environment(jinja2.PackageLoader("proctovision", "reporting/templates"), language)
+    return environment.get_template("monitoring_report.html.j2").render(
+        status=document, period=period, methods=methods, figures=figure_paths,
+        ci_label=i18n.gettext_for(language)("95% CI"))
+
+
+def _interval(entry: dict) -> str:
+    if not entry or entry.get("value") is None:
+        return "-"
+    return f"{entry['value']:.3f} ({entry['ci'][0]:.3f}-{entry['ci'][1]:.3f})"
+
+
+def _lines(document: dict, period: dict, methods: list[str], _: object, width: int) -> list[str]:
+    """The PDF's text page, line by line."""
+    lines = [_("Post-market surveillance report"), "",
+             _("Period: {since} to {until}").format(since=period["since"] or "-", until=period["until"] or "-"),
+             _("{n} answers recorded").format(n=document["predictions"]), "", _("Alarms")]
+    for alarm in document["alarms"] + document["acknowledged"]:
+        state = (_("acknowledged {when}: {note}").format(when=alarm["acknowledged_at"], note=alarm["note"])
+                 if alarm["acknowledged_at"] else _("open"))
+        lines.append(f"  {_(alarm['signal'])}: {alarm['first_at']} ({alarm['after_predictions']}); {state}")
+    if not document["alarms"] + document["acknowledged"]:
+        lines.append("  " + _("No open alarm."))
+    lines += ["", _("Performance") + f" ({_('confirmed cases')} / {_('validation')} / {_('estimated (CBPE)')})"]
+    for name in ("accuracy", "sensitivity", "specificity"):
+        seen = document["confirmed"].get(name) or {}
+        reference = (document["validation"]["performance"] or {}).get(name) or {}
+        estimate = document["estimated"].get(name)
+        lines.append(f"  {_(name)}: {_interval(seen)} / {_interval(reference)} / "
+                     + (f"{estimate:.3f}" if estimate is not None else "-"))
+    lines += ["", _("Methods")]
+    for sentence in methods:
+        lines += textwrap.wrap(sentence, width)
+    return lines
+
+
+def pdf(path: Path, document: dict, period: dict, methods: list[str], data: dict, language: str | None) -> Path:
+    with figure_language(language) as _:
+        text = plt.figure(figsize=(8.27, 11.69))
+        lines = _lines(document, period, methods, _, 55 if i18n.normalise(language) == "zh-CN" else 110)
+        text.text(0.06, 0.97, "\n".join(lines), va="top", ha="left", fontsize=8, family=plt.rcParams["font.family"])
+        drawn = [monitoring_figures.draw(name, data, _) for name in monitoring_figures.FIGURES]
+
+        def write(target: Path) -> None:
+            with PdfPages(target) as pages:
+                for figure in (text, *drawn):
+                    pages.savefig(figure)
+
+        fileio.write_with(path, write)
+        for figure in (text, *drawn):
+            plt.close(figure)
+    return path
