@@ -119,6 +119,12 @@ def test_the_loop_from_the_cli(change_world: dict, tmp_path: Path, accounts: Pat
         with opened.sessions() as session:
             assert session.scalar(select(PredictionRecord.model_sha256).where(PredictionRecord.id == ident)) \
                 == versions["recalibrate"]["sha256"]
+    report = cli("monitor", "report", monitor, "--out", tmp_path / "report")
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Model versions" in html and "approved by admin" in html and "rejected" in html
+    table = pd.read_csv(tmp_path / "report" / "tables" / "versions.csv")
+    assert list(table["method"]) == ["deployed", "recalibrate", "candidate"]
     forgotten = cli("monitor", "forget", monitor, "--before", "2999-01-01")
     assert forgotten.exit_code == 0 and "32 kept image(s) deleted" in forgotten.output
 

@@ -61,7 +61,13 @@ def tables(document: dict, data: dict) -> dict[str, pd.DataFrame]:
                           columns=["id", "signal", "first_at", "after_predictions", "acknowledged_at",
                                    "acknowledged_by", "note"])
     inputs = pd.DataFrame([{"signal": key, "share": value} for key, value in document["inputs"].items()])
-    return {"performance": pd.DataFrame(metrics), "alarms": alarms, "inputs": inputs, "timeline": data["timeline"]}
+    team = document.get("team") or {}
+    overrides = pd.DataFrame([{"clinician": name, "n": item["n"], "override_rate": item["value"],
+                               "ci_low": item["ci"][0], "ci_high": item["ci"][1]}
+                              for name, item in {"(all)": team.get("override"), **team.get("by_clinician", {})}.items()
+                              if item and item.get("n")], columns=["clinician", "n", "override_rate", "ci_low", "ci_high"])
+    return {"performance": pd.DataFrame(metrics), "alarms": alarms, "inputs": inputs, "timeline": data["timeline"],
+            "overrides": overrides, "versions": pd.DataFrame(document.get("versions") or [])}
 
 
 def write_report(monitor: object, out: str | Path, since: dt.datetime | None = None, until: dt.datetime | None = None,

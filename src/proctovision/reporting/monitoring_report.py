@@ -49,6 +49,13 @@ def _lines(document: dict, period: dict, methods: list[str], _: object, width: i
         estimate = document["estimated"].get(name)
         lines.append(f"  {_(name)}: {_interval(seen)} / {_interval(reference)} / "
                      + (f"{estimate:.3f}" if estimate is not None else "-"))
+    override = (document.get("team") or {}).get("override") or {}
+    if override.get("n"):
+        lines += ["", _("Clinicians and the model"), f"  {_('override rate, all clinicians')}: {_interval(override)}"]
+    versions = document.get("versions") or []
+    if versions:
+        lines += ["", _("Model versions")] + [f"  {v['sha256'][:12]} {v['method']} {v['created_at'][:10]} "
+                                               f"{v['approved_by'] or ''}" for v in versions]
     lines += ["", _("Methods")]
     for sentence in methods:
         lines += textwrap.wrap(sentence, width)
