@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proctovision.core import fileio
 from proctovision.core.decision import threshold_value
 from proctovision.evaluation import drift
 from proctovision.monitoring.store import MonitorError
