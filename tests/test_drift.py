@@ -75,3 +75,11 @@ def test_probability_test_separates_shifted_distributions() -> None:
     reference = rng.beta(2, 5, 500)
     assert drift.probability_test(rng.beta(2, 5, 100), reference)["p_value"] > 0.01
     assert drift.probability_test(rng.beta(5, 2, 100), reference)["p_value"] < 1e-6
+
+
+def test_class_mix_against_a_small_reference_counts_its_noise() -> None:
+    # 12 validation answers, 25% positive; a window of 100 at 40%: significant against the shares taken as
+    # exact, not once the reference's 12 answers are a row of the table
+    window = np.array([60, 40])
+    assert drift.class_mix_test(window, np.array([0.75, 0.25]))["p_value"] < 0.005
+    assert drift.class_mix_test(window, np.array([0.75, 0.25]), reference_n=12)["p_value"] > 0.2

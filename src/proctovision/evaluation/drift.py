@@ -29,17 +29,22 @@ def window_alpha(alarms_per_10000: float, window: int, n_tests: int) -> float:
     return alarms_per_10000 * window / 10_000 / n_tests
 
 
-def class_mix_test(counts: np.ndarray, reference_shares: np.ndarray) -> dict:
-    """Pearson chi-square of the window's predicted-class counts against the reference shares."""
+def class_mix_test(counts: np.ndarray, reference_shares: np.ndarray, reference_n: int | None = None) -> dict:
+    """Pearson chi-square of the window's predicted-class counts against the reference: against its shares as
+    known proportions, or (``reference_n`` given) as a 2 x k table with the reference's counts, which carries the
+    reference's own sampling error (a small validation split then raises no alarm on its own noise)."""
     counts = np.asarray(counts, dtype=np.float64)
     n = int(counts.sum())
     if n < MIN_WINDOW:
         raise ValueError(f"a window of {n} answers is below the minimum of {MIN_WINDOW}")
     shares = np.clip(np.asarray(reference_shares, dtype=np.float64), 1e-6, None)
-    expected = shares / shares.sum() * n
-    result = stats.chisquare(counts, expected)
-    return {"n": n, "statistic": float(result.statistic), "p_value": float(result.pvalue),
-            "shares": (counts / n).tolist()}
+    if reference_n:
+        table = np.vstack([np.round(shares / shares.sum() * reference_n), counts])
+        table = table[:, table.sum(axis=0) > 0]
+        statistic, p_value = stats.chi2_contingency(table, correction=False)[:2] if table.shape[1] > 1 else (0.0, 1.0)
+    else:
+        statistic, p_value = stats.chisquare(counts, shares / shares.sum() * n)
+    return {"n": n, "statistic": float(statistic), "p_value": float(p_value), "shares": (counts / n).tolist()}
 
 
 def probability_test(window_probabilities: np.ndarray, reference_probabilities: np.ndarray) -> dict:

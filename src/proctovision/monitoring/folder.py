@@ -130,8 +130,33 @@ class Monitor:
             query = query.where(table.c.at >= since)
         if until is not None:
             query = query.where(table.c.at < until)
-        with self.engine.connect() as connection:
-            return pd.read_sql(query.order_by(table.c.seq), connection)
+        query = query.order_by(table.c.seq)
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.connect() as connection:
+                return pd.read_sql(query, connection)
+        return self._sqlite_answers(query, columns)
+
+    def _sqlite_answers(self, query: object, columns: tuple[str, ...]) -> pd.DataFrame:
+        """SQLite straight through its driver (several times faster than ORM rows over a million answers), with
+        the same types: times as datetimes, flags as True/False/missing, probabilities as dicts."""
+        compiled = query.compile(dialect=self.engine.dialect)
+        parameters = [compiled.params[name] for name in compiled.positiontup]
+        parameters = [value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value for value in parameters]
+        raw = self.engine.raw_connection()
+        try:
+            frame = pd.read_sql_query(str(compiled), raw.driver_connection, params=parameters)
+        finally:
+            raw.close()
+        frame.columns = list(columns)
+        if "at" in frame:
+            frame["at"] = pd.to_datetime(frame["at"], format="ISO8601")
+        for flag in ("out_of_distribution", "too_dark", "overexposed", "blurred"):
+            if flag in frame:
+                frame[flag] = frame[flag].map({1: True, 0: False}).astype(object)
+        if "probabilities" in frame:
+            frame["probabilities"] = [json.loads(text) if isinstance(text, str) else None
+                                      for text in frame["probabilities"]]
+        return frame
 
     def alarms(self, open_only: bool = False) -> list[dict]:
         with self.sessions() as session:
@@ -165,6 +190,10 @@ class Monitor:
             # take the write lock first, so two processes never advance the same charts at once
             session.execute(update(ChartState).values(through_seq=ChartState.through_seq))
             states = {state.signal: state for state in session.scalars(select(ChartState))}
+            for name in [*self.design["charts"], "windows"]:
+                if name not in states:
+                    states[name] = ChartState(signal=name, statistic=0.0, through_seq=0)
+                    session.add(states[name])
             frame = self.answers(after_seq=min(state.through_seq for state in states.values()))
             frame = frame[(frame["status"] == "answered") & (frame["unit"] != "procedure")].reset_index(drop=True)
             if frame.empty:

@@ -94,6 +94,24 @@ def _ood(folder: Path) -> dict | None:
             "share_flagged": val.get("share_flagged"), "scores": val.get("scores") or []}
 
 
+def validation_quality(folder: Path) -> dict | None:
+    """Quality-flag shares of a run's validation images, read as the predictor reads them; None when the images
+    are not at hand (an export, or a clinic machine without the training data)."""
+    if model_kind(folder) != "run":
+        return None
+    from proctovision.artefacts.runs import read_run, split_rows
+    from proctovision.imaging.quality import assess_quality
+    from proctovision.inference.predictor import read_checked_image, row_keys
+
+    try:
+        run = read_run(folder)
+        flags = [assess_quality(read_checked_image(key, run.preprocessing)).to_dict()
+                 for key in row_keys(split_rows(run, "val"))]
+    except (OSError, ValueError):
+        return None
+    return {flag: float(np.mean([bool(item.get(flag)) for item in flags])) for flag in QUALITY_FLAGS} if flags else None
+
+
 def build_reference(folder: str | Path) -> dict:
     """The reference profile (JSON-ready) of the model in ``folder``."""
     folder = Path(folder).resolve()
@@ -111,8 +129,9 @@ def build_reference(folder: str | Path) -> dict:
     known = labels.isin(classes).to_numpy()
     truth = np.array([classes.index(name) for name in labels[known]])
     scores = answer_score(probabilities, decided)
-    quality = {flag: (float(rows[flag].astype(str).str.lower().eq("true").mean()) if flag in rows.columns else None)
-               for flag in QUALITY_FLAGS}
+    quality = validation_quality(folder) or {
+        flag: (float(rows[flag].astype(str).str.lower().eq("true").mean()) if flag in rows.columns else None)
+        for flag in QUALITY_FLAGS}
     positive = 1 if len(classes) == 2 else None
     return {
         "format": "proctovision-reference/1",

@@ -80,12 +80,13 @@ def write_report(monitor: object, out: str | Path, since: dt.datetime | None = N
     _ = i18n.gettext_for(language)
     written = {name: fileio.write_csv(out / "tables" / f"{name}.csv", table)
                for name, table in tables(document, data).items()}
-    figures = monitoring_report.figures(data, out / "figures", language)
     period = {"since": since.isoformat() if since else document["period"]["first"],
               "until": until.isoformat() if until else document["period"]["last"]}
     paragraph = methods(monitor.design, _)
+    figures = monitoring_report.figures(data, out / "figures", language, out / "report.pdf", document, period,
+                                        paragraph)
+    written["pdf"] = figures.pop("pdf")
     written["html"] = fileio.write_text(out / "report.html", monitoring_report.html(
-        document, period, paragraph, {name: path.relative_to(out).as_posix() for name, path in figures.items()
-                                      if name != "pdf"}, language))
-    written["pdf"] = monitoring_report.pdf(out / "report.pdf", document, period, paragraph, data, language)
+        document, period, paragraph, {name: path.relative_to(out).as_posix() for name, path in figures.items()},
+        language))
     return written

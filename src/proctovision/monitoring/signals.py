@@ -2,16 +2,16 @@
 
 Input signals (per answer, no window):
 
-* ``ood_share``: a Bernoulli CUSUM on "flagged out of distribution", p0 the validation share flagged (at least
-  0.5%), p1 three times p0 (Zamzmi et al. 2024 found a rise from 1% to 3-5% within two days at 100 cases a day);
+* ``ood_share``: a Bernoulli CUSUM on "flagged out of distribution", p0 one minus the threshold's validation
+  quantile (1% by default; the share flagged on validation if higher), p1 three times p0 (Zamzmi et al. 2024 found a rise from 1% to 3-5% within two days at 100 cases a day);
 * ``ood_score``: the upper tabular CUSUM (k = 0.5) on the normal score of each answer's OOD score within the
   validation scores (Phi^-1 of its plotting position), which is N(0, 1) in distribution, so the limit comes from the
   Brook-Evans run length that reproduces Montgomery's table;
-* ``too_dark``, ``overexposed``, ``blurred``: Bernoulli CUSUMs on each quality flag, p0 the validation share (or a
-  1% prior when the model folder did not record it).
+* ``too_dark``, ``overexposed``, ``blurred``: Bernoulli CUSUMs on each quality flag, p0 the upper Wilson 95% bound
+  of the validation share (or a 1% prior when the validation images were not at hand).
 
 Output signals (consecutive windows of ``window`` answers, never below drift.MIN_WINDOW): ``class_mix`` (chi-square
-of the predicted-class counts against validation) and ``probability`` (Kolmogorov-Smirnov of the scores).
+of the predicted-class counts against validation's, as a 2 x k table) and ``probability`` (Kolmogorov-Smirnov of the scores).
 
 False alarms: the budget (``alarms_per_10000`` per 10,000 in-distribution answers) is split in half between the
 per-answer charts (each gets an in-control ARL of 10,000 x n_charts / half the budget) and the window tests
@@ -28,6 +28,7 @@ from scipy.stats import norm
 from proctovision.evaluation import cusum, drift
 
 FLAG_SIGNALS = ("too_dark", "overexposed", "blurred")
+QUALITY_PRIOR = 0.01
 WINDOW_SIGNALS = ("class_mix", "probability")
 MIN_P0 = 0.005
 K = 0.5
@@ -54,14 +55,20 @@ def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.D
     n_charts = len(FLAG_SIGNALS) + (2 if ood else 0)
     target = cusum.in_control_arl(alarms_per_10000 / 2, n_charts)
     if ood:
-        charts["ood_share"] = _bernoulli(ood.get("share_flagged"), target, "validation share flagged")
+        by_design = 1 - float(ood.get("quantile") or 0.99)  # the threshold is that quantile of validation scores
+        charts["ood_share"] = _bernoulli(max(by_design, ood.get("share_flagged") or 0.0), target,
+                                         "1 - the threshold's validation quantile, or the share flagged if higher")
         h = cusum.design_h(target, K, sides=1)
         charts["ood_score"] = {"method": "upper tabular CUSUM on normal scores (Page 1954; Montgomery ch. 9)",
                                "k": K, "h": round(h, 4), "arl0": round(cusum.arl_one_sided(K, h)),
                                "arl1_1sigma": round(cusum.arl_one_sided(K, h, 1.0), 1)}
     for flag in FLAG_SIGNALS:
         share = (reference.get("quality") or {}).get(flag)
-        charts[flag] = _bernoulli(share, target, "validation share" if share is not None else "prior of 1%")
+        if share is None:
+            charts[flag] = _bernoulli(QUALITY_PRIOR, target, "prior of 1%")
+        else:  # the upper Wilson bound: a small validation split's sampling error does not fire the chart
+            upper = drift.wilson(round(share * reference["n"]), reference["n"])["ci"][1]
+            charts[flag] = _bernoulli(upper, target, "upper Wilson 95% bound of the validation share")
     alpha = drift.window_alpha(alarms_per_10000 / 2, window, len(WINDOW_SIGNALS))
     return {"alarms_per_10000": alarms_per_10000, "window": window, "min_window": drift.MIN_WINDOW,
             "in_control_arl_per_chart": target, "charts": charts,
@@ -110,7 +117,7 @@ def window_tests(frame: pd.DataFrame, design_: dict, reference: dict) -> list[di
     for piece in drift.windows(len(frame), design_["window"]):
         rows = frame.iloc[piece]
         counts = rows["decision"].value_counts().reindex(classes, fill_value=0).to_numpy()
-        mix = drift.class_mix_test(counts, shares)
+        mix = drift.class_mix_test(counts, shares, reference["n"])
         probability = drift.probability_test(rows["score"].to_numpy(float), np.array(reference["scores"]))
         out.append({"start": piece.start, "stop": piece.stop, "class_mix": mix, "probability": probability,
                     "crossed": [name for name, test in (("class_mix", mix), ("probability", probability))

@@ -99,20 +99,32 @@ def _iso(value: object) -> str:
     return pd.Timestamp(value).isoformat() + "Z"
 
 
+def expected_correct(answers: pd.DataFrame, classes: list[str]) -> pd.Series:
+    """Per answer, the calibrated probability that it is right (what CBPE averages)."""
+    score = answers["score"].astype(float)
+    if len(classes) == 2:
+        return score.where(answers["decision"] == classes[1], 1 - score)
+    return score
+
+
 def timeline(monitor: object, answers: pd.DataFrame, freq: str = "D") -> pd.DataFrame:
     """Per period (``freq``: D for days, h for hours): answers, OOD share, the class mix and the estimated accuracy."""
     answered = answers[answers["status"] == "answered"].copy()
     if answered.empty:
         return pd.DataFrame()
     answered["period"] = pd.to_datetime(answered["at"]).dt.floor(freq)
+    answered["ood"] = answered["out_of_distribution"].astype(float)
+    answered["correct"] = expected_correct(answered, monitor.classes)
     grouped = answered.groupby("period")
-    table = pd.DataFrame({"answers": grouped.size(),
-                          "ood_share": grouped["out_of_distribution"].apply(_share)})
+    table = pd.DataFrame({"answers": grouped.size(), "ood_share": grouped["ood"].mean(),
+                          "estimated_accuracy": grouped["correct"].mean()})
+    mix = pd.crosstab(answered["period"], answered["decision"], normalize="index")
     for name in monitor.classes:
-        table[f"share_{name}"] = grouped["decision"].apply(lambda column, name=name: float((column == name).mean()))
-    table["estimated_accuracy"] = grouped.apply(lambda rows: estimated(rows, monitor.classes)["accuracy"],
-                                                include_groups=False)
+        table[f"share_{name}"] = mix[name] if name in mix.columns else 0.0
     return table.reset_index()
+
+
+MAX_POINTS = 2000
 
 
 def ood_chart(monitor: object, answers: pd.DataFrame) -> dict | None:
@@ -121,8 +133,11 @@ def ood_chart(monitor: object, answers: pd.DataFrame) -> dict | None:
         return None
     answered = answers[answers["status"] == "answered"].reset_index(drop=True)
     chart = signals.advance_chart("ood_share", 0.0, answered, monitor.design, monitor.reference)
-    times = pd.to_datetime(answered["at"]).iloc[chart["positions"]] if len(answered) else pd.Series(dtype=object)
-    return {"at": list(times), "statistic": chart["path"].tolist(), "limit": chart["limit"]}
+    path = chart["path"]
+    if path.size > MAX_POINTS:  # drawn, not computed, at this resolution: each point the highest of its stretch
+        edges = np.linspace(0, path.size, MAX_POINTS + 1).astype(int)
+        path = np.maximum.reduceat(path, edges[:-1])
+    return {"statistic": path.tolist(), "answers": int(chart["path"].size), "limit": chart["limit"]}
 
 
 def observed_by_period(answers: pd.DataFrame, labels: pd.DataFrame, classes: list[str], freq: str) -> pd.DataFrame:

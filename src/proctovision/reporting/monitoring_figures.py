@@ -28,7 +28,8 @@ def draw(name: str, data: dict, _: Callable[[str], str] = str) -> plt.Figure:
         if not chart or not chart["statistic"]:
             _empty(axis, _)
         else:
-            axis.plot(np.arange(1, len(chart["statistic"]) + 1), chart["statistic"], color="#1f5fa8",
+            steps = np.linspace(1, chart.get("answers", len(chart["statistic"])), len(chart["statistic"]))
+            axis.plot(steps, chart["statistic"], color="#1f5fa8",
                       label=_("CUSUM of the OOD share"))
             axis.axhline(chart["limit"], color="#b3261e", linestyle="--", label=_("limit"))
             axis.set_xlabel(_("answers"))
@@ -75,8 +76,10 @@ def svg(name: str, data: dict, language: str | None = None) -> str:
     return text[text.index("<svg"):]
 
 
-def write_all(data: dict, folder: "Path", language: str | None = None) -> dict[str, "Path"]:  # noqa: F821
-    """Every figure as PNG in ``folder`` and all of them in one ``figures.pdf`` (matplotlib's PdfPages)."""
+def write_all(data: dict, folder: "Path", language: str | None = None, pdf_path: "Path | None" = None,  # noqa: F821
+              first_page: "Callable[[Callable[[str], str]], plt.Figure] | None" = None) -> dict[str, "Path"]:  # noqa: F821
+    """Every figure as PNG in ``folder`` and all of them in one PDF (matplotlib's PdfPages; ``figures.pdf`` in
+    ``folder`` unless ``pdf_path``), after ``first_page`` when given (a text page, drawn in the same language)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     from proctovision.core import fileio
@@ -84,16 +87,17 @@ def write_all(data: dict, folder: "Path", language: str | None = None) -> dict[s
     written = {}
     with figure_language(language) as _:
         figures = {name: draw(name, data, _) for name in FIGURES}
+        opening = [first_page(_)] if first_page is not None else []
         for name, figure in figures.items():
             written[name] = fileio.write_with(folder / f"{name}.png",
                                               lambda target, f=figure: f.savefig(target, format="png", dpi=130))
 
         def pdf(target: "Path") -> None:  # noqa: F821
             with PdfPages(target) as pages:
-                for figure in figures.values():
+                for figure in (*opening, *figures.values()):
                     pages.savefig(figure)
 
-        written["pdf"] = fileio.write_with(folder / "figures.pdf", pdf)
-        for figure in figures.values():
+        written["pdf"] = fileio.write_with(pdf_path or folder / "figures.pdf", pdf)
+        for figure in (*opening, *figures.values()):
             plt.close(figure)
     return written

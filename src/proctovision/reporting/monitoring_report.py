@@ -7,15 +7,22 @@ from pathlib import Path
 
 import jinja2
 import matplotlib.pyplot as plt
-from matplotlib.backends.backend_pdf import PdfPages
 
-from proctovision.core import fileio, i18n
+from proctovision.core import i18n
 from proctovision.reporting import monitoring_figures
-from proctovision.reporting.figures import figure_language
 
 
-def figures(data: dict, folder: Path, language: str | None) -> dict[str, Path]:
-    return monitoring_figures.write_all(data, folder, language)
+def figures(data: dict, folder: Path, language: str | None, pdf_path: Path, document: dict, period: dict,
+            methods: list[str]) -> dict[str, Path]:
+    """The figures as PNG, and the report's PDF: a text page, then the same figures."""
+    width = 55 if i18n.normalise(language) == "zh-CN" else 110
+
+    def text_page(_: object) -> plt.Figure:
+        page = plt.figure(figsize=(8.27, 11.69))
+        page.text(0.06, 0.97, "\n".join(_lines(document, period, methods, _, width)), va="top", ha="left", fontsize=8)
+        return page
+
+    return monitoring_figures.write_all(data, folder, language, pdf_path, text_page)
 
 
 def html(document: dict, period: dict, methods: list[str], figure_paths: dict[str, str], language: str | None) -> str:
@@ -60,21 +67,3 @@ def _lines(document: dict, period: dict, methods: list[str], _: object, width: i
     for sentence in methods:
         lines += textwrap.wrap(sentence, width)
     return lines
-
-
-def pdf(path: Path, document: dict, period: dict, methods: list[str], data: dict, language: str | None) -> Path:
-    with figure_language(language) as _:
-        text = plt.figure(figsize=(8.27, 11.69))
-        lines = _lines(document, period, methods, _, 55 if i18n.normalise(language) == "zh-CN" else 110)
-        text.text(0.06, 0.97, "\n".join(lines), va="top", ha="left", fontsize=8, family=plt.rcParams["font.family"])
-        drawn = [monitoring_figures.draw(name, data, _) for name in monitoring_figures.FIGURES]
-
-        def write(target: Path) -> None:
-            with PdfPages(target) as pages:
-                for figure in (text, *drawn):
-                    pages.savefig(figure)
-
-        fileio.write_with(path, write)
-        for figure in (text, *drawn):
-            plt.close(figure)
-    return path

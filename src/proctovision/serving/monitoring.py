@@ -52,7 +52,7 @@ class StoreMetrics:
             rows = self.monitor.answers(after_seq=self.last_seq, columns=METRIC_COLUMNS)
             for row in rows[rows["status"] == "answered"].itertuples(index=False):
                 self.predictions.labels(self.version, row.source, row.decision or "").inc()
-                if row.out_of_distribution:
+                if row.out_of_distribution is True:
                     self.ood.labels(self.version, row.source).inc()
                 if row.latency_s is not None and row.latency_s == row.latency_s:
                     self.latency.observe(row.latency_s)
