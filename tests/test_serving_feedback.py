@@ -150,3 +150,15 @@ def test_kept_images_are_the_pixels_alone_and_respect_the_retention_limit(evalua
 
     assert forget(monitor_dir, dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)) == 2
     assert kept_images(monitor_dir) == []
+
+
+def test_serve_refuses_keep_images_without_monitor_or_retention(evaluated_run: Path, monitor_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from proctovision.cli import app as cli_app
+
+    for flags in (["--keep-images"], ["--keep-images", "--monitor", str(monitor_dir)],
+                  ["--retention-days", "30", "--monitor", str(monitor_dir)]):
+        result = CliRunner().invoke(cli_app, ["serve", str(evaluated_run), *flags])
+        assert result.exit_code == 1 and "--keep-images needs --monitor DIR and --retention-days" in " ".join(
+            result.output.split())
