@@ -146,3 +146,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 os.environ.setdefault("PROCTOVISION_TRACK", "0")  # MLflow logging is tested on purpose in test_tracking.py
+
+
+@pytest.fixture(scope="session")
+def change_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A locked test set, a current model and two wrongly trained candidates (see monitoring_fixtures)."""
+    from change_fixtures import build_world
+
+    return build_world(tmp_path_factory.mktemp("change_world"))

@@ -57,9 +57,9 @@ def test_every_message_is_translated_with_the_same_placeholders():
 
 def test_every_message_in_the_sources_is_in_the_catalogue():
     """A string marked with _() or N_() in code or templates but missing from the .po fails here."""
-    method_map = [("**/templates/**.j2", "jinja2"), ("**/static/**.html", "jinja2"), ("**.py", "python")]
+    method_map = [("**/templates/**.j2", "jinja2"), ("**/static/**.html", "jinja2"), ("**/static/**.js", "jinja2"), ("**.py", "python")]
     options = {"**/templates/**.j2": {"extensions": "jinja2.ext.i18n"},
-               "**/static/**.html": {"extensions": "jinja2.ext.i18n"}}
+               "**/static/**.html": {"extensions": "jinja2.ext.i18n"}, "**/static/**.js": {"extensions": "jinja2.ext.i18n"}}
     keywords = {"_": None, "gettext": None, "N_": None}
     found = {message for _, _, message, _, _ in extract_from_dir(str(PACKAGE), method_map, options, keywords)
              if isinstance(message, str)}

@@ -10,6 +10,7 @@ from proctovision.core.i18n import N_
 from proctovision.core.tables import markdown_table
 
 CARD_NAME = "model_card.json"
+VERSION_NAME = "model_version.json"  # a recalibrated version's operating point and lineage, over the run's own
 INTENDED_USE = N_("Research decision support; not a medical device. A clinician reads every image.")
 
 
@@ -28,14 +29,27 @@ def build_card(run: "RunInfo", parity: dict | None = None) -> dict:  # noqa: F82
         "weights_source": run.resolved.get("weights_source"),
         "training_data": {
             "n_train_images": run.resolved.get("n_train_images"), "n_val_images": run.resolved.get("n_val_images"),
+            "split": str(run.config.data.split),  # where the training rows lie: a candidate is checked against them
         },
         "metrics": {split: {"n_images": entry.get("n_images"), "n_patients": entry.get("n_patients"),
                             "metrics": entry.get("metrics")} for split, entry in metrics.items()},
         **operating_point(metrics, run.task.is_binary),
+        **version_overlay(run.paths.root),
         "versions": run.resolved.get("versions", {}),
         "onnx_parity": parity,
         "intended_use": INTENDED_USE,
     }
+
+
+def version_overlay(folder: Path) -> dict:
+    """What a new model version (``monitor recalibrate``) changes: threshold, temperature or logistic refit, and
+    its lineage (parent sha256, data window, method); nothing for a model that is its own first version."""
+    path = Path(folder) / VERSION_NAME
+    if not path.is_file():
+        return {}
+    version = json.loads(path.read_text(encoding="utf-8"))
+    return {"threshold": version["threshold"], "temperature": version["temperature"],
+            "logistic": version.get("logistic"), "version": version["lineage"]}
 
 
 def card_markdown(card: dict, language: str | None = "en") -> str:
@@ -90,6 +104,11 @@ def operating_lines(card: dict, _=str) -> list[str]:
     if card.get("temperature"):
         lines.append(_("Probabilities are temperature-scaled (T = {temperature:.4f}, fitted on validation).")
                      .format(temperature=card["temperature"]))
+    if card.get("version"):
+        version = card["version"]
+        lines.append(_("Recalibrated ({method}) from parent {parent} on {n} confirmed cases, {start} to {end}.").format(
+            method=version["method"], parent=version["parent_sha256"][:12], n=version["window"]["n_confirmed"],
+            start=version["window"]["from"], end=version["window"]["to"]))
     return lines
 
 

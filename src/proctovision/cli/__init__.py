@@ -8,8 +8,10 @@ import sys
 import typer
 
 from proctovision.cli import bench, data, demo, deploy, evaluate, experiments, explain, predict, train
+from proctovision.cli import monitor_change  # noqa: F401 - adds plan, recalibrate, retrain, accept, approve, forget
 from proctovision.cli.common import user_errors
-from proctovision.cli.panels import PANEL_OF, STUDIES
+from proctovision.cli.monitor import monitor_app
+from proctovision.cli.panels import AFTER_GO_LIVE, PANEL_OF, STUDIES
 from proctovision.cli.plan import plan_app
 from proctovision.cli.reading import reading_app
 from proctovision.core.console import error_console
@@ -36,6 +38,7 @@ for concern in (data, train, evaluate, demo, explain, experiments, predict, depl
     add_concern(concern.app)
 app.add_typer(reading_app, name="reading", rich_help_panel=STUDIES)
 app.add_typer(plan_app, name="plan", rich_help_panel=STUDIES)
+app.add_typer(monitor_app, name="monitor", rich_help_panel=AFTER_GO_LIVE)
 
 
 def main() -> None:

@@ -63,6 +63,13 @@ def serve(
     = None,
     graceful_timeout: Annotated[float, typer.Option(help="on SIGTERM/Ctrl-C, seconds given to requests in flight "
                                                     "before the server stops anyway")] = 10.0,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record every answer in this monitoring "
+                                                    "folder; adds GET /metrics and the /monitor page")] = None,
+    keep_images: Annotated[bool, typer.Option(help="with --monitor: keep each answered image's content area (PNG, "
+                                              "no header) under its prediction id, to train the next version")]
+    = False,
+    retention_days: Annotated[Optional[int], typer.Option(help="with --keep-images: delete kept images older than "
+                                                          "this")] = None,
 ) -> None:
     """Serve a REST API (POST /predict, GET /health, GET /model, /docs) and a web page for clinicians.
 
@@ -79,6 +86,11 @@ def serve(
         fail(f"{model}: no such run or model folder")
     if workers < 1 or batch_images < 1 or batch_wait_ms < 0:
         fail("--workers and --batch-images must be at least 1, --batch-wait-ms at least 0")
+    if monitor is not None and workers > 1:
+        fail("--monitor serves one worker process (its metrics live in it): leave out --workers")
+    if (keep_images or retention_days is not None) and (monitor is None or not keep_images or not retention_days):
+        fail("--keep-images needs --monitor DIR and --retention-days N (at least 1), and --retention-days needs "
+             "--keep-images")
     accounts = None
     if auth is not None:
         if workers > 1:
@@ -93,7 +105,8 @@ def serve(
             fail(str(error))
     settings = {"source": str(model), "token": token, "max_upload_bytes": max_upload_mb * 1024 * 1024,
                 "batch_images": batch_images, "batch_wait_ms": batch_wait_ms,
-                "audit_log": str(audit_log) if audit_log else None}
+                "audit_log": str(audit_log) if audit_log else None, **({"monitor": str(monitor)} if monitor else {}),
+                **({"keep_images_days": retention_days} if keep_images else {})}
     console.print(f"serving {model} on http://{host}:{port}/ (API docs at /docs); {workers} worker(s), batches of "
                   f"up to {batch_images} image(s) or {batch_wait_ms:g} ms" + (f"; audit log {audit_log}" if audit_log
                                                                               else ""))
@@ -126,6 +139,8 @@ def watch(
     interval: Annotated[float, typer.Option(help="seconds between polls")] = 60.0,
     stable: Annotated[float, typer.Option(help="seconds a study's instance count must stay unchanged")] = 120.0,
     once: Annotated[bool, typer.Option(help="poll once and stop")] = False,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record every answer in this monitoring "
+                                                    "folder; the SR carries each prediction id")] = None,
 ) -> None:
     """Poll a PACS for new studies, predict them and store the results (SR + Grad-CAM) in each study.
 
@@ -141,8 +156,20 @@ def watch(
         console.print(f"{datetime.datetime.now().isoformat(timespec='seconds')} {line}", soft_wrap=True)
 
     log(f"watching for studies (state: {state}); stop with Ctrl-C")
-    pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
-                        stable_s=stable, max_polls=1 if once else None)
+    watcher = recorder = None
+    if monitor is not None:
+        from proctovision.monitoring.folder import open_folder
+
+        watcher = open_folder(monitor)
+        watcher.check_model_folder(model)
+        recorder = watcher.recorder("watch", watcher.model_sha256)
+    try:
+        pushed = watch_pacs(dicomweb, model, state, parse_query(query), log, interval_s=interval, since=since,
+                            stable_s=stable, max_polls=1 if once else None, recorder=recorder)
+    finally:
+        if watcher is not None:
+            recorder.close()
+            watcher.close()
     log(f"{pushed} study(ies) predicted and stored")
 
 

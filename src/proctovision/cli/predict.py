@@ -24,6 +24,8 @@ def predict(
     push: Annotated[bool, typer.Option(help="with --dicomweb: store an SR and Grad-CAM overlays in the study")] = False,
     audit_log: Annotated[Optional[Path], typer.Option(help="with --dicomweb: append one JSON line per answer here")]
     = None,
+    monitor: Annotated[Optional[Path], typer.Option(help="record every answer in this monitoring folder (adds a "
+                                                    "prediction_id column)")] = None,
 ) -> None:
     """Predict class probabilities for files and folders; unreadable files are listed, the rest go on.
 
@@ -41,10 +43,13 @@ def predict(
         fail("--audit-log records answers given to clinicians: it goes with --dicomweb (and serve)")
     if not paths:
         fail("give image files or folders to predict, or --dicomweb URL --study UID")
+    watcher = open_monitor(monitor, model)
     predictor = load_predictor(model)
     with console.status("Predicting"):
         batch = predictor.predict_files(expand_paths(paths), batch_size=batch_size)
     rows = prediction_rows(batch.predictions)
+    if watcher is not None:
+        rows = record_rows(watcher, batch, rows)
     write_predictions(out, predictor.classes, rows, batch.errors)
     outside = sum(1 for row in rows if row["in_distribution"] is False)
     if outside:
@@ -61,6 +66,29 @@ def predict(
                   f"{len(batch.errors)} skipped\npredictions: {out}")
     if not rows:
         fail("no image could be predicted")
+
+
+def open_monitor(folder: Path | None, model: Path) -> object | None:
+    """The monitoring folder, opened and checked against the model before any work starts."""
+    if folder is None:
+        return None
+    from proctovision.monitoring.folder import open_folder
+
+    watcher = open_folder(folder)
+    watcher.check_model_folder(model)
+    return watcher
+
+
+def record_rows(watcher: object, batch: object, rows: list[dict]) -> list[dict]:
+    """Record the batch's answers; each row gains its prediction_id."""
+    from proctovision.inference.recording import answer_from_prediction
+
+    latency = batch.seconds / max(len(batch.predictions), 1)
+    with watcher:
+        recorder = watcher.recorder("predict", watcher.model_sha256)
+        ids = recorder.record([answer_from_prediction(item, latency) for item in batch.predictions])
+        recorder.close()
+    return [{"prediction_id": ident, **row} for ident, row in zip(ids, rows)]
 
 
 def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool, out: Path,
@@ -111,6 +139,8 @@ def video(
     backend: Annotated[str, typer.Option(help="auto | onnx | torch")] = "auto",
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames from the source")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace the outputs of an earlier run in --out")] = False,
+    monitor: Annotated[Optional[Path], typer.Option(metavar="DIR", help="record the video in this monitoring folder: "
+                                                    "one answer per second and one per procedure")] = None,
     audit_log: Annotated[Optional[Path], typer.Option(help="append one JSON line per classified frame (no image, "
                                                       "no file name), rotated by size")] = None,
 ) -> None:
@@ -128,6 +158,7 @@ def video(
     options = VideoOptions(smoothing=smoothing, alpha=alpha, window=window, margin=margin, batch_size=batch_size,
                            cam_every=cam_every, annotate=annotate, annotate_width=annotate_width, live=live,
                            max_frames=max_frames)
+    watcher = open_monitor(monitor, model)
     predictor = load_predictor(model, backend)
     if audit_log is not None:
         from proctovision.serving.audit import AuditLog, model_identity
@@ -142,6 +173,14 @@ def video(
         with progress_bar("Frames") as update:
             result = run_file(predictor, source, out, options, progress=lambda done: update(done, None))
     info = summary(result, options)
+    if watcher is not None:
+        from proctovision.inference.recording import video_answers
+
+        with watcher:
+            recorder = watcher.recorder("video", watcher.model_sha256)
+            recorded = recorder.record(video_answers(result, predictor.decide))
+            recorder.close()
+        console.print(f"monitoring: {len(recorded)} answer(s) recorded (per second and per procedure)")
     for note in result.errors:
         error_console.print(f"[yellow]note[/] {note}", soft_wrap=True)
     shown = segments(result)

@@ -18,6 +18,13 @@ def scale(probabilities: np.ndarray, temperature: float, log_p: np.ndarray | Non
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def logistic(probabilities: np.ndarray, intercept: float, slope: float) -> np.ndarray:
+    """Logistic recalibration of a binary model (Cox 1958): logit p' = intercept + slope * logit p."""
+    positive = np.clip(np.asarray(probabilities, dtype=float)[:, 1], 1e-12, 1 - 1e-12)
+    refitted = 1.0 / (1.0 + np.exp(-(intercept + slope * np.log(positive / (1 - positive)))))
+    return np.column_stack([1 - refitted, refitted])
+
+
 def apply_threshold(probabilities: np.ndarray, threshold: float) -> np.ndarray:
     return (np.asarray(probabilities)[:, 1] >= threshold).astype(int)
 

@@ -1,6 +1,8 @@
 """Operating thresholds and calibration, both fitted on the validation split and applied unchanged elsewhere."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_curve
@@ -9,7 +11,7 @@ from proctovision.core.errors import UserError
 from proctovision.core.decision import apply_threshold, scale
 from proctovision.evaluation.metrics import calibration_bins
 
-__all__ = ["apply_threshold", "choose_threshold", "fit_temperature", "reliability", "scale"]
+__all__ = ["apply_threshold", "choose_threshold", "fit_temperature", "logistic_calibration", "reliability", "scale"]
 
 
 class ThresholdError(UserError, ValueError):
@@ -89,3 +91,41 @@ def reliability(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10, y
     mean = lambda values: [float(v / n) if n else None for v, n in zip(values, count)]  # noqa: E731
     return {"confidence": mean(confidence), "accuracy": mean(correct), "count": [int(n) for n in count],
             "filled_bins": int(filled.sum())}
+
+
+def logistic_calibration(y_true: np.ndarray, positive_probability: np.ndarray) -> dict[str, float]:
+    """Cox's logistic recalibration of a binary model: y ~ intercept + slope * logit(p), by maximum likelihood
+    (statsmodels). A slope of 1 and an intercept of 0 is a calibrated model; slope < 1 means overconfident."""
+    from statsmodels.discrete.discrete_model import Logit
+
+    y_true = np.asarray(y_true, dtype=float)
+    if len(np.unique(y_true)) < 2:
+        raise ThresholdError("logistic calibration needs both classes among the cases")
+    p = np.clip(np.asarray(positive_probability, dtype=float), 1e-12, 1 - 1e-12)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = Logit(y_true, np.column_stack([np.ones_like(p), np.log(p / (1 - p))])).fit(disp=0, maxiter=200)
+    intercept, slope = (float(value) for value in fit.params)
+    return {"intercept": intercept, "slope": slope}
+
+
+def calibration_slope_ci(
+    y_true: np.ndarray, positive_probability: np.ndarray, patients: np.ndarray, n_resamples: int = 1000, seed: int = 0,
+) -> dict[str, dict]:
+    """The calibration slope and intercept, each with a percentile CI over patient resamples, as metrics.json has."""
+    from proctovision.evaluation.metrics import patient_bootstrap_indices
+
+    y_true, positive_probability = np.asarray(y_true), np.asarray(positive_probability, dtype=float)
+    observed = logistic_calibration(y_true, positive_probability)
+    draws = []
+    for index in patient_bootstrap_indices(np.asarray(patients), n_resamples, seed):
+        if len(np.unique(y_true[index])) == 2:
+            draws.append(logistic_calibration(y_true[index], positive_probability[index]))
+    result = {}
+    for name in ("slope", "intercept"):
+        samples = np.array([draw[name] for draw in draws])
+        samples = samples[np.isfinite(samples)]
+        low, high = np.percentile(samples, [2.5, 97.5]) if len(samples) else (np.nan, np.nan)
+        result[f"calibration_{name}"] = {"value": observed[name], "ci95": [float(low), float(high)],
+                                         "ci_method": "patient bootstrap (percentile)", "unit": "image"}
+    return result

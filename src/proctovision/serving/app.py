@@ -44,6 +44,8 @@ from proctovision.serving.auth import Authenticator, add_auth_routes, require_se
 from proctovision.serving.batching import Batcher
 from proctovision.serving.decoding import DecodeGate
 from proctovision.serving.live import add_live_routes
+from proctovision.serving.monitoring import attach_monitor, record_answers
+from proctovision.serving.feedback import add_feedback_routes, attach_change_control, keep_answered
 from proctovision.serving.pages import page_language, render_page
 
 STATIC = Path(__file__).parent / "static"
@@ -102,7 +104,8 @@ def create_app(
     source: str | Path, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     load_in_background: bool = True, batch_images: int = DEFAULT_BATCH_IMAGES,
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, audit_log: str | Path | None = None,
-    audit_max_bytes: int = DEFAULT_MAX_BYTES, auth: Authenticator | None = None,
+    audit_max_bytes: int = DEFAULT_MAX_BYTES, auth: Authenticator | None = None, monitor: str | Path | None = None,
+    keep_images_days: int | None = None,
 ) -> FastAPI:
     """The service; ``batch_images``/``batch_wait_ms`` bound how many images share a forward pass and how long
     the first waits for company (1 image = one request at a time). With ``auth`` (see
@@ -130,6 +133,11 @@ def create_app(
     def check_session(request: Request) -> None:
         if auth is not None:
             require_session(auth, request)
+
+    if monitor is not None:  # a folder that watches another model is refused at start
+        attach_monitor(app, source, monitor, check_token, auth)
+        attach_change_control(app, source, keep_images_days)  # only the approved version; kept images (opt-in)
+    add_feedback_routes(app, auth, check_token)
 
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -217,6 +225,8 @@ def create_app(
                 holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"] or {},
                                     threshold=item["threshold"], decision=item["predicted"], guard=item,
                                     latency_s=latency, source="serve", frame=index if len(answers) > 1 else None)
+        await record_answers(app, answers, time.perf_counter() - started)
+        await keep_answered(app, images, answers, predictor.spec)
         if len(answers) == 1:
             return answers[0]
         return {**answers[0], "n_frames": len(answers),

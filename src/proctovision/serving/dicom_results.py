@@ -32,6 +32,7 @@ class ImageFinding:
     frame: int | None  # 1-based frame number for multi-frame instances
     probabilities: dict[str, float]
     predicted: str
+    prediction_id: str | None = None  # the monitoring folder's id: an outcome found in PACS links back by it
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def measurement_group(finding: ImageFinding, identity: ModelIdentity, number: in
     if identity.threshold is not None:
         measurements.append(Measurement(name=threshold_code(), value=identity.threshold, unit=codes.UCUM.NoUnits))
     return MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=f"image {number}"),
+        tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=f"prediction {finding.prediction_id}"
+                                               if finding.prediction_id else f"image {number}"),
         algorithm_id=AlgorithmIdentification(name=identity.name, version=identity.version),
         finding_type=class_code(finding.predicted),
         qualitative_evaluations=[

@@ -91,7 +91,7 @@ def gather_images(client: object, study: str, folder: Path, result: StudyResult)
 
 def predict_study(
     client: object, predictor: object, study: str, push: bool = False, batch_size: int = 16,
-    audit: object | None = None,
+    audit: object | None = None, recorder: object | None = None,
 ) -> StudyResult:
     """Classify every image (every frame) of the study; with ``push``, store the SR and Grad-CAM overlays.
 
@@ -126,6 +126,11 @@ def predict_study(
             if audit is not None:
                 audit_chunk(audit, predictor, [picture for *_, picture in chunk], result.findings[-len(chunk):],
                             (time.perf_counter() - begun) / len(chunk))
+            if recorder is not None:
+                from proctovision.serving.monitoring import record_findings
+
+                record_findings(recorder, predictor, [picture for *_, picture in chunk], result.findings[-len(chunk):],
+                                (time.perf_counter() - begun) / len(chunk))
         if push and result.findings:
             overlays = [predictor.heatmap_png(picture, predictor.classes.index(finding.predicted))
                         for finding, (*_, picture) in zip(result.findings, pending)]

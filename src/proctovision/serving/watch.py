@@ -109,6 +109,7 @@ def is_stable(state: WatchState, key: str, count: int, now: float, stable_s: flo
 def poll_once(
     client: object, predictor: object, state_path: Path, state: WatchState,
     query: dict[str, str], log: Log, stable_s: float = 0, max_attempts: int = 3, now: float | None = None,
+    recorder: object | None = None,
 ) -> int:
     """One pass over the matching studies; returns how many were classified and pushed."""
     now = time.time() if now is None else now
@@ -120,14 +121,14 @@ def poll_once(
         if not is_stable(state, key, count, now, stable_s):
             save_state(state_path, state)
             continue
-        processed += process_study(client, predictor, uid, key, state, log, max_attempts)
+        processed += process_study(client, predictor, uid, key, state, log, max_attempts, recorder)
         save_state(state_path, state)
     return processed
 
 
 def process_study(
     client: object, predictor: object, uid: str, key: str, state: WatchState, log: Log,
-    max_attempts: int,
+    max_attempts: int, recorder: object | None = None,
 ) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:
@@ -135,7 +136,7 @@ def process_study(
             state.done[key] = {"at": stamp, "images": None, "note": "results already in the PACS"}
             log(f"study {key}: results already in the PACS, recorded as done")
             return 0
-        result = pacs.predict_study(client, predictor, uid, push=True)
+        result = pacs.predict_study(client, predictor, uid, push=True, recorder=recorder)
     except UserError as error:
         return record_failure(state, key, str(error), log, max_attempts)
     except Exception as error:  # noqa: BLE001 - one bad study must not stop the watch
@@ -163,8 +164,10 @@ def record_failure(state: WatchState, key: str, reason: str, log: Log, max_attem
 def watch(
     url: str, model_folder: Path, state_path: Path, query: dict[str, str], log: Log, interval_s: float = 60,
     since: str | None = None, stable_s: float = 0, max_polls: int | None = None, max_attempts: int = 3,
+    recorder: object | None = None,
 ) -> int:
-    """Poll until interrupted (or ``max_polls`` passes); returns the number of studies pushed."""
+    """Poll until interrupted (or ``max_polls`` passes); returns the number of studies pushed. A ``recorder``
+    (inference.recording.Recorder) records every answer, and the SR carries each one's prediction id."""
     from proctovision.inference.predictor import load_predictor
 
     state = load_state(state_path, since)
@@ -177,7 +180,7 @@ def watch(
             time.sleep(interval_s)
         try:
             pushed += poll_once(client, predictor, state_path, state, query, log, stable_s,
-                                max_attempts)
+                                max_attempts, recorder=recorder)
         except dicomweb.DicomWebError as error:
             log(f"poll failed: {error}")
         polls += 1

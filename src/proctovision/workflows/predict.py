@@ -28,6 +28,8 @@ def write_predictions(out: Path, classes: tuple[str, ...], rows: list[dict], err
         return fileio.write_json(out, {"classes": list(classes), "predictions": rows,
                                        "errors": [{"path": path, "reason": reason} for path, reason in errors]})
     columns = ["path", "frame", "predicted", "threshold"] + [f"prob_{name}" for name in classes]
+    if rows and "prediction_id" in rows[0]:
+        columns.insert(0, "prediction_id")  # recorded in a monitoring folder: outcomes link back by this id
     return fileio.write_csv(out, pd.DataFrame(rows, columns=columns + (list(GUARD_COLUMNS) if guarded else [])))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from proctovision.core.decision import threshold_value
-from proctovision.core.decision import decide, scale
+from proctovision.core.decision import decide, logistic, scale
 from proctovision.imaging.preprocessing import Preprocessing
 from proctovision.inference.ood import OodDetector, load_detector
 from proctovision.inference.predictor.inputs import (
@@ -122,8 +122,11 @@ class Predictor:
         return float(value) if value else None
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
-        """Probabilities as evaluation reported them: temperature-scaled when the card says so."""
-        return scale(probabilities, self.temperature) if self.temperature else probabilities
+        """Probabilities as evaluation reported them: temperature-scaled when the card says so, then the logistic
+        recalibration a new model version may carry."""
+        probabilities = scale(probabilities, self.temperature) if self.temperature else probabilities
+        refit = self.card.get("logistic")
+        return logistic(probabilities, refit["intercept"], refit["slope"]) if refit else probabilities
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         return self.spec.to_array(image)

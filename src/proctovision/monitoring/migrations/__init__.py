@@ -1,0 +1,1 @@
+"""Alembic migrations of the monitoring database: the schema owned by revisions, upgraded when a folder opens."""

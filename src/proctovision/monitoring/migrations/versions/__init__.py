@@ -1,0 +1,1 @@
+"""The monitoring database's revisions, oldest first (0001: the initial schema)."""

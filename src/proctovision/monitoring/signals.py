@@ -1,0 +1,125 @@
+"""The monitoring signals, their limits and how they advance over new answers.
+
+Input signals (per answer, no window):
+
+* ``ood_share``: a Bernoulli CUSUM on "flagged out of distribution", p0 one minus the threshold's validation
+  quantile (1% by default; the share flagged on validation if higher), p1 three times p0 (Zamzmi et al. 2024 found a rise from 1% to 3-5% within two days at 100 cases a day);
+* ``ood_score``: the upper tabular CUSUM (k = 0.5) on the normal score of each answer's OOD score within the
+  validation scores (Phi^-1 of its plotting position), which is N(0, 1) in distribution, so the limit comes from the
+  Brook-Evans run length that reproduces Montgomery's table;
+* ``too_dark``, ``overexposed``, ``blurred``: Bernoulli CUSUMs on each quality flag, p0 the upper Wilson 95% bound
+  of the validation share (or a 1% prior when the validation images were not at hand).
+
+Output signals (consecutive windows of ``window`` answers, never below drift.MIN_WINDOW): ``class_mix`` (chi-square
+of the predicted-class counts against validation's, as a 2 x k table) and ``probability`` (Kolmogorov-Smirnov of the scores).
+
+False alarms: the budget (``alarms_per_10000`` per 10,000 in-distribution answers) is split in half between the
+per-answer charts (each gets an in-control ARL of 10,000 x n_charts / half the budget) and the window tests
+(each window's significance level spends the other half over 10,000 / window windows).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from proctovision.evaluation import cusum, drift
+
+FLAG_SIGNALS = ("too_dark", "overexposed", "blurred")
+QUALITY_PRIOR = 0.01
+WINDOW_SIGNALS = ("class_mix", "probability")
+MIN_P0 = 0.005
+K = 0.5
+
+
+@functools.lru_cache(maxsize=32)
+def _bernoulli_h(p0: float, p1: float, target: float) -> float:
+    return cusum.design_bernoulli_h(p0, p1, target)
+
+
+def _bernoulli(p0: float | None, target: float, note: str) -> dict:
+    p0 = round(max(p0 or 0.0, MIN_P0), 4)
+    p1 = round(min(3 * p0, (1 + p0) / 2), 4)
+    h = _bernoulli_h(p0, p1, target)
+    return {"method": "Bernoulli CUSUM (Reynolds and Stoumbos 1999)", "p0": p0, "p1": p1, "h": h,
+            "arl0": round(cusum.bernoulli_arl(p0, p0, p1, h)), "arl1": round(cusum.bernoulli_arl(p1, p0, p1, h), 1),
+            "reference": note}
+
+
+def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.DEFAULT_WINDOW) -> dict:
+    """The limits of every signal for this reference and false-alarm budget."""
+    ood = reference.get("ood") or None
+    charts: dict[str, dict] = {}
+    n_charts = len(FLAG_SIGNALS) + (2 if ood else 0)
+    target = cusum.in_control_arl(alarms_per_10000 / 2, n_charts)
+    if ood:
+        by_design = 1 - float(ood.get("quantile") or 0.99)  # the threshold is that quantile of validation scores
+        charts["ood_share"] = _bernoulli(max(by_design, ood.get("share_flagged") or 0.0), target,
+                                         "1 - the threshold's validation quantile, or the share flagged if higher")
+        h = cusum.design_h(target, K, sides=1)
+        charts["ood_score"] = {"method": "upper tabular CUSUM on normal scores (Page 1954; Montgomery ch. 9)",
+                               "k": K, "h": round(h, 4), "arl0": round(cusum.arl_one_sided(K, h)),
+                               "arl1_1sigma": round(cusum.arl_one_sided(K, h, 1.0), 1)}
+    for flag in FLAG_SIGNALS:
+        share = (reference.get("quality") or {}).get(flag)
+        if share is None:
+            charts[flag] = _bernoulli(QUALITY_PRIOR, target, "prior of 1%")
+        else:  # the upper Wilson bound: a small validation split's sampling error does not fire the chart
+            upper = drift.wilson(round(share * reference["n"]), reference["n"])["ci"][1]
+            charts[flag] = _bernoulli(upper, target, "upper Wilson 95% bound of the validation share")
+    alpha = drift.window_alpha(alarms_per_10000 / 2, window, len(WINDOW_SIGNALS))
+    return {"alarms_per_10000": alarms_per_10000, "window": window, "min_window": drift.MIN_WINDOW,
+            "in_control_arl_per_chart": target, "charts": charts,
+            "windows": {"class_mix": {"method": "Pearson chi-square of the predicted-class counts", "alpha": alpha},
+                        "probability": {"method": "two-sample Kolmogorov-Smirnov of the scores", "alpha": alpha}}}
+
+
+def normal_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Phi^-1 of each value's plotting position (rank + 0.5) / (n + 1) among the reference values."""
+    reference = np.sort(np.asarray(reference, dtype=np.float64))
+    position = (np.searchsorted(reference, values, side="right") + 0.5) / (len(reference) + 1)
+    return norm.ppf(position)
+
+
+def chart_increments(signal: str, frame: pd.DataFrame, design_: dict, reference: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The per-answer increments of one chart, and the positions (rows of ``frame``) they belong to."""
+    spec = design_["charts"][signal]
+    if signal == "ood_score":
+        known = frame["ood_score"].notna().to_numpy()
+        z = normal_scores(frame["ood_score"].to_numpy(float)[known], np.array(reference["ood"]["scores"] or [0.0]))
+        return z - spec["k"], np.flatnonzero(known)
+    column = "out_of_distribution" if signal == "ood_share" else signal
+    known = frame[column].notna().to_numpy()
+    events = frame[column].to_numpy()[known].astype(bool)
+    up, down = cusum.bernoulli_increments(spec["p0"], spec["p1"])
+    return np.where(events, up, down), np.flatnonzero(known)
+
+
+def advance_chart(signal: str, start: float, frame: pd.DataFrame, design_: dict, reference: dict) -> dict:
+    """The chart over the new answers in ``frame`` from its stored ``start``: its path, end and first crossing."""
+    increments, positions = chart_increments(signal, frame, design_, reference)
+    path = cusum.lindley(increments, start)
+    limit = design_["charts"][signal]["h"]
+    crossed = np.flatnonzero(path >= limit)
+    first = int(positions[crossed[0]]) if crossed.size else None
+    return {"path": path, "positions": positions, "end": float(path[-1]) if path.size else start,
+            "first": first, "value": float(path[crossed[0]]) if crossed.size else None, "limit": limit}
+
+
+def window_tests(frame: pd.DataFrame, design_: dict, reference: dict) -> list[dict]:
+    """Both window tests on each complete window of ``frame``: row range, statistics, p-values, and which crossed."""
+    classes = reference["model"]["classes"]
+    shares = np.array([reference["class_mix"][name] for name in classes])
+    alpha = design_["windows"]["class_mix"]["alpha"]
+    out = []
+    for piece in drift.windows(len(frame), design_["window"]):
+        rows = frame.iloc[piece]
+        counts = rows["decision"].value_counts().reindex(classes, fill_value=0).to_numpy()
+        mix = drift.class_mix_test(counts, shares, reference["n"])
+        probability = drift.probability_test(rows["score"].to_numpy(float), np.array(reference["scores"]))
+        out.append({"start": piece.start, "stop": piece.stop, "class_mix": mix, "probability": probability,
+                    "crossed": [name for name, test in (("class_mix", mix), ("probability", probability))
+                                if test["p_value"] < alpha]})
+    return out
