@@ -44,3 +44,17 @@ def export_detector(folder: Path, size: int = 64, crop: str | None = None) -> Pa
             "threshold": {"value": 0.5, "rule": "fixed colour detector", "chosen_on": None}, "temperature": None}
     (folder / "model_card.json").write_text(json.dumps(card))
     return folder
+
+
+def fit_blur_cut(folder: Path, encoded: list[bytes]) -> float:
+    """The detector's own blur cut, as ``fit_run_ood`` sets a trained model's: the 1st percentile of the sharpness
+    of its "training" frames (JPEG bytes, decoded as uploads are), written to ood.json."""
+    import io
+
+    from proctovision.imaging.images import read_raster
+    from proctovision.imaging.quality import MEASURE_WIDTH, assess_quality, blur_cut
+
+    cut = blur_cut([assess_quality(read_raster(io.BytesIO(data), min_size=MEASURE_WIDTH)).sharpness
+                    for data in encoded])
+    (folder / "ood.json").write_text(json.dumps({"quality": {"blur_variance": cut, "quantile": 0.01}}))
+    return cut
