@@ -345,3 +345,38 @@ def test_every_answer_is_audited_without_identifiers(run_dir: Path, tmp_path: Pa
     for value in ("smith", "P123", "scan.dcm", str(dataset.PatientName), str(dataset.PatientID),
                   str(dataset.SOPInstanceUID), "heatmap_png_base64"):
         assert value not in text
+
+
+def test_a_withheld_answer_hides_class_numbers_and_heatmap_until_shown_anyway(run_dir: Path, tmp_path: Path):
+    log = tmp_path / "audit.log"
+    audited = TestClient(create_app(run_dir, load_in_background=False, audit_log=log))
+    dark = solid_image(tmp_path / "dark.png", (12, 6, 10), size=(60, 50)).read_bytes()
+    body = audited.post("/predict", files={"file": ("dark.png", dark, "image/png")}).json()
+    assert body["withheld"] is True and body["quality"]["too_dark"] is True
+    assert body["predicted"] is None and body["probabilities"] is None and body["heatmap_png_base64"] is None
+    assert "the model cannot judge such images" in body["warning"]
+    shown = audited.post(f"/answers/{body['answer_id']}/shown")
+    assert shown.status_code == 200, shown.text
+    full = shown.json()
+    assert full["shown_anyway"] is True and full["predicted"] in {"normal", "hemorrhoid"}
+    assert abs(sum(full["probabilities"].values()) - 1) < 1e-4 and full["heatmap_png_base64"]
+    assert "the model cannot judge such images" in full["warning"], "the sentence stays with the numbers"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0]["withheld"] is True and lines[0]["answer_id"] == body["answer_id"]
+    assert lines[1]["event"] == "shown_anyway" and lines[1]["answer_id"] == body["answer_id"]
+    assert lines[1]["input_sha256"] == lines[0]["input_sha256"]
+    missing = audited.post("/answers/" + "0" * 32 + "/shown")
+    assert missing.status_code == 404 and "no withheld answer" in missing.json()["detail"]
+    good = audited.post("/predict", files={"file": ("ok.png", png_bytes(), "image/png")}).json()
+    assert good["withheld"] is False
+    assert audited.post(f"/answers/{good['answer_id']}/shown").status_code == 404, "only withheld answers wait"
+
+
+def test_state_changing_requests_from_another_origin_are_refused_without_sign_in(client: TestClient):
+    foreign = client.post("/predict", files={"file": ("a.png", png_bytes(), "image/png")},
+                          headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and foreign.json() == {"detail": "cross-origin request refused"}
+    assert client.post("/answers/" + "0" * 32 + "/shown", headers={"Origin": "http://evil.example"}).status_code == 403
+    own = client.post("/predict?heatmap=false", files={"file": ("a.png", png_bytes(), "image/png")},
+                      headers={"Origin": "http://testserver"})
+    assert own.status_code == 200, own.text

@@ -31,6 +31,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proctovision.core.api_errors import error_responses
@@ -173,7 +174,10 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = too_large if error.status_code == 413 else error.detail
-        return JSONResponse({"detail": message}, status_code=error.status_code, headers=error.headers)
+        headers = error.headers
+        if error.status_code == 405:  # Starlette names the first route's methods only; a path has several routes
+            headers = {**(headers or {}), "Allow": allowed_methods(app, request.scope)}
+        return JSONResponse({"detail": message}, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -269,6 +273,15 @@ def create_app(
     if auth is not None:
         add_auth_routes(app, auth)
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route of this path answers, for a 405's ``Allow``."""
+    methods = set()
+    for route in app.router.routes:
+        if getattr(route, "methods", None) and route.matches({**scope, "method": "GET"})[0] != Match.NONE:
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa: F821

@@ -134,7 +134,7 @@ def add_auth_routes(app: FastAPI, auth: Authenticator) -> None:
         return signed
 
     @app.post("/auth/session", summary="Sign in: sets the session cookie and returns the CSRF token",
-              responses=error_responses(401, 403, 422, 429))
+              responses=error_responses(400, 401, 403, 422, 429))
     def sign_in(credentials: Credentials, request: Request, response: Response) -> dict:
         token, signed = attempt(request, credentials.username, credentials.password)
         _set_cookies(response, auth, request, token, signed.csrf_token)
