@@ -13,21 +13,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 from conftest import own_run
-from video_models import export_detector, fit_blur_cut
+from video_models import export_detector, fit_blur_cut, jpeg_frames
 
 from proctovision.data.synthetic.video import write_demo_video
 from proctovision.serving.app import create_app
 from proctovision.serving.live import LiveDecision, LiveSession
-
-
-def jpeg_frames(path: str) -> list[bytes]:
-    encoded = []
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            buffer = io.BytesIO()
-            frame.to_image().save(buffer, format="JPEG", quality=90)
-            encoded.append(buffer.getvalue())
-    return encoded
 
 
 @pytest.fixture(scope="module")

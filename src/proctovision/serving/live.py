@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from proctovision.core.decision import decide
@@ -43,6 +44,16 @@ CAM_EVERY = 10
 SMOOTHING_ALPHA = 0.3
 MARGIN = 0.1
 NO_AREA = "No content area found yet (the picture is dark); the model cannot judge such images."
+
+
+def mask_png(mask: np.ndarray) -> str:
+    """The content area's mask inside its box as a PNG whose alpha is the field (base64): the page shows the camera
+    through it only, so the corners of the box, where text may be burned in, stay black too."""
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(mask, 255, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 class LiveDecision:
@@ -123,6 +134,7 @@ class LiveSession:
         self.decision = LiveDecision(len(predictor.classes), predictor.threshold, margin)
         self.first: list[np.ndarray] = []
         self.area = None
+        self.area_sent = None
         self.model: FrameModel | None = None
         self.frames = 0
         self.seconds = SecondAudit(audit, predictor, clock)
@@ -152,7 +164,11 @@ class LiveSession:
         box = [round(v / s, 4) for v, s in zip(area.box, (width, height, width, height))] if area else None
         answer = {"frame": self.frames, "shown": None, "withheld": True, "smoothed_probability": None,
                   "smoothed": None, "probabilities": None, "threshold": self.predictor.threshold, "margin":
-                  self.decision.margin, "content_box": box, "heatmap_png_base64": None, "heatmap_box": None}
+                  self.decision.margin, "content_box": box, "content_mask_png_base64": None,
+                  "heatmap_png_base64": None, "heatmap_box": None}
+        if area is not None and area is not self.area_sent:  # the field's shape, sent when it is new
+            answer["content_mask_png_base64"] = mask_png(area.mask)
+            self.area_sent = area
         probabilities = None
         if model is None:
             answer.update(self.predictor.guard(None, quality), warning=NO_AREA)

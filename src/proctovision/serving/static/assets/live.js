@@ -8,7 +8,8 @@ const byId = id => document.getElementById(id);
 const video = byId("video"), view = byId("view"), select = byId("camera"), errorLine = byId("error");
 const grab = document.createElement("canvas");
 let socket = null, stream = null, busy = false, sentAt = 0, frames = 0, dropped = 0;
-let box = null, heatmap = null, heatmapBox = [0, 0, 1, 1];
+const masked = document.createElement("canvas");
+let box = null, mask = null, heatmap = null, heatmapBox = [0, 0, 1, 1];
 
 fetch("health").then(r => r.json()).then(h => { if (h.token_required) byId("token-row").classList.add("inline"); })
   .catch(() => {});
@@ -19,7 +20,7 @@ async function listCameras() {
   devices.forEach((d, i) => select.add(new Option(d.label || T.camera + " " + (i + 1), d.deviceId)));
 }
 
-function forget() { box = null; heatmap = null; }  // back to black until the next good answer
+function forget() { box = null; mask = null; heatmap = null; }  // back to black until the next good answer
 
 async function start() {
   errorLine.textContent = ""; forget();
@@ -102,7 +103,13 @@ function show(answer) {
   warning.textContent = text; warning.hidden = !text;
   byId("frames").textContent = frames;
   byId("latency").textContent = Math.round(performance.now() - sentAt);
+  if (answer.content_mask_png_base64) {
+    const image = new Image();
+    image.onload = () => { mask = image; };
+    image.src = "data:image/png;base64," + answer.content_mask_png_base64;
+  }
   box = answer.content_box;
+  if (!box) mask = null;
   if (answer.withheld || answer.shown === null) heatmap = null;
   if (answer.heatmap_png_base64) {
     const image = new Image(); const place = answer.heatmap_box;
@@ -111,21 +118,26 @@ function show(answer) {
   }
 }
 
-// Every screen frame: black, then the camera inside the content area only, then the heatmap inside it.
+// Every screen frame: black, then the camera through the content area's mask only, the heatmap inside it.
 function draw() {
   const w = video.videoWidth || 640, h = video.videoHeight || 480;
   if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
   const g = view.getContext("2d");
   g.fillStyle = "#000"; g.fillRect(0, 0, w, h);
-  if (box && stream && socket && socket.readyState === WebSocket.OPEN && video.readyState >= 2) {
+  if (box && mask && stream && socket && socket.readyState === WebSocket.OPEN && video.readyState >= 2) {
     const [l, t, r, b] = [box[0] * w, box[1] * h, box[2] * w, box[3] * h];
-    g.save(); g.beginPath(); g.rect(l, t, r - l, b - t); g.clip();
-    g.drawImage(video, 0, 0, w, h);
+    if (masked.width !== w || masked.height !== h) { masked.width = w; masked.height = h; }
+    const m = masked.getContext("2d");
+    m.globalCompositeOperation = "source-over"; m.globalAlpha = 1; m.clearRect(0, 0, w, h);
+    m.save(); m.beginPath(); m.rect(l, t, r - l, b - t); m.clip();
+    m.drawImage(video, 0, 0, w, h);
     if (heatmap) {
       const [hl, ht, hr, hb] = [heatmapBox[0] * w, heatmapBox[1] * h, heatmapBox[2] * w, heatmapBox[3] * h];
-      g.globalAlpha = 0.45; g.drawImage(heatmap, hl, ht, hr - hl, hb - ht);
+      m.globalAlpha = 0.45; m.drawImage(heatmap, hl, ht, hr - hl, hb - ht); m.globalAlpha = 1;
     }
-    g.restore();
+    m.globalCompositeOperation = "destination-in"; m.drawImage(mask, l, t, r - l, b - t);
+    m.restore();
+    g.drawImage(masked, 0, 0);
   }
   requestAnimationFrame(draw);
 }
