@@ -119,3 +119,19 @@ def test_docs_are_served_from_the_package_and_need_a_session(signed_app, run_dir
     assert client.get("/docs").status_code == 401 and 'name="password"' in client.get("/docs").text
     client.post("/auth/session", json={"username": "carol", "password": PASSWORD})
     assert client.get("/docs").status_code == 200
+
+
+def test_docs_render_offline_under_the_pages_policy(run_dir: Path):
+    from conftest import CHROMIUM, browser_page
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium")
+    with browser_page(create_app(run_dir, load_in_background=False)) as (page, url):
+        refused = []
+        page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+                else None)
+        outside = []
+        page.on("request", lambda request: outside.append(request.url) if not request.url.startswith(url) else None)
+        page.goto(url + "docs")
+        page.wait_for_selector("text=/predict", timeout=30_000)
+        assert outside == [] and refused == []
