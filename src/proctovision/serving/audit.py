@@ -7,10 +7,9 @@ name or a DICOM identifier. Files rotate by size through the standard library's 
 shows up: answers per day, the share flagged, the mix of decisions.
 
 Every line has the same fields. A few carry context where it applies: ``answer_id`` and ``withheld`` (an answer
-the guard withheld), ``procedure``, ``second`` and ``frames`` (the live page: one line per second of one stream,
-the procedure a random id per connection, as video is recorded per procedure and per second, with
-``frames_withheld``). A clinician's
-"show anyway" is its own line, ``event: shown_anyway``, naming the answer and its input.
+the guard withheld); ``procedure``, ``second``, ``frames`` and ``frames_withheld`` (the live page: one line per
+second of one stream, the procedure a random id per connection, as video is recorded per procedure and per second).
+A clinician's "show anyway" is its own line, ``event: shown_anyway``, naming the answer and its input.
 """
 from __future__ import annotations
 
