@@ -380,3 +380,17 @@ def test_state_changing_requests_from_another_origin_are_refused_without_sign_in
     own = client.post("/predict?heatmap=false", files={"file": ("a.png", png_bytes(), "image/png")},
                       headers={"Origin": "http://testserver"})
     assert own.status_code == 200, own.text
+
+
+def test_the_overlay_is_drawn_for_its_displayed_width_not_enlarged(client: TestClient):
+    """A 1280x1024 JPEG is decoded at 320x256 for the model; asked for a 640 px display, the overlay comes from the
+    full-size picture at 640 px, not from the small copy stretched."""
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png_bytes())).resize((1280, 1024), Image.NEAREST).save(buffer, format="JPEG", quality=80)
+    files = {"file": ("frame.jpg", buffer.getvalue(), "image/jpeg")}
+    small = client.post("/predict", files=files).json()
+    sharp = client.post("/predict?overlay_width=640", files=files).json()
+    with Image.open(io.BytesIO(base64.b64decode(small["heatmap_png_base64"]))) as before, \
+            Image.open(io.BytesIO(base64.b64decode(sharp["heatmap_png_base64"]))) as after:
+        assert before.width < 640 and after.size == (640, 512)
+    assert sharp["probabilities"] == small["probabilities"], "the model's input is the same"

@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proctovision.core.api_errors import error_responses
 from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
 from proctovision.core.security_headers import SecurityHeaders
-from proctovision.imaging.images import ImageReadError
+from proctovision.imaging.images import ImageReadError, read_image
 from proctovision.imaging.quality import assess_quality
 from proctovision.inference.predictor import Predictor, expand_frames, load_predictor, read_checked_image
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
@@ -212,6 +212,9 @@ def create_app(
     async def predict(
         file: Annotated[UploadFile, File(description="image or DICOM file")],
         heatmap: Annotated[bool, Query(description="draw Grad-CAM overlays (false: faster)")] = True,
+        overlay_width: Annotated[int | None, Query(ge=64, le=1280, description=(
+            "the overlay's displayed width in device pixels: a still decoded smaller for the model is decoded "
+            "again at full size for the overlay, so it is not enlarged"))] = None,
     ) -> dict:
         started = time.perf_counter()
         predictor = holder.get()
@@ -230,6 +233,9 @@ def create_app(
                 raise HTTPException(400, "the uploaded file is empty")
             try:
                 images = await run_in_threadpool(read_frames, path, predictor.spec)
+                shown = images
+                if heatmap and overlay_width and len(images) == 1 and max(images[0].size) < overlay_width:
+                    shown = [await run_in_threadpool(read_image, path)]
             except ImageReadError as error:
                 raise HTTPException(415, f"not a readable image or DICOM file: {error.reason}") from error
         arrays, qualities = await run_in_threadpool(prepare_images, predictor, images)
@@ -239,7 +245,7 @@ def create_app(
         for index, image in enumerate(images):
             guard = predictor.guard(None if scores is None else float(scores[index]), qualities[index])
             answers.append(await run_in_threadpool(
-                answer_from, predictor, image, predictor.calibrate(raw[index:index + 1])[0], guard,
+                answer_from, predictor, shown[index], predictor.calibrate(raw[index:index + 1])[0], guard,
                 holder.model_lock, heatmap and index < MAX_FRAME_HEATMAPS, heatmap))
         answer_id = holder.withheld.new_id()
         if holder.audit:

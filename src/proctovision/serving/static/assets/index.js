@@ -57,7 +57,7 @@ async function send(file) {
   const status = byId("status");
   status.textContent = T.reading.replaceAll("{file}", file.name); byId("error").textContent = "";
   const body = new FormData(); body.append("file", file);
-  const result = await post("predict", body);
+  const result = await post("predict?overlay_width=" + overlayWidth(), body);
   if (result) { show(result); status.textContent = T.done; }
 }
 
@@ -65,6 +65,12 @@ async function showAnyway() {
   if (!current || !current.answer_id) return;
   const result = await post("answers/" + encodeURIComponent(current.answer_id) + "/shown", null);
   if (result) show(result);
+}
+
+// The overlay is drawn for the size it is shown at, in device pixels (320 CSS px, twice that on most phones).
+function overlayWidth() {
+  const shown = Math.min(320, byId("overlay").parentElement.clientWidth || 320);
+  return Math.max(64, Math.min(1280, Math.round(shown * (window.devicePixelRatio || 1))));
 }
 
 function show(result) {
