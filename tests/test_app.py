@@ -21,8 +21,12 @@ def client(run_dir: Path) -> TestClient:
 
 
 def png_bytes(colour=(130, 50, 120)) -> bytes:
+    """A small picture of one colour with mild noise (a flat one is rightly flagged as blurred)."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).normal(0, 12, (30, 40, 3))
     buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), colour).save(buffer, format="PNG")
+    Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -50,7 +54,7 @@ def test_predict_an_image_returns_probabilities_and_a_heatmap(client: TestClient
 def test_overlay_keeps_the_frame_aspect_ratio(client: TestClient):
     """A 1280x1024 processor frame comes back as a 5:4 overlay (the square model input is not shown stretched)."""
     buffer = io.BytesIO()
-    Image.new("RGB", (1280, 1024), (130, 50, 120)).save(buffer, format="JPEG", quality=80)
+    Image.open(io.BytesIO(png_bytes())).resize((1280, 1024), Image.NEAREST).save(buffer, format="JPEG", quality=80)
     body = client.post("/predict", files={"file": ("frame.jpg", buffer.getvalue(), "image/jpeg")}).json()
     with Image.open(io.BytesIO(base64.b64decode(body["heatmap_png_base64"]))) as heatmap:
         assert abs(heatmap.width / heatmap.height - 1.25) <= 0.02, heatmap.size
@@ -82,12 +86,12 @@ def test_bad_uploads_get_a_4xx_with_a_message(client: TestClient, files, status:
 
 def test_oversized_upload_is_refused(client: TestClient):
     response = client.post("/predict", files={"file": ("big.png", b"\x00" * 300_000, "image/png")})
-    assert response.status_code == 413 and "limit" in response.json()["error"]
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
 
 
 def test_wrong_content_type_and_malformed_multipart(client: TestClient):
     wrong = client.post("/predict", content=b"hello", headers={"content-type": "text/plain"})
-    assert wrong.status_code == 422 and "multipart/form-data" in wrong.json()["error"]
+    assert wrong.status_code == 422 and "multipart/form-data" in wrong.json()["detail"]
     broken = client.post("/predict", content=b"--xx\r\nnonsense", headers={"content-type": "multipart/form-data; boundary=xx"})
     assert 400 <= broken.status_code < 500
 
@@ -138,7 +142,7 @@ def test_token_is_required_when_set(run_dir: Path):
 def test_requests_while_the_model_loads_get_503(tmp_path: Path):
     app = create_app(tmp_path / "not-yet", load_in_background=False)
     response = TestClient(app).post("/predict", files={"file": ("a.png", png_bytes(), "image/png")})
-    assert response.status_code == 503 and "failed to load" in response.json()["error"]
+    assert response.status_code == 503 and "failed to load" in response.json()["detail"]
     holder = create_app(tmp_path, load_in_background=True).state.holder
     holder.ready.wait(5)
     assert holder.error
@@ -171,15 +175,18 @@ def test_service_runs_from_an_onnx_export_without_torch(run_dir: Path, tmp_path:
         "import io, json\nfrom PIL import Image\nfrom fastapi.testclient import TestClient\n"
         "from proctovision.serving.app import create_app\n"
         "client = TestClient(create_app(sys.argv[1], load_in_background=False))\n"
-        "buffer = io.BytesIO(); Image.new('RGB', (40, 30), (130, 50, 120)).save(buffer, format='PNG')\n"
-        "response = client.post('/predict', files={'file': ('a.png', buffer.getvalue(), 'image/png')})\n"
+        "data = open(sys.argv[2], 'rb').read()\n"
+        "response = client.post('/predict', files={'file': ('a.png', data, 'image/png')})\n"
+        "if response.json()['withheld']:\n"
+        "    response = client.post('/answers/' + response.json()['answer_id'] + '/shown')\n"
         "print(json.dumps({'status': response.status_code, **response.json()}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export")], capture_output=True, text=True,
+    image = solid_image(tmp_path / "a.png", (130, 50, 120), size=(40, 30))
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export"), str(image)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     body = json.loads(done.stdout.strip().splitlines()[-1])
-    assert body["status"] == 200 and body["predicted"] in {"normal", "hemorrhoid"}
+    assert body["status"] == 200 and body["predicted"] in {"normal", "hemorrhoid"}, body.get("warning")
     assert body["heatmap_png_base64"] is None and "ONNX" in body["heatmap_note"]
 
 
@@ -375,7 +382,7 @@ def test_a_deflated_dicom_over_the_pixel_budget_is_refused_with_413_from_its_hea
     assert response.status_code == 413, response.text
     body = response.json()
     assert body["max_pixel_values"] == 3 * Image.MAX_IMAGE_PIXELS
-    assert "16384 x 16384" in body["error"] and f"{body['max_pixel_values']:,}" in body["error"]
+    assert "16384 x 16384" in body["detail"] and f"{body['max_pixel_values']:,}" in body["detail"]
     assert "SAMPLE" not in response.text and "SYN0001" not in response.text
     assert time.perf_counter() - started < 5
 
@@ -386,7 +393,7 @@ def test_a_png_over_the_pixel_budget_is_refused_with_413(cropping_client: TestCl
     monkeypatch.setenv("PROCTOVISION_PIXEL_BUDGET", "30000")
     response = cropping_client.post("/predict", files={"file": ("big.png", png_bytes((200, 200)), "image/png")})
     assert response.status_code == 413 and response.json()["max_pixel_values"] == 30000
-    assert "200 x 200 = 40,000 pixel values" in response.json()["error"]
+    assert "200 x 200 = 40,000 pixel values" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("size, level", [((1280, 1024), 0), ((1280, 1024), 5), ((9000, 9000), 0)])
@@ -434,7 +441,7 @@ def test_a_header_value_is_never_echoed_in_a_refusal(client: TestClient, tmp_pat
     dataset.save_as(tmp_path / "named.dcm")
     response = client.post("/predict", files={"file": ("x.dcm", (tmp_path / "named.dcm").read_bytes(), "application/dicom")})
     assert response.status_code == 415, response.text
-    assert "WindowCenter (0028,1050) is not a number" in response.json()["error"]
+    assert "WindowCenter (0028,1050) is not a number" in response.json()["detail"]
     assert "DOE" not in response.text and "MRN12345" not in response.text
 
 
@@ -487,3 +494,52 @@ def test_serve_stops_on_sigterm_within_its_graceful_timeout(tmp_path: Path):
 def _multipart(data: bytes) -> bytes:
     return (b"--pv\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
             + data + b"\r\n--pv--\r\n")
+
+
+def test_a_withheld_answer_hides_class_numbers_and_heatmap_until_shown_anyway(run_dir: Path, tmp_path: Path):
+    log = tmp_path / "audit.log"
+    audited = TestClient(create_app(run_dir, load_in_background=False, audit_log=log))
+    dark = solid_image(tmp_path / "dark.png", (12, 6, 10), size=(60, 50)).read_bytes()
+    body = audited.post("/predict", files={"file": ("dark.png", dark, "image/png")}).json()
+    assert body["withheld"] is True and body["quality"]["too_dark"] is True
+    assert body["predicted"] is None and body["probabilities"] is None and body["heatmap_png_base64"] is None
+    assert "the model cannot judge such images" in body["warning"]
+    shown = audited.post(f"/answers/{body['answer_id']}/shown")
+    assert shown.status_code == 200, shown.text
+    full = shown.json()
+    assert full["shown_anyway"] is True and full["predicted"] in {"normal", "hemorrhoid"}
+    assert abs(sum(full["probabilities"].values()) - 1) < 1e-4 and full["heatmap_png_base64"]
+    assert "the model cannot judge such images" in full["warning"], "the sentence stays with the numbers"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0]["withheld"] is True and lines[0]["answer_id"] == body["answer_id"]
+    assert lines[1]["event"] == "shown_anyway" and lines[1]["answer_id"] == body["answer_id"]
+    assert lines[1]["input_sha256"] == lines[0]["input_sha256"]
+    missing = audited.post("/answers/" + "0" * 32 + "/shown")
+    assert missing.status_code == 404 and "no withheld answer" in missing.json()["detail"]
+    good = audited.post("/predict", files={"file": ("ok.png", png_bytes(), "image/png")}).json()
+    assert good["withheld"] is False
+    assert audited.post(f"/answers/{good['answer_id']}/shown").status_code == 404, "only withheld answers wait"
+
+
+def test_state_changing_requests_from_another_origin_are_refused_without_sign_in(client: TestClient):
+    foreign = client.post("/predict", files={"file": ("a.png", png_bytes(), "image/png")},
+                          headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and foreign.json() == {"detail": "cross-origin request refused"}
+    assert client.post("/answers/" + "0" * 32 + "/shown", headers={"Origin": "http://evil.example"}).status_code == 403
+    own = client.post("/predict?heatmap=false", files={"file": ("a.png", png_bytes(), "image/png")},
+                      headers={"Origin": "http://testserver"})
+    assert own.status_code == 200, own.text
+
+
+def test_the_overlay_is_drawn_for_its_displayed_width_not_enlarged(client: TestClient):
+    """A 1280x1024 JPEG is decoded at 320x256 for the model; asked for a 640 px display, the overlay comes from the
+    full-size picture at 640 px, not from the small copy stretched."""
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png_bytes())).resize((1280, 1024), Image.NEAREST).save(buffer, format="JPEG", quality=80)
+    files = {"file": ("frame.jpg", buffer.getvalue(), "image/jpeg")}
+    small = client.post("/predict", files=files).json()
+    sharp = client.post("/predict?overlay_width=640", files=files).json()
+    with Image.open(io.BytesIO(base64.b64decode(small["heatmap_png_base64"]))) as before, \
+            Image.open(io.BytesIO(base64.b64decode(sharp["heatmap_png_base64"]))) as after:
+        assert before.width < 640 and after.size == (640, 512)
+    assert sharp["probabilities"] == small["probabilities"], "the model's input is the same"

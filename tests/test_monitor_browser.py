@@ -77,5 +77,5 @@ def test_a_clinician_cannot_acknowledge_through_the_api(evaluated_run: Path, mon
                         base_url="http://127.0.0.1")
     token = client.post("/auth/session", json={"username": "alice", "password": PASSWORD}).json()["csrf_token"]
     refused = client.post("/monitor/alarms/1/ack", json={"note": "x"}, headers={"X-CSRF-Token": token})
-    assert refused.status_code == 403 and "administrator" in refused.json()["error"]
+    assert refused.status_code == 403 and "administrator" in refused.json()["detail"]
     assert client.post("/monitor/alarms/1/ack", json={"note": "x"}).status_code == 403  # no CSRF token

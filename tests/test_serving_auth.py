@@ -15,8 +15,12 @@ from proctovision.serving.app import create_app
 
 
 def png_bytes(colour=(130, 50, 120)) -> bytes:
+    """One colour with mild noise (a flat picture is rightly flagged as blurred and its class withheld)."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).normal(0, 12, (96, 96, 3))
     buffer = io.BytesIO()
-    Image.new("RGB", (96, 96), colour).save(buffer, format="PNG")
+    Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -171,10 +175,33 @@ def test_readers_of_a_study_cannot_sign_in_to_the_clinician_service(app, account
     from proctovision.reading.security import open_session
 
     client = TestClient(app)
-    assert sign_in(client, name="reader-ann").status_code == 401
+    refused = sign_in(client, name="reader-ann")
+    assert refused.status_code == 403, "the password is right: the account may not use this service"
+    assert refused.json()["detail"] == "this account may not use the clinician service"
+    form = client.post("/auth/login", data={"username": "reader-ann", "password": PASSWORD, "lang": "zh-CN"})
+    assert form.status_code == 403 and "此账户不能使用临床服务" in form.text and 'name="password"' in form.text
+    assert "用户名或密码错误" not in form.text
     assert upload(client).status_code == 401
     with accounts.project.session() as session:
         reader = session.scalar(select(User).where(User.name == "reader-ann"))
         token, _ = open_session(session, reader, accounts.security)
     client.cookies.set(ProjectAccounts.cookie_name, token)
     assert client.get("/model").status_code == 401, "a reading-room session of a reader is no way in"
+
+
+def test_the_language_and_the_page_survive_sign_in(app):
+    client = TestClient(app)
+    form = client.get("/live?lang=zh-CN")
+    assert form.status_code == 401 and 'name="lang" value="zh-CN"' in form.text and 'name="next" value="live"' in form.text
+    signed = client.post("/auth/login", data={"username": "alice", "password": PASSWORD, "lang": "zh-CN",
+                                               "next": "live"}, follow_redirects=False)
+    assert signed.status_code == 303 and signed.headers["location"] == "../live?lang=zh-CN"
+    assert client.post("/auth/login", data={"username": "alice", "password": PASSWORD, "next": "//evil.example"},
+                       follow_redirects=False).headers["location"] == "../"
+    wrong = client.post("/auth/login", data={"username": "alice", "password": "nope", "lang": "zh-CN"})
+    assert wrong.status_code == 401 and 'name="lang" value="zh-CN"' in wrong.text and 'lang="zh-CN"' in wrong.text
+
+
+def test_an_ended_session_is_said_on_the_sign_in_form(app):
+    page = TestClient(app).get("/?session=ended&lang=zh-CN")
+    assert page.status_code == 401 and "会话已结束" in page.text

@@ -44,3 +44,43 @@ def export_detector(folder: Path, size: int = 64, crop: str | None = None) -> Pa
             "threshold": {"value": 0.5, "rule": "fixed colour detector", "chosen_on": None}, "temperature": None}
     (folder / "model_card.json").write_text(json.dumps(card))
     return folder
+
+
+def fit_blur_cut(folder: Path, encoded: list[bytes]) -> float:
+    """The detector's own blur cut, as ``fit_run_ood`` sets a trained model's: the 1st percentile of the sharpness
+    of its "training" frames (JPEG bytes, decoded as uploads are), written to ood.json."""
+    import io
+
+    from proctovision.imaging.images import read_raster
+    from proctovision.imaging.quality import MEASURE_WIDTH, assess_quality, blur_cut
+
+    cut = blur_cut([assess_quality(read_raster(io.BytesIO(data), min_size=MEASURE_WIDTH)).sharpness
+                    for data in encoded])
+    (folder / "ood.json").write_text(json.dumps({"quality": {"blur_variance": cut, "quantile": 0.01}}))
+    return cut
+
+
+def jpeg_frames(path: str) -> list[bytes]:
+    """Each frame of a video file as JPEG bytes, as the live page sends them."""
+    import io
+
+    import av
+
+    encoded = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            buffer = io.BytesIO()
+            frame.to_image().save(buffer, format="JPEG", quality=90)
+            encoded.append(buffer.getvalue())
+    return encoded
+
+
+def blur_fitted_detector(folder: Path, seed: int, size: tuple[int, int] = (320, 256)) -> Path:
+    """The colour detector with its blur cut fitted on a generated clip of the scene ``seed`` (7 frames a second)."""
+    from proctovision.data.synthetic.video import write_demo_video
+
+    model = export_detector(folder / "detector")
+    training = write_demo_video(folder / "training.mp4", size=size, fps=7, seconds=6.0, segments=[(1.0, 2.5)],
+                                seed=seed)
+    fit_blur_cut(model, jpeg_frames(training.path))
+    return model

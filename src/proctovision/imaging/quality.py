@@ -4,6 +4,11 @@ Each measure is computed on the image as read (before the resize to the model's 
 scaled down to a fixed width so the measures do not depend on the camera's resolution. Blur is the variance of
 the Laplacian (Pech-Pacheco et al., "Diatom autofocusing in brightfield microscopy", ICPR 2000): a sharp
 image has strong second derivatives, a blurred one almost none.
+
+The generic blur cut (``QualityLimits.blur_variance``) depends on the camera and the scene: synthetic endoscopy
+frames measure 2-3 where photographs measure hundreds. A model therefore carries its own cut, set as the OOD
+threshold is set, on its own data: the 1st percentile of its training images' sharpness (:func:`blur_cut`), so
+about 1% of in-distribution images are flagged by construction.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from PIL import Image
 from scipy import ndimage
 
 MEASURE_WIDTH = 256
+BLUR_QUANTILE = 0.01
 
 
 @dataclass(frozen=True)
@@ -73,3 +79,9 @@ def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) 
         overexposed=saturated > limits.overexposed_fraction or brightness > limits.bright_brightness,
         blurred=sharpness < limits.blur_variance,
     )
+
+
+def blur_cut(sharpness: "np.ndarray | list[float]", quantile: float = BLUR_QUANTILE) -> float | None:
+    """The blur cut of a model: the ``quantile`` of its training images' sharpness; None without measures."""
+    values = np.asarray([value for value in sharpness if value is not None and np.isfinite(value)], dtype=np.float64)
+    return float(np.quantile(values, quantile)) if values.size else None

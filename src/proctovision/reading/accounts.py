@@ -5,7 +5,7 @@ reading do not import each other; the CLI hands one to the other): the same argo
 sessions with their CSRF tokens, expiry and sign-in throttling as the reading room's own API. Only clinicians
 and admins get in: a reader or adjudicator of a running study must not see the model's output outside the
 aided arm, so their accounts (and their reading-room sessions, whose cookie the browser sends here too) are
-refused.
+refused: a right password of such an account raises ``PermissionError``, so the service can say why.
 """
 from __future__ import annotations
 
@@ -57,8 +57,10 @@ class ProjectAccounts:
     def sign_in(self, username: str, password: str, client: str) -> tuple[str, Account] | None:
         with self.project.session() as session:
             user = authenticate(session, username, password, client, self.security)
-            if user is None or user.role not in SERVICE_ROLES:
+            if user is None:
                 return None
+            if user.role not in SERVICE_ROLES:
+                raise PermissionError("this account may not use the clinician service")
             token, csrf = open_session(session, user, self.security)
             return token, Account(user.name, user.role, csrf)
 

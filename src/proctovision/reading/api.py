@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from proctovision.core.api_errors import error_responses
 from proctovision.core.asgi import BodyLimit
 from proctovision.core.hosts import UNSAFE_METHODS
+from proctovision.core.security_headers import SecurityHeaders
 from proctovision.reading import assignments, consensus, media
 from proctovision.reading.db import LoginSession, ReadingError, User
 from proctovision.reading.pages import STATIC, render_page
@@ -245,19 +246,7 @@ def _pages(app: FastAPI) -> None:
         html = render_page(lang, request.headers.get("accept-language"))
         return Response(html, media_type="text/html; charset=utf-8")
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        if request.url.path.startswith("/api"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers["Content-Security-Policy"] = (
-                "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
-                "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-        return response
+    app.add_middleware(SecurityHeaders, no_store_prefixes=("/api",))
 
 
 def _errors(app: FastAPI) -> None:

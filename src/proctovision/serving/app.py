@@ -3,7 +3,10 @@
 Responses carry the class, the probabilities, the threshold, the out-of-distribution and image-quality
 flags and a heatmap, never the file name or any DICOM header field, so nothing identifying is echoed back.
 Concurrent requests share forward passes (see :mod:`proctovision.serving.batching`); Grad-CAM stays per
-image and is skipped with ``?heatmap=false``. With an audit log, every answer appends one line to it.
+image and is skipped with ``?heatmap=false``. With an audit log, every answer appends one line to it. An answer
+the guard withholds comes without class, numbers and heatmap until "show anyway" (:mod:`.withheld`). Errors
+answer the shared body ``{"detail": ...}`` (:mod:`proctovision.core.api_errors`), documented per route;
+state-changing requests from another origin are refused, with or without sign-in.
 """
 from __future__ import annotations
 
@@ -20,16 +23,22 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
+from proctovision.core.api_errors import error_responses
 from proctovision.core.asgi import BodyLimit
 from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
-from proctovision.imaging.budget import PixelBudgetError
-from proctovision.imaging.images import ImageReadError, pixel_values
+from proctovision.core.security_headers import SecurityHeaders
+from proctovision.imaging.budget import LARGE_PIXELS, PixelBudgetError
+from proctovision.imaging.images import ImageReadError, pixel_values, read_image
 from proctovision.imaging.quality import assess_quality
 from proctovision.inference.predictor import (
     NO_CONTENT_AREA,
@@ -40,13 +49,22 @@ from proctovision.inference.predictor import (
     read_checked_image,
 )
 from proctovision.serving.audit import DEFAULT_MAX_BYTES, AuditLog, model_identity
-from proctovision.serving.auth import Authenticator, add_auth_routes, require_session, sign_in_page
+from proctovision.serving.auth import Authenticator, add_auth_routes, refuse_foreign_origin, require_session, sign_in_page
 from proctovision.serving.batching import Batcher
 from proctovision.serving.decoding import DecodeGate
 from proctovision.serving.live import add_live_routes
-from proctovision.serving.monitoring import attach_monitor, record_answers
+from proctovision.serving.docs import add_docs
 from proctovision.serving.feedback import add_feedback_routes, attach_change_control, keep_answered
+from proctovision.serving.monitoring import attach_monitor, record_answers
 from proctovision.serving.pages import page_language, render_page
+from proctovision.serving.withheld import (  # noqa: F401 - the guard's sentences, also used by the tests
+    OOD_WARNING,
+    QUALITY_WARNINGS,
+    WithheldAnswers,
+    warning_for,
+    withheld_view,
+    withholds,
+)
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_HEATMAPS = 8  # a cine of hundreds of frames gets probabilities for all, overlays for the first few
@@ -56,9 +74,6 @@ CHUNK = 1 << 16
 DEFAULT_BATCH_IMAGES = 16
 DEFAULT_BATCH_WAIT_MS = 10.0
 SETTINGS_VARIABLE = "PROCTOVISION_SERVE_SETTINGS"
-OOD_WARNING = ("This image does not look like the images the model was trained on; "
-               "its output is not reliable and is not shown as a finding.")
-QUALITY_WARNINGS = {"too_dark": "too dark", "overexposed": "overexposed", "blurred": "blurred"}
 
 
 
@@ -78,6 +93,7 @@ class ModelHolder:
         self.decoding = DecodeGate()  # heavy uploads decode beside light ones, not ahead of them
         self.batch_images, self.batch_wait_ms = batch_images, batch_wait_ms
         self.audit_log, self.audit_max_bytes = audit_log, audit_max_bytes
+        self.withheld = WithheldAnswers()
 
     def load(self) -> None:
         try:
@@ -115,10 +131,13 @@ def create_app(
         threading.Thread(target=holder.load, daemon=True).start()
     else:
         holder.load()
-    app = FastAPI(title="ProctoVision", version="1", description="Anorectal image classification service.")
+    app = FastAPI(title="ProctoVision", version="1", description="Anorectal image classification service.",
+                  docs_url=None, redoc_url=None)
     too_large = f"upload larger than the {max_upload_bytes / (1024 * 1024):.3g} MB limit"
-    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large, key="detail")
+    app.add_middleware(SecurityHeaders)
     app.state.holder = holder
+    app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
 
     def check_token(
         authorization: Annotated[str | None, Header()] = None,
@@ -142,22 +161,22 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def plain_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         message = too_large if error.status_code == 413 else error.detail
-        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+        headers = error.headers
+        if error.status_code == 405:  # Starlette names the first route's methods only; a path has several routes
+            headers = {**(headers or {}), "Allow": allowed_methods(app, request.scope)}
+        return JSONResponse({"detail": message}, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(PixelBudgetError)
     async def over_budget(request: Request, error: PixelBudgetError) -> JSONResponse:
-        return JSONResponse({"error": f"image larger than the service decodes: {error.reason}",
+        return JSONResponse({"detail": f"image larger than the service decodes: {error.reason}",
                              "max_pixel_values": error.limit}, status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
-        )
-        return JSONResponse(
-            {"error": f"malformed request: send the image as multipart/form-data in a field named 'file' ({problems})"},
-            status_code=422,
-        )
+        fields = [".".join(str(part) for part in item["loc"]) for item in error.errors()]
+        problems = "; ".join(f"{field}: {item['msg']}" for field, item in zip(fields, error.errors()))
+        return JSONResponse({"detail": f"malformed request: send the image as multipart/form-data in a field named "
+                                       f"'file' ({problems})", "fields": fields}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def page(request: Request, lang: str | None = None) -> HTMLResponse:
@@ -175,14 +194,19 @@ def create_app(
         answer = {"status": state, "token_required": token is not None}
         return {**answer, "sign_in_required": True} if auth is not None else answer
 
-    @app.get("/model", dependencies=[Depends(check_token), Depends(check_session)])
+    @app.get("/model", dependencies=[Depends(check_token), Depends(check_session)],
+             responses=error_responses(401, 503))
     def model_card() -> dict:
         return holder.get().card
 
-    @app.post("/predict", dependencies=[Depends(check_token), Depends(check_session)])
+    @app.post("/predict", dependencies=[Depends(refuse_foreign_origin), Depends(check_token), Depends(check_session)],
+              responses=error_responses(400, 401, 403, 413, 415, 422, 503))
     async def predict(
         file: Annotated[UploadFile, File(description="image or DICOM file")],
         heatmap: Annotated[bool, Query(description="draw Grad-CAM overlays (false: faster)")] = True,
+        overlay_width: Annotated[int | None, Query(ge=64, le=1280, description=(
+            "the overlay's displayed width in device pixels: a still decoded smaller for the model is decoded "
+            "again at full size for the overlay, so it is not enlarged"))] = None,
     ) -> dict:
         started = time.perf_counter()
         predictor = holder.get()
@@ -202,6 +226,10 @@ def create_app(
             try:
                 weight = await run_in_threadpool(pixel_values, path)  # the header alone: 413 before any decoding
                 images = await asyncio.wrap_future(holder.decoding.submit(weight, read_frames, path, predictor.spec))
+                shown = images
+                if (heatmap and overlay_width and len(images) == 1 and max(images[0].size) < overlay_width
+                        and weight <= LARGE_PIXELS):  # the overlay from the full-size still, never a huge one
+                    shown = [await asyncio.wrap_future(holder.decoding.submit(weight, read_image, path))]
             except PixelBudgetError:
                 raise
             except ImageReadError as error:
@@ -217,25 +245,51 @@ def create_app(
             row = judged.index(index)
             guard = predictor.guard(None if scores is None else float(scores[row]), qualities[index])
             answers.append(await run_in_threadpool(
-                answer_from, predictor, image, predictor.calibrate(raw[row:row + 1])[0], guard,
+                answer_from, predictor, shown[index], predictor.calibrate(raw[row:row + 1])[0], guard,
                 holder.model_lock, heatmap and index < MAX_FRAME_HEATMAPS, heatmap))
+        answer_id = holder.withheld.new_id()
         if holder.audit:
             latency = time.perf_counter() - started
             for index, item in enumerate(answers):
                 holder.audit.record(input_sha256=digest.hexdigest(), probabilities=item["probabilities"] or {},
                                     threshold=item["threshold"], decision=item["predicted"], guard=item,
-                                    latency_s=latency, source="serve", frame=index if len(answers) > 1 else None)
+                                    latency_s=latency, source="serve", frame=index if len(answers) > 1 else None,
+                                    answer_id=answer_id, withheld=bool(item["warning"]))
         await record_answers(app, answers, time.perf_counter() - started)
         await keep_answered(app, images, answers, predictor.spec)
-        if len(answers) == 1:
-            return answers[0]
-        return {**answers[0], "n_frames": len(answers),
-                "frames": [{"frame": index, **item} for index, item in enumerate(answers)]}
+        response = answers[0] if len(answers) == 1 else {
+            **answers[0], "n_frames": len(answers),
+            "frames": [{"frame": index, **item} for index, item in enumerate(answers)]}
+        if withholds(response):
+            holder.withheld.keep(answer_id, response, digest.hexdigest())
+        return {**withheld_view(response), "answer_id": answer_id}
+
+    @app.post("/answers/{answer_id}/shown", summary="Show anyway: the full answer the guard withheld (audited)",
+              dependencies=[Depends(refuse_foreign_origin), Depends(check_token), Depends(check_session)],
+              responses=error_responses(401, 403, 404, 422))
+    def shown_anyway(answer_id: Annotated[str, Path_(max_length=64, pattern="^[0-9a-f]+$")]) -> dict:
+        kept = holder.withheld.take(answer_id)
+        if kept is None:
+            raise HTTPException(404, "no withheld answer with this id (only the most recent are kept)")
+        response, input_sha256 = kept
+        if holder.audit:
+            holder.audit.shown_anyway(answer_id=answer_id, input_sha256=input_sha256)
+        return {**response, "answer_id": answer_id, "withheld": False, "shown_anyway": True}
 
     add_live_routes(app, holder, token, auth)
+    add_docs(app, auth)
     if auth is not None:
         add_auth_routes(app, auth)
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route of this path answers, for a 405's ``Allow``."""
+    methods = set()
+    for route in app.router.routes:
+        if getattr(route, "methods", None) and route.matches({**scope, "method": "GET"})[0] != Match.NONE:
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa: F821
@@ -273,15 +327,6 @@ def no_content_answer(predictor: Predictor, quality: dict) -> dict:
     return {"predicted": None, "probabilities": None, "threshold": predictor.threshold,
             **predictor.guard(None, quality), "warning": NO_CONTENT_AREA, "heatmap_png_base64": None,
             "heatmap_note": None}
-
-
-def warning_for(guard: dict) -> str | None:
-    """A plain sentence for the page when the answer should not be read as a finding."""
-    problems = [text for name, text in QUALITY_WARNINGS.items() if (guard.get("quality") or {}).get(name)]
-    parts = [OOD_WARNING] if guard.get("in_distribution") is False else []
-    if problems:
-        parts.append(f"Image quality: {', '.join(problems)}; the model cannot judge such images.")
-    return " ".join(parts) or None
 
 
 def answer_from(predictor: Predictor, image: Image.Image, probabilities: "np.ndarray", guard: dict,  # noqa: F821

@@ -5,6 +5,11 @@ the probabilities, threshold and decision, the OOD and quality flags and the lat
 name or a DICOM identifier. Files rotate by size through the standard library's RotatingFileHandler
 (LOG, LOG.1, LOG.2, ... oldest last). ``proctovision audit`` summarises them so drift in what the model sees
 shows up: answers per day, the share flagged, the mix of decisions.
+
+Every line has the same fields. A few carry context where it applies: ``answer_id`` and ``withheld`` (an answer
+the guard withheld); ``procedure``, ``second``, ``frames`` and ``frames_withheld`` (the live page: one line per
+second of one stream, the procedure a random id per connection, as video is recorded per procedure and per second).
+A clinician's "show anyway" is its own line, ``event: shown_anyway``, naming the answer and its input.
 """
 from __future__ import annotations
 
@@ -61,7 +66,7 @@ class AuditLog:
         self.logger.addHandler(self.handler)
 
     def record(self, *, input_sha256: str, probabilities: dict[str, float], threshold: float | None, decision: str,
-               guard: dict | None, latency_s: float, source: str, frame: int | None = None) -> dict:
+               guard: dict | None, latency_s: float, source: str, frame: int | None = None, **context: object) -> dict:
         guard = guard or {}
         quality = guard.get("quality") or {}
         entry = {
@@ -71,8 +76,15 @@ class AuditLog:
             "threshold": threshold, "decision": decision,
             "in_distribution": guard.get("in_distribution"), "ood_score": guard.get("ood_score"),
             "quality": {name: quality.get(name) for name in ("too_dark", "overexposed", "blurred")},
-            "latency_ms": round(latency_s * 1000, 2),
+            "latency_ms": round(latency_s * 1000, 2), **context,
         }
+        self.logger.info(json.dumps(entry, separators=(",", ":")))
+        return entry
+
+    def shown_anyway(self, *, answer_id: str, input_sha256: str, source: str = "serve") -> dict:
+        """A clinician asked to see an answer the guard withheld."""
+        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "event": "shown_anyway",
+                 "source": source, "model": self.model, "answer_id": answer_id, "input_sha256": input_sha256}
         self.logger.info(json.dumps(entry, separators=(",", ":")))
         return entry
 
@@ -131,6 +143,7 @@ def summarise(entries: Iterable[tuple[dict | None, str]], since: dt.datetime | N
     """Answers per day with the share flagged and the decision mix; malformed lines counted and located."""
     days: dict[str, dict] = {}
     malformed: list[str] = []
+    shown_anyway = 0
     for entry, where in entries:
         try:
             moment = dt.datetime.fromisoformat(entry["time"]) if entry else None
@@ -140,6 +153,9 @@ def summarise(entries: Iterable[tuple[dict | None, str]], since: dt.datetime | N
             malformed.append(where)
             continue
         if since and moment < since:
+            continue
+        if entry.get("event", "answer") != "answer":
+            shown_anyway += entry.get("event") == "shown_anyway"
             continue
         day = days.setdefault(moment.date().isoformat(), {"answers": 0, "flagged": 0, "out_of_distribution": 0,
                                                           "decisions": Counter(), "models": Counter()})
@@ -155,5 +171,6 @@ def summarise(entries: Iterable[tuple[dict | None, str]], since: dt.datetime | N
         "decisions": dict(sum((day["decisions"] for day in days.values()), Counter())),
         "days": {name: {**day, "share_flagged": day["flagged"] / day["answers"], "decisions": dict(day["decisions"]),
                         "models": dict(day["models"])} for name, day in sorted(days.items())},
+        "shown_anyway": shown_anyway,
         "malformed_lines": malformed,
     }

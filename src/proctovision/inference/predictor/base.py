@@ -13,7 +13,7 @@ from PIL import Image
 from proctovision.core.decision import threshold_value
 from proctovision.core.decision import decide, logistic, scale
 from proctovision.imaging.preprocessing import Preprocessing
-from proctovision.inference.ood import OodDetector, load_detector
+from proctovision.inference.ood import OodDetector, load_detector, read_summary
 from proctovision.inference.predictor.inputs import (
     InputKey,
     Progress,
@@ -100,8 +100,20 @@ class Predictor:
         detector = self.ood_detector
         return None if detector is None or features is None else detector.scores(features)
 
+    @property
+    def blur_variance(self) -> float | None:
+        """The model's own blur cut (fitted beside its OOD detector on its training images), or None."""
+        if not hasattr(self, "_blur_variance"):
+            folder = getattr(self, "folder", None)
+            summary = read_summary(folder) if folder is not None else None
+            self._blur_variance = ((summary or {}).get("quality") or {}).get("blur_variance")
+        return self._blur_variance
+
     def guard(self, score: float | None, quality: dict | None) -> dict:
-        """``in_distribution`` (None when the model has no detector), the score and threshold, the quality flags."""
+        """``in_distribution`` (None when the model has no detector), the score and threshold, the quality flags;
+        blur judged by the model's own cut where it has one."""
+        if quality and self.blur_variance is not None and quality.get("sharpness") is not None:
+            quality = {**quality, "blurred": bool(quality["sharpness"] < self.blur_variance)}
         detector = self.ood_detector
         known = detector is not None and score is not None and np.isfinite(score)
         return {

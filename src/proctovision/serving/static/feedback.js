@@ -71,7 +71,7 @@
     try {
       const response = await originalFetch("feedback", { method: "POST", headers, body: JSON.stringify(body) });
       const answer = await response.json();
-      if (!response.ok) { outcome.textContent = F.failed.replaceAll("{reason}", answer.error || response.statusText); return; }
+      if (!response.ok) { outcome.textContent = F.failed.replaceAll("{reason}", answer.detail || response.statusText); return; }
       outcome.textContent = verdict === "agree" ? F.sent_agree : F.sent_correct.replaceAll("{class}", shown(label));
     } catch (failure) { outcome.textContent = F.failed.replaceAll("{reason}", failure); }
   }
@@ -87,9 +87,9 @@
   const originalFetch = window.fetch.bind(window);
   window.fetch = async (resource, options) => {
     const response = await originalFetch(resource, options);
-    if (String(resource).endsWith("predict") && response.ok) {
-      response.clone().json().then(result => {
-        if (result && result.prediction_id) { current = result; build(result); }
+    if (/(^|\/)predict(\?|$)/.test(String(resource)) && response.ok) {
+      response.clone().json().then(result => {  // a withheld answer shows no class, so there is nothing to agree with
+        if (result && result.prediction_id && result.probabilities) { current = result; build(result); }
       }).catch(() => {});
     }
     return response;
