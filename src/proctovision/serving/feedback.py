@@ -14,13 +14,11 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from proctovision.core.api_errors import error_responses
-from proctovision.monitoring.feedback import MAX_REASON, FeedbackInvalid, FeedbackNotFound, record_feedback
-from proctovision.monitoring.change_control import check_serving
-from proctovision.monitoring.kept import check_retention, enforce_retention, keep_image
 from proctovision.serving.auth import require_session
 from proctovision.serving.pages import page_language, render_page
 
 RETENTION_EVERY = 100  # kept images between two passes of the retention limit
+MAX_REASON = 500  # as monitoring.feedback keeps it; the monitoring package loads only when a service monitors
 
 
 class FeedbackBody(BaseModel):
@@ -46,6 +44,8 @@ def add_feedback_routes(app: FastAPI, auth: object | None, check_token: object) 
             fields = [".".join(str(p) for p in item["loc"]) for item in getattr(error, "errors", lambda: [])()]
             raise HTTPException(422, "send JSON {prediction_id, verdict: agree|disagree, label?, reason?}"
                                 + (f" (at fault: {', '.join(fields)})" if fields else "")) from error
+        from proctovision.monitoring.feedback import FeedbackInvalid, FeedbackNotFound, record_feedback
+
         try:
             result = await run_in_threadpool(record_feedback, monitor, body.prediction_id, body.verdict, body.label,
                                              body.reason, clinician)
@@ -67,6 +67,9 @@ def add_feedback_routes(app: FastAPI, auth: object | None, check_token: object) 
 def attach_change_control(app: FastAPI, source: str | Path, keep_days: int | None) -> None:
     """Once a change-control plan is registered, refuse any model but the approved version; with ``keep_days``
     keep answered images in the monitoring folder no longer than that."""
+    from proctovision.monitoring.change_control import check_serving
+    from proctovision.monitoring.kept import check_retention, enforce_retention
+
     monitor = app.state.monitor
     try:
         check_serving(monitor, source)
@@ -84,6 +87,8 @@ async def keep_answered(app: FastAPI, images: list, answers: list[dict], spec: o
     keeping = getattr(app.state, "keeping", None)
     if keeping is None:
         return
+
+    from proctovision.monitoring.kept import enforce_retention, keep_image
 
     def keep() -> None:
         for image, answer in zip(images, answers):
