@@ -23,7 +23,9 @@ def sign_in(page, url: str, name: str) -> None:
 
 
 def wait_position(page, text: str) -> None:
+    """The case ``text`` is shown and its image drawn (answer keys count only from then)."""
     page.wait_for_function("text => document.getElementById('position').textContent === text", arg=text)
+    page.wait_for_selector("#classes button:not([disabled])")
 
 
 @needs_chromium
@@ -38,7 +40,6 @@ def test_reader_reads_ten_cases_by_keyboard_closes_the_tab_and_resumes(tmp_path:
         page.click("button.start-arm")
         for index in range(10):
             wait_position(page, f"Case {index + 1} of 12")
-            page.wait_for_function("() => document.getElementById('case-image').naturalWidth > 0")
             page.keyboard.press("ArrowUp")
             page.keyboard.press(str(1 + index % 2))
         wait_position(page, "Case 11 of 12")
@@ -126,8 +127,9 @@ def test_labelling_end_to_end_in_the_browser_with_adjudication_and_export(tmp_pa
         judge = browser.new_context(locale="en-US").new_page()
         sign_in(judge, url, "judge")
         judge.click("#adjudicate")
-        for _ in range(4):
-            judge.wait_for_selector("#experts:not([hidden])")
+        for left in range(4, 0, -1):
+            wait_position(judge, f"{left} left to adjudicate")  # the count of what is left
+            assert judge.is_hidden("#confidence-label"), "adjudication sends no confidence: no slider"
             labels = judge.locator("#expert-labels li").all_text_contents()
             assert sorted(labels) == ["Expert 1: normal", "Expert 2: hemorrhoid"]
             shown = judge.get_attribute("#case-image", "src")
