@@ -49,6 +49,16 @@ def test_aided_arm_needs_a_model_and_study_needs_reference_labels(tmp_path: Path
         init_project(tmp_path / "p2", bad, "hemorrhoid", "study")
 
 
+def test_a_labelling_project_refuses_arms(tmp_path: Path):
+    manifest = tiny_manifest(tmp_path / "data")
+    with pytest.raises(ReadingError, match="--arms is for reader studies"):
+        init_project(tmp_path / "l1", manifest, "hemorrhoid", "labelling", arms=("unaided", "aided"))
+    result = CliRunner().invoke(app, ["reading", "init", str(tmp_path / "l2"), "--manifest", str(manifest),
+                                      "--task", "hemorrhoid", "--kind", "labelling", "--arms", "unaided"])
+    assert result.exit_code != 0 and "no arms" in str(result.exception)
+    assert not (tmp_path / "l1" / "reading.json").exists() and not (tmp_path / "l2" / "reading.json").exists()
+
+
 def test_orders_are_seeded_per_reader_recorded_and_reproducible(tmp_path: Path):
     project = make_study(tmp_path, n=12, seed=3)
     with project.session() as session:

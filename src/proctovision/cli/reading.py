@@ -22,7 +22,7 @@ def init(
     task: Annotated[str, typer.Option(help="task name or task YAML")],
     kind: Annotated[str, typer.Option(help="labelling | study")],
     split: Annotated[Optional[str], typer.Option(help="only this split of a split file (e.g. test)")] = None,
-    arms: Annotated[str, typer.Option(help="study arms: unaided or unaided,aided")] = "unaided",
+    arms: Annotated[Optional[str], typer.Option(help="study arms: unaided (default) or unaided,aided")] = None,
     model: Annotated[Optional[Path], typer.Option(help="run or export folder for the aided arm")] = None,
     washout_days: Annotated[float, typer.Option(help="days between a reader's two arms")] = 0.0,
     order: Annotated[str, typer.Option(help="arm order: unaided-first | counterbalanced")] = "unaided-first",
@@ -35,18 +35,23 @@ def init(
     = "random",
     seed: int = 0,
     db: Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite inside DIR)")] = None,
+    crop_content: Annotated[bool, typer.Option(
+        "--crop-content", help="show each frame's content area only (burned-in border text never reaches a "
+        "reader); also done where the manifest's crop column or the model says crop: content")] = False,
 ) -> None:
     """Create a reading project.
 
     Example: proctovision reading init study/ --manifest work/split.csv --split test --task hemorrhoid
-    --kind study --arms unaided,aided --model runs/r18 --washout-days 14
+    --kind study --arms unaided,aided --model runs/r18 --washout-days 14 --crop-content
     """
     from proctovision.reading.project import init_project
 
-    project = init_project(folder, manifest, task, kind, split, tuple(a.strip() for a in arms.split(",") if a),
-                           model, washout_days, order, repeats, allow_changes, consensus, readers_per_case, db,
-                           seed, case_order)
+    arm_names = None if arms is None else tuple(a.strip() for a in arms.split(",") if a.strip())
+    project = init_project(folder, manifest, task, kind, split, arm_names, model, washout_days, order, repeats,
+                           allow_changes, consensus, readers_per_case, db, seed, case_order, crop_content)
     project.close()
+    for note in project.notes:
+        error_console.print(note, markup=False, soft_wrap=True)
     console.print(f"reading project in {folder} ({kind}); add users with `proctovision reading user {folder} NAME "
                   f"--role admin`")
 

@@ -133,7 +133,8 @@ async function nextCase() {
   if (response.status === 204) { show("done"); current = null; return; }
   if (!response.ok) { $("reader-error").textContent = t("error"); return; }
   const info = await response.json();
-  current = {arm: current.arm, ...info, ready: false};
+  // A new URL per showing: the browser must fetch the image again (the server times the showing from serving it).
+  current = {arm: current.arm, ...info, ready: false, source: info.image + "?showing=" + Date.now()};
   show("reader");
   $("reader-error").textContent = "";
   if (info.position) {
@@ -179,7 +180,7 @@ async function nextCase() {
     requestAnimationFrame(() => { if (current === showing) drawn(); });
   };
   image.onerror = () => { image.onerror = null; if (current === showing) $("reader-error").textContent = t("error"); };
-  image.src = info.image;
+  image.src = current.source;
 }
 
 // The image is on screen: answers count from now (the server times from serving the image).
@@ -273,9 +274,9 @@ $("window").addEventListener("change", () => {
   const value = $("window").value, image = $("case-image");
   if (value.startsWith("dicom:")) {
     image.style.filter = "none";
-    image.src = current.image + "?window=" + encodeURIComponent(value.slice(6));
+    image.src = current.source + "&window=" + encodeURIComponent(value.slice(6));
   } else {
-    if (image.getAttribute("src") !== current.image) image.src = current.image;
+    if (image.getAttribute("src") !== current.source) image.src = current.source;
     image.style.filter = FILTERS[value];
   }
 });
