@@ -166,7 +166,7 @@ def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0
         return count
 
 
-def read(client, arm: str, label: str = "normal", confidence: float = 50, **extra):
+def read(client, arm: str = "unaided", label: str = "normal", confidence: float = 50, **extra):
     """One showing through the API as the page does it: next, the image, the answer. Returns (next, answer), or
     (the 204 of next, None) when the arm is done."""
     shown = client.get(f"/api/assignments/{arm}/next")

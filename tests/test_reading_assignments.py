@@ -72,3 +72,22 @@ def test_an_answer_needs_the_image_served_in_this_showing_and_is_timed_from_it(t
     assert alice.post(f"/api/cases/{following['case']}/answers", json=answer).status_code == 409
     with project.session() as session:
         assert session.query(Answer).count() == 1
+
+
+def test_admin_progress_shows_each_readers_median_time_and_time_since_the_last_answer(tmp_path: Path):
+    project = make_study(tmp_path, n=4)
+    app = create_app(project=project)
+    alice = signed_in_client(app, "alice")
+    for _ in range(3):
+        assert read(alice)[1].status_code == 201
+    assert signed_in_client(app, "bob").get("/api/assignments").status_code == 200  # bob has not answered yet
+    with project.session() as session:  # three answers of 10, 20 and 60 s, the last two minutes ago
+        for answer, seconds in zip(session.scalars(select(Answer).order_by(Answer.id)), (10.0, 20.0, 60.0)):
+            answer.reading_time_s = seconds
+            answer.answered_at -= dt.timedelta(seconds=120 + seconds)
+        session.commit()
+    lines = signed_in_client(app, "admin").get("/api/admin/progress").json()["progress"]
+    alice_line, bob_line = lines
+    assert alice_line["reader"] == "alice" and alice_line["done"] == 3 and alice_line["median_reading_s"] == 20.0
+    assert 129 <= alice_line["since_last_answer_s"] <= 135  # the latest answer: 130 s ago
+    assert bob_line["done"] == 0 and bob_line["median_reading_s"] is None and bob_line["since_last_answer_s"] is None
