@@ -143,7 +143,8 @@ def summary(session: Session, study: Study, user: User) -> list[dict]:
 
 
 def next_case(session: Session, study: Study, user: User, arm: str) -> dict | None:
-    """The next unanswered case of the arm (shown now: its timing starts), or None when the arm is done."""
+    """The next unanswered case of the arm (a new showing: timed once its image is served), or None when the arm
+    is done. Read-only but for a showing that replaces an earlier one whose image was served."""
     assignment = assignment_for(session, study, user, arm)
     if opens_at(session, study, assignment) is not None:
         raise Conflict("this arm is not open yet (washout)")
@@ -154,12 +155,9 @@ def next_case(session: Session, study: Study, user: User, arm: str) -> dict | No
             assignment.finished_at = now()
             session.commit()
         return None
-    moment = now()
-    if item.shown_at is not None or item.first_shown_at is None:
-        if item.shown_at is not None:  # an earlier showing whose image was served: its time is kept apart
-            item.interrupted_s += (moment - item.shown_at).total_seconds()
+    if item.shown_at is not None:  # an earlier showing whose image was served: its time is kept apart
+        item.interrupted_s += (now() - item.shown_at).total_seconds()
         item.shown_at = None  # this showing is timed from its image being served (open_image)
-        item.first_shown_at = item.first_shown_at or moment
         session.commit()
     payload = {"case": item.token, "arm": arm, "position": done + 1, "total": total,
                "classes": list(study.classes), "image": f"api/cases/{item.token}/image",
@@ -186,15 +184,24 @@ def case_of(session: Session, user: User, token: str) -> str:
     return found[0].case_id
 
 
+def _offered(session: Session, item: Item, assignment: Assignment) -> bool:
+    """Shown before, or the assignment's current item (the one ``next`` offers): never a later one."""
+    if item.first_shown_at is not None:
+        return True
+    current = session.scalars(_unanswered(session, assignment).limit(1)).first()
+    return current is not None and current.id == item.id
+
+
 def open_image(session: Session, study: Study, user: User, token: str) -> str | None:
-    """The case whose image the reader may see under ``token`` (an item ``next`` has offered, in an open arm),
-    else None. The first serving in a showing starts its reading time."""
+    """The case whose image the reader may see under ``token`` (an item offered to them, in an open arm), else
+    None. The first serving in a showing starts its reading time."""
     found = _item_of(session, user, token)
-    if found is None or found[0].first_shown_at is None or opens_at(session, study, found[1]) is not None:
+    if found is None or opens_at(session, study, found[1]) is not None or not _offered(session, *found):
         return None
     item = found[0]
     if item.shown_at is None:  # only the current, unanswered item waits for its image (answers need it served)
         item.shown_at = now()
+        item.first_shown_at = item.first_shown_at or item.shown_at
         session.commit()
     return item.case_id
 
@@ -211,7 +218,7 @@ def open_model_output(session: Session, study: Study, user: User, token: str) ->
     """The case whose model output (the CAM) the reader may see under ``token``: an item offered to them in
     their current arm while that arm is aided; else None. Records that the CAM was opened."""
     found = _item_of(session, user, token)
-    if found is None or found[1].arm != "aided" or found[0].first_shown_at is None:
+    if found is None or found[1].arm != "aided" or not _offered(session, *found):
         return None
     current = current_assignment(session, study, user)
     if current is None or current.id != found[1].id:
@@ -246,10 +253,9 @@ def answer(session: Session, study: Study, user: User, token: str, arm: str, lab
         session.add(_event(study, user, case_id, arm, "change", item, previous))
         session.commit()
         return {"case": token, "arm": arm, "label": label, "changed": True}
-    if item.first_shown_at is None:
-        raise Conflict("this case has not been shown yet")
     if item.shown_at is None:
-        raise Conflict("this case's image has not been served in this showing: load it before answering")
+        raise Conflict("this case's image has not been served in this showing: load it before answering"
+                       if _offered(session, item, assignment) else "this case has not been shown yet")
     elapsed = max(0.0, (moment - item.shown_at).total_seconds())
     hidden = min(max(0.0, float(hidden_s)), elapsed)
     idle = min(max(0.0, float(idle_s)), elapsed - hidden)

@@ -139,7 +139,7 @@ class Item(Base):
 
     ``token`` is the case id this reader sees for this item: opaque and new per item, so nothing links a case
     across arms or to its repeat. ``shown_at`` is when the image was served in the latest showing (None while
-    a showing waits for its image); ``first_shown_at`` when ``next`` first offered the item."""
+    a showing waits for its image); ``first_shown_at`` when its image was first served."""
 
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("assignment_id", "position"),)
