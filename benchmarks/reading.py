@@ -4,7 +4,7 @@ Usage: python benchmarks/reading.py [--readers 30] [--cases 20] [--db sqlite,pos
        python benchmarks/reading.py --admin-cases 200 --db sqlite   (the admin's progress page, 30 x 200)
 For each database it makes a reader study of generated images, starts `proctovision reading serve` as its own
 process, and lets every reader sign in and read ``--cases`` cases as fast as the server answers (next, then
-answer). It prints the errors (goal 0) and the p50/p95 latency of `next` and of `answer` (goal p95 < 150 ms on
+the image, answer). It prints the errors (goal 0) and the p50/p95 latency of `next` and of `answer` (goal p95 < 150 ms on
 2 cores); each reader's first `next`, which also makes their seeded order, is reported on its own. Then the readers go on while the server is killed with SIGKILL; after a restart it counts the
 acknowledged (201) answers that are missing from the database (goal 0). Bounded in count and time.
 """
@@ -98,6 +98,7 @@ class Reader(threading.Thread):
                     self.errors.append(f"next {shown.status_code}")
                     continue
                 case = shown.json()["case"]
+                client.get("/" + shown.json()["image"])  # as the page does: the answer needs the image served
                 self.stop.wait(self.think_s)
                 start = time.perf_counter()
                 answered = client.post(f"/api/cases/{case}/answers",
@@ -120,12 +121,13 @@ def p(values: list[float], quantile: float) -> float:
 def stored_answers(folder: Path) -> set[tuple[str, str]]:
     from sqlalchemy import select
 
-    from proctovision.reading.db import Answer, User
+    from proctovision.reading.db import Answer, Item, User
     from proctovision.reading.project import open_project
 
     project = open_project(folder)
     with project.session() as session:
-        rows = set(session.execute(select(User.name, Answer.case_id).join(User, Answer.user_id == User.id)).all())
+        rows = set(session.execute(select(User.name, Item.token).join(Answer, Answer.item_id == Item.id)
+                                   .join(User, Answer.user_id == User.id)).all())
     project.close()
     return {(name, case) for name, case in rows}
 

@@ -148,7 +148,8 @@ def make_study(root: Path, db: str | None = None, readers: tuple[tuple[str, str]
 
 
 def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0) -> int:
-    """Answer every case of ``arm`` for reader ``name``: the first class, or ``labels[case]``."""
+    """Answer every case of ``arm`` for reader ``name`` (each after its image is served): the first class, or
+    ``labels(case id)``."""
     from sqlalchemy import select
 
     from proctovision.reading import assignments
@@ -158,10 +159,23 @@ def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0
         study, user = project.study(session), session.scalar(select(User).where(User.name == name))
         count = 0
         while (shown := assignments.next_case(session, study, user, arm)) is not None:
-            label = labels(shown["case"]) if labels else study.classes[0]
+            case_id = assignments.open_image(session, study, user, shown["case"])  # the reader sees the image
+            label = labels(case_id) if labels else study.classes[0]
             assignments.answer(session, study, user, shown["case"], arm, label, confidence)
             count += 1
         return count
+
+
+def read(client, arm: str = "unaided", label: str = "normal", confidence: float = 50, **extra):
+    """One showing through the API as the page does it: next, the image, the answer. Returns (next, answer), or
+    (the 204 of next, None) when the arm is done."""
+    shown = client.get(f"/api/assignments/{arm}/next")
+    if shown.status_code != 200:
+        return shown, None
+    case = shown.json()
+    assert client.get("/" + case["image"]).status_code == 200
+    return shown, client.post(f"/api/cases/{case['case']}/answers",
+                              json={"arm": arm, "label": label, "confidence": confidence, **extra})
 
 
 def wait_for(predicate, timeout: float = 30.0, step: float = 0.1) -> None:

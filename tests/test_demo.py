@@ -95,6 +95,21 @@ def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
     _check_demo_reader_study(tmp_path / "demo", summary)
 
 
+def _assert_cropped(png: bytes) -> None:
+    """A case as readers get it: the content area of the 1280x1024 frame, its border text gone."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from proctovision.reading.media import border_text_share
+
+    image = Image.open(io.BytesIO(png))
+    assert image.width < 1280 and image.height < 1024, image.size
+    pixels = np.asarray(image.convert("RGB"))
+    assert border_text_share(pixels) == 0 and pixels[:8, :8].max() == 0  # the corners outside the field are black
+
+
 def _check_demo_reader_study(out: Path, summary: dict) -> None:
     """The demo leaves a reader study on its test split whose printed accounts sign in and see their work."""
     from fastapi.testclient import TestClient
@@ -127,6 +142,7 @@ def _check_demo_reader_study(out: Path, summary: dict) -> None:
             assert all(item["total"] == n_test and item["done"] == 0 for item in arms.values())
             case = client.get("/api/assignments/unaided/next").json()
             assert case["total"] == n_test and "model" not in case
+            _assert_cropped(client.get("/" + case["image"]).content)
             client.headers["X-CSRF-Token"] = signed.json()["csrf_token"]
             assert client.delete("/api/session").status_code == 204
             del client.headers["X-CSRF-Token"]

@@ -14,7 +14,7 @@ from alembic import command
 from reading_fixtures import PASSWORD, database, free_port, make_study, postgres, read_all, wait_for  # noqa: F401
 from sqlalchemy import select, text
 
-from proctovision.reading.db import Answer, alembic_config, current_revision
+from proctovision.reading.db import Answer, Item, alembic_config, current_revision
 from proctovision.reading.project import open_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,9 @@ def test_kill_9_loses_no_acknowledged_answer_and_the_reader_resumes(tmp_path: Pa
         client = signed_in(port)
         while not stop.is_set():
             try:
-                case = client.get("/api/assignments/unaided/next").json()["case"]
+                shown = client.get("/api/assignments/unaided/next").json()
+                case = shown["case"]
+                client.get("/" + shown["image"])
                 response = client.post(f"/api/cases/{case}/answers",
                                        json={"arm": "unaided", "label": "normal", "confidence": 50})
             except (httpx.TransportError, ValueError):
@@ -74,7 +76,7 @@ def test_kill_9_loses_no_acknowledged_answer_and_the_reader_resumes(tmp_path: Pa
         server = start_server(project.root, port)
         reopened = open_project(project.root)
         with reopened.session() as session:
-            stored = set(session.scalars(select(Answer.case_id)))
+            stored = set(session.scalars(select(Item.token).join(Answer, Answer.item_id == Item.id)))
         reopened.close()
         assert set(acknowledged) <= stored and len(stored) - len(acknowledged) <= 1
         client = signed_in(port)

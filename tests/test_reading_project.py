@@ -49,6 +49,16 @@ def test_aided_arm_needs_a_model_and_study_needs_reference_labels(tmp_path: Path
         init_project(tmp_path / "p2", bad, "hemorrhoid", "study")
 
 
+def test_a_labelling_project_refuses_arms(tmp_path: Path):
+    manifest = tiny_manifest(tmp_path / "data")
+    with pytest.raises(ReadingError, match="--arms is for reader studies"):
+        init_project(tmp_path / "l1", manifest, "hemorrhoid", "labelling", arms=("unaided", "aided"))
+    result = CliRunner().invoke(app, ["reading", "init", str(tmp_path / "l2"), "--manifest", str(manifest),
+                                      "--task", "hemorrhoid", "--kind", "labelling", "--arms", "unaided"])
+    assert result.exit_code != 0 and "no arms" in str(result.exception)
+    assert not (tmp_path / "l1" / "reading.json").exists() and not (tmp_path / "l2" / "reading.json").exists()
+
+
 def test_orders_are_seeded_per_reader_recorded_and_reproducible(tmp_path: Path):
     project = make_study(tmp_path, n=12, seed=3)
     with project.session() as session:
@@ -97,14 +107,14 @@ def test_answers_cannot_change_unless_the_study_allows_it(tmp_path: Path):
         read_all(project, "alice", "unaided")
         with project.session() as session:
             study, user = project.study(session), session.scalar(select(User).where(User.name == "alice"))
-            case_id = session.scalars(select(Case.id)).first()
+            item = session.scalars(select(Item).join(Assignment).where(Assignment.user_id == user.id)).first()
             if allow:
-                assert assignments.answer(session, study, user, case_id, "unaided", "hemorrhoid", 60)["changed"]
-                events = session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id)).all()
+                assert assignments.answer(session, study, user, item.token, "unaided", "hemorrhoid", 60)["changed"]
+                events = session.scalars(select(AuditEvent).where(AuditEvent.case_id == item.case_id)).all()
                 assert [event.event for event in events] == ["answer", "change"]
             else:
                 with pytest.raises(assignments.Conflict):
-                    assignments.answer(session, study, user, case_id, "unaided", "hemorrhoid", 60)
+                    assignments.answer(session, study, user, item.token, "unaided", "hemorrhoid", 60)
 
 
 def test_audit_table_is_append_only_in_the_database(tmp_path: Path):
@@ -119,19 +129,22 @@ def test_audit_table_is_append_only_in_the_database(tmp_path: Path):
         assert connection.execute(text("SELECT count(*) FROM audit_events WHERE event = 'answer'")).scalar() == 8
 
 
-def test_a_case_not_yet_shown_cannot_be_answered_and_time_is_the_servers(tmp_path: Path):
+def test_a_case_is_answerable_only_once_its_image_is_served_and_timed_from_then(tmp_path: Path):
     project = make_study(tmp_path)
     with project.session() as session:
         study, user = project.study(session), session.scalar(select(User).where(User.name == "alice"))
         shown = assignments.next_case(session, study, user, "unaided")
-        other = next(case for case in session.scalars(select(Case.id)) if case != shown["case"])
+        item = session.scalar(select(Item).where(Item.token == shown["case"]))
+        other = session.scalar(select(Item).where(Item.assignment_id == item.assignment_id, Item.id != item.id))
         with pytest.raises(assignments.Conflict, match="not been shown"):
-            assignments.answer(session, study, user, other, "unaided", "normal", 50)
-        item = session.scalar(select(Item).where(Item.case_id == shown["case"],
-                                                 Item.assignment_id.in_(select(Assignment.id).where(
-                                                     Assignment.user_id == user.id))))
-        item.shown_at -= dt.timedelta(seconds=100)  # shown 100 s ago, 30 s of it hidden, 20 s idle
+            assignments.answer(session, study, user, other.token, "unaided", "normal", 50)
+        with pytest.raises(assignments.Conflict, match="not been served"):
+            assignments.answer(session, study, user, shown["case"], "unaided", "normal", 50)
+        assert assignments.open_image(session, study, user, other.token) is None  # no look ahead
+        assert assignments.open_image(session, study, user, shown["case"]) == item.case_id
+        item.shown_at -= dt.timedelta(seconds=100)  # served 100 s ago, 30 s of it hidden, 20 s idle
         session.commit()
+        assignments.open_image(session, study, user, shown["case"])  # served again (another window): no restart
         result = assignments.answer(session, study, user, shown["case"], "unaided", "normal", 50, 30, 20)
         assert 49 <= result["reading_time_s"] <= 52
 
@@ -277,17 +290,19 @@ def test_a_case_shown_again_is_timed_from_the_new_showing_and_reports_cannot_mak
     with project.session() as session:
         study, user = project.study(session), session.scalar(select(User).where(User.name == "alice"))
         first = assignments.next_case(session, study, user, "unaided")
-        item = session.scalar(select(Item).where(Item.case_id == first["case"]))
+        case_id = assignments.open_image(session, study, user, first["case"])
+        item = session.scalar(select(Item).where(Item.token == first["case"]))
         item.shown_at -= dt.timedelta(seconds=40)  # the tab was closed 40 s after showing the case
         session.commit()
         again = assignments.next_case(session, study, user, "unaided")
         assert again["case"] == first["case"] and again["position"] == 1
+        assignments.open_image(session, study, user, again["case"])
         with pytest.raises(ReadingError, match="longer than the showing"):  # reports beyond the showing
             assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 1e6, 1e6)
         session.rollback()
         result = assignments.answer(session, study, user, first["case"], "unaided", "normal", 50, 0.5, 0.5)
         assert result["reading_time_s"] >= 0  # hidden/idle reports never make time negative
-        answer = session.scalar(select(Answer).where(Answer.case_id == first["case"]))
+        answer = session.scalar(select(Answer).where(Answer.case_id == case_id))
         assert 40 <= answer.interrupted_s < 45 and answer.hidden_s < 5
 
 
@@ -305,7 +320,7 @@ def test_labelling_never_shows_the_model_and_can_put_the_least_sure_cases_first(
         assert [sure[case] for case in order] == sorted(sure.values())
         shown = assignments.next_case(session, study, user, "labelling")
         assert "model" not in shown
-        assert not assignments.mark_cam_opened(session, study, user, shown["case"])
+        assert assignments.open_model_output(session, study, user, shown["case"]) is None
 
 
 def test_reading_commands_have_help_with_an_example_and_errors_are_one_line(tmp_path: Path):

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from reading_fixtures import PASSWORD, database, login, make_study, postgres, signed_in_client, tiny_manifest  # noqa: F401
+from reading_fixtures import (PASSWORD, database, login, make_study, postgres, read,  # noqa: F401
+                              signed_in_client, tiny_manifest)
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from proctovision.reading.api import create_app
-from proctovision.reading.db import Case, LoginSession, User
+from proctovision.reading.db import Assignment, Case, Item, LoginSession, User
 from proctovision.reading.project import add_user, init_project
 from proctovision.reading.security import SecuritySettings
 
@@ -77,8 +78,9 @@ def test_readers_reach_only_their_own_cases_and_no_admin_route(tmp_path: Path, d
     app = create_app(project=project)
     alice, bob = signed_in_client(app, "alice"), signed_in_client(app, "bob")
     for _ in range(3):  # bob answers; alice's counts and cases stay hers
-        case = bob.get("/api/assignments/unaided/next").json()["case"]
-        assert bob.post(f"/api/cases/{case}/answers", json=ANSWER).status_code == 201
+        shown, answered = read(bob, "unaided")
+        assert answered.status_code == 201
+        assert alice.get("/" + shown.json()["image"]).status_code == 404
     assert alice.get("/api/assignments").json()["assignments"][0]["done"] == 0
     for path in ("/api/admin/progress",):
         assert alice.get(path).status_code == 403
@@ -104,15 +106,18 @@ def test_labelling_experts_see_only_the_cases_given_to_them(tmp_path: Path, data
     assert e1.get(f"/api/cases/{mine}/image").status_code == 200
     assert e2.get(f"/api/cases/{mine}/image").status_code == 404
     for expert in (e1, e2):  # each reads all of theirs, so every case has been shown to its one expert
-        while (shown := expert.get("/api/assignments/labelling/next")).status_code == 200:
-            expert.post(f"/api/cases/{shown.json()['case']}/answers",
-                        json={"arm": "labelling", "label": "normal", "confidence": 50})
+        while read(expert, "labelling")[1] is not None:
+            pass
     with project.session() as session:
+        owners = session.execute(select(Item.case_id, Item.token, User.name).select_from(Item)
+                                 .join(Assignment, Item.assignment_id == Assignment.id)
+                                 .join(User, Assignment.user_id == User.id)).all()
         everything = set(session.scalars(select(Case.id)))
-    for case in everything:
-        e1_sees = e1.get(f"/api/cases/{case}/image").status_code == 200
-        e2_sees = e2.get(f"/api/cases/{case}/image").status_code == 200
-        assert e1_sees != e2_sees  # one expert per case: never both, never neither
+    assert sorted(case for case, _, _ in owners) == sorted(everything)  # one expert per case: never both or neither
+    for case, token, owner in owners:
+        assert e1.get(f"/api/cases/{token}/image").status_code == (200 if owner == "e1" else 404)
+        assert e2.get(f"/api/cases/{token}/image").status_code == (200 if owner == "e2" else 404)
+        assert e1.get(f"/api/cases/{case}/image").status_code == 404  # readers never reach a case by its own id
 
 
 def test_a_reader_cannot_look_ahead_at_cases_not_yet_shown(tmp_path: Path, database):
@@ -120,8 +125,10 @@ def test_a_reader_cannot_look_ahead_at_cases_not_yet_shown(tmp_path: Path, datab
     alice = signed_in_client(create_app(project=project), "alice")
     shown = alice.get("/api/assignments/unaided/next").json()["case"]
     with project.session() as session:
-        later = [case for case in session.scalars(select(Case.id)) if case != shown]
-    assert alice.get(f"/api/cases/{shown}/image").status_code == 200
+        later = [token for token in session.scalars(
+            select(Item.token).join(Assignment, Item.assignment_id == Assignment.id)
+            .join(User, Assignment.user_id == User.id).where(User.name == "alice")) if token != shown]
+    assert len(later) == 7 and alice.get(f"/api/cases/{shown}/image").status_code == 200
     assert all(alice.get(f"/api/cases/{case}/image").status_code == 404 for case in later)
 
 
@@ -129,8 +136,8 @@ def test_blinding_no_reader_response_carries_truth_model_others_names_or_patient
     project = make_study(tmp_path, db=database, readers=(("alice", "senior"), ("zebulon", "junior")))
     app = create_app(project=project)
     zebulon = signed_in_client(app, "zebulon")
-    while (shown := zebulon.get("/api/assignments/unaided/next")).status_code == 200:
-        zebulon.post(f"/api/cases/{shown.json()['case']}/answers", json={**ANSWER, "label": "hemorrhoid"})
+    while read(zebulon, "unaided", "hemorrhoid")[1] is not None:
+        pass
     alice = signed_in_client(app, "alice")
     seen = [alice.get("/"), alice.get("/api/session"), alice.get("/api/assignments")]
     payloads = []
@@ -152,8 +159,9 @@ def test_blinding_no_reader_response_carries_truth_model_others_names_or_patient
 def test_csrf_token_must_match_the_session_and_the_origin_must_be_ours(tmp_path: Path, database):
     app = create_app(project=make_study(tmp_path, db=database))
     alice, bob = signed_in_client(app, "alice"), signed_in_client(app, "bob")
-    case = alice.get("/api/assignments/unaided/next").json()["case"]
-    url = f"/api/cases/{case}/answers"
+    shown = alice.get("/api/assignments/unaided/next").json()
+    url = f"/api/cases/{shown['case']}/answers"
+    assert alice.get("/" + shown["image"]).status_code == 200
     own = alice.headers.pop("X-CSRF-Token")
     assert alice.post(url, json=ANSWER).status_code == 403  # no token
     assert alice.post(url, json=ANSWER, headers={"X-CSRF-Token": bob.headers["X-CSRF-Token"]}).status_code == 403

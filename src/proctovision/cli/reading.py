@@ -22,7 +22,7 @@ def init(
     task: Annotated[str, typer.Option(help="task name or task YAML")],
     kind: Annotated[str, typer.Option(help="labelling | study")],
     split: Annotated[Optional[str], typer.Option(help="only this split of a split file (e.g. test)")] = None,
-    arms: Annotated[str, typer.Option(help="study arms: unaided or unaided,aided")] = "unaided",
+    arms: Annotated[Optional[str], typer.Option(help="study arms: unaided (default) or unaided,aided")] = None,
     model: Annotated[Optional[Path], typer.Option(help="run or export folder for the aided arm")] = None,
     washout_days: Annotated[float, typer.Option(help="days between a reader's two arms")] = 0.0,
     order: Annotated[str, typer.Option(help="arm order: unaided-first | counterbalanced")] = "unaided-first",
@@ -35,6 +35,9 @@ def init(
     = "random",
     seed: int = 0,
     db: Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite inside DIR)")] = None,
+    crop_content: Annotated[bool, typer.Option(
+        "--crop-content", help="show each frame's content area only (burned-in border text never reaches a "
+        "reader); also done where the manifest's crop column or the model says crop: content")] = False,
     plan_effect: Annotated[Optional[float], typer.Option(help="study: print the power for this AUC difference")]
     = None,
     plan_readers: Annotated[Optional[int], typer.Option(help="study: readers planned, for the power")] = None,
@@ -45,16 +48,17 @@ def init(
     """Create a reading project.
 
     Example: proctovision reading init study/ --manifest work/split.csv --split test --task hemorrhoid
-    --kind study --arms unaided,aided --model runs/r18 --washout-days 14
+    --kind study --arms unaided,aided --model runs/r18 --washout-days 14 --crop-content
 
     Example (with its power): ... --kind study --plan-effect 0.05 --plan-readers 6 --plan-components vc.json
     """
     from proctovision.reading.project import init_project
 
-    planned = _plan_components(plan_effect, plan_readers, plan_components, plan_pilot, manifest, split, arms, kind)
-    project = init_project(folder, manifest, task, kind, split, tuple(a.strip() for a in arms.split(",") if a),
-                           model, washout_days, order, repeats, allow_changes, consensus, readers_per_case, db,
-                           seed, case_order)
+    planned = _plan_components(plan_effect, plan_readers, plan_components, plan_pilot, manifest, split, arms or "",
+                               kind)
+    arm_names = None if arms is None else tuple(a.strip() for a in arms.split(",") if a.strip())
+    project = init_project(folder, manifest, task, kind, split, arm_names, model, washout_days, order, repeats,
+                           allow_changes, consensus, readers_per_case, db, seed, case_order, crop_content)
     if planned is not None:
         from proctovision.reading.project import status
 
@@ -62,6 +66,8 @@ def init(
         cases = _patients(manifest, split) if unit == "patient" else status(project)["cases"]
         _print_planned_power(components, plan_effect, plan_readers, cases, unit)
     project.close()
+    for note in project.notes:
+        error_console.print(note, markup=False, soft_wrap=True)
     console.print(f"reading project in {folder} ({kind}); add users with `proctovision reading user {folder} NAME "
                   f"--role admin`")
 

@@ -1,7 +1,8 @@
 """The demo's ready reader study: a reading project on the test split, with two reader accounts and an admin.
 
 The arms are unaided and aided (the demo's run: its probabilities and Grad-CAM overlays are computed here, once),
-with no washout, so a reader can try both arms at once. Every password is drawn at random when the demo runs and
+with no washout, so a reader can try both arms at once. Cases are shown as the model sees them: the content area
+alone (``crop: content``), so the fake names burned into the frames' borders never reach a reader. Every password is drawn at random when the demo runs and
 only printed, never stored in clear or fixed in the code, so no deployment can inherit a known password.
 """
 from __future__ import annotations
@@ -41,11 +42,12 @@ def new_password() -> str:
 
 
 def make_reader_study(out: Path, split_path: Path, task: str, run_dir: Path, seed: int = 0) -> DemoStudy:
-    """Create ``out/reading``: a study on the test split (arms unaided,aided; washout 0) and its accounts."""
+    """Create ``out/reading``: a study on the test split (arms unaided,aided; washout 0; content area only) and
+    its accounts."""
     started = time.perf_counter()
     folder = Path(out) / FOLDER
     project = init_project(folder, split_path, task, "study", split="test", arms=("unaided", "aided"),
-                           model=run_dir, washout_days=0.0, seed=seed)
+                           model=run_dir, washout_days=0.0, seed=seed, crop_content=True)
     passwords, roles = {}, {}
     try:
         for name, role, experience in ACCOUNTS:

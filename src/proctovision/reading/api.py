@@ -151,7 +151,8 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
         payload = assignments.next_case(session, project.study(session), auth[1], arm)
         if payload is None:
             return Response(status_code=204)
-        return JSONResponse({**payload, "windows": media.windows(project.root, payload["case"])})
+        case_id = assignments.case_of(session, auth[1], payload["case"])
+        return JSONResponse({**payload, "windows": media.windows(project.root, case_id)})
 
     @api.post("/cases/{case}/answers", status_code=201, summary="Answer a case (committed before the 201)",
               responses=error_responses(400, 401, 403, 404, 409, 413, 422))
@@ -160,22 +161,26 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
                                   body.confidence, body.hidden_s, body.idle_s)
 
     @api.get("/cases/{case}/image", summary="The case's image (PNG, full resolution, no metadata); DICOM cases "
-             "also in the windows that `next` lists", response_class=FileResponse,
+             "also in the windows that `next` lists. Serving it starts the showing's reading time",
+             response_class=FileResponse,
              responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def image(case: str, auth: Auth, session: Db, window: str | None = None) -> FileResponse:
         user, study = auth[1], project.study(session)
-        allowed = (user.role == "admin" or assignments.case_visible(session, study, user, case) is not None
-                   or (user.role == "adjudicator" and case in consensus.adjudication_queue(session, study)))
         if window is not None and window not in media.WINDOWS:
-            allowed = False
-        return _png(media.image_file(project.root, case, window) if allowed else None)
+            return _png(None)
+        if user.role == "reader":
+            case = assignments.open_image(session, study, user, case)
+        elif not (user.role == "admin" or (user.role == "adjudicator"
+                                           and case in consensus.adjudication_queue(session, study))):
+            case = None
+        return _png(media.image_file(project.root, case, window) if case else None)
 
-    @api.get("/cases/{case}/cam", summary="The model's Grad-CAM overlay (aided arm only)",
-             response_class=FileResponse,
+    @api.get("/cases/{case}/cam", summary="The model's Grad-CAM overlay, covering the image exactly (only while "
+             "the reader's current arm is aided; else 404)", response_class=FileResponse,
              responses={200: {"content": {"image/png": {}}}, **error_responses(401, 404, 422)})
     def cam(case: str, auth: Auth, session: Db) -> FileResponse:
-        allowed = assignments.mark_cam_opened(session, project.study(session), auth[1], case)
-        return _png(media.cam_file(project.root, case) if allowed else None)
+        case_id = assignments.open_model_output(session, project.study(session), auth[1], case)
+        return _png(media.cam_file(project.root, case_id) if case_id else None)
 
     @api.get("/adjudication/next", summary="Adjudicators: the next disagreement, with the experts' labels",
              responses={204: {"description": "nothing to adjudicate"}, **error_responses(401, 403)})
@@ -240,6 +245,10 @@ def _png(path: Path | None) -> FileResponse:
 
 def _pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/", include_in_schema=False)
     def page(request: Request, lang: str | None = None) -> Response:

@@ -1,14 +1,18 @@
 """Each reader's work: seeded orders per arm, unannounced repeats, the washout, the next case and the answer.
 
-Reading time is measured by the server: from the latest showing of a case (``next``) to its answer, minus the
-time the client reports as hidden (tab in the background) or idle (no input for more than 60 s). A case shown
-again after the tab was closed is timed from the new showing; the earlier showing is kept as ``interrupted_s``.
+A reader addresses each item by its own opaque token (the ``case`` of the API), so the same image has unrelated
+ids in the two arms and in a repeat. Reading time is measured by the server: from the moment the image of the
+latest showing (``next``) is served to the answer, minus the time the client reports as hidden (tab in the
+background) or idle (no input for more than 60 s); an answer before the image was served is refused. A case
+shown again after the tab was closed is timed from the new showing; the earlier showing is kept as
+``interrupted_s``. The model's output is served only for items of the reader's current arm when it is aided.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
 import random
+import statistics
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -96,6 +100,13 @@ def opens_at(session: Session, study: Study, assignment: Assignment) -> dt.datet
         return None
     before = session.scalar(select(Assignment).where(Assignment.user_id == assignment.user_id,
                                                      Assignment.sequence == assignment.sequence - 1))
+    return _opening(study, before)
+
+
+def _opening(study: Study, before: Assignment | None) -> dt.datetime | None:
+    """When an arm opens after the reader's earlier arm ``before`` (None: it is the first arm)."""
+    if before is None:
+        return None
     if before.finished_at is None:
         return dt.datetime.max
     opening = before.finished_at + dt.timedelta(days=study.washout_days)
@@ -134,7 +145,8 @@ def summary(session: Session, study: Study, user: User) -> list[dict]:
 
 
 def next_case(session: Session, study: Study, user: User, arm: str) -> dict | None:
-    """The next unanswered case of the arm (shown now: its timing starts), or None when the arm is done."""
+    """The next unanswered case of the arm (a new showing: timed once its image is served), or None when the arm
+    is done. Read-only but for a showing that replaces an earlier one whose image was served."""
     assignment = assignment_for(session, study, user, arm)
     if opens_at(session, study, assignment) is not None:
         raise Conflict("this arm is not open yet (washout)")
@@ -145,51 +157,107 @@ def next_case(session: Session, study: Study, user: User, arm: str) -> dict | No
             assignment.finished_at = now()
             session.commit()
         return None
-    moment = now()
-    if item.shown_at is not None:
-        item.interrupted_s += (moment - item.shown_at).total_seconds()
-    item.shown_at = moment
-    item.first_shown_at = item.first_shown_at or moment
-    session.commit()
-    payload = {"case": item.case_id, "arm": arm, "position": done + 1, "total": total,
-               "classes": list(study.classes), "image": f"api/cases/{item.case_id}/image",
+    if item.shown_at is not None:  # an earlier showing whose image was served: its time is kept apart
+        item.interrupted_s += (now() - item.shown_at).total_seconds()
+        item.shown_at = None  # this showing is timed from its image being served (open_image)
+        session.commit()
+    payload = {"case": item.token, "arm": arm, "position": done + 1, "total": total,
+               "classes": list(study.classes), "image": f"api/cases/{item.token}/image",
                "allow_changes": study.allow_changes}
     if arm == "aided":
         case = session.get(Case, item.case_id)
         payload["model"] = {"version": study.model_version, "probabilities": case.model_probabilities,
-                            "cam": f"api/cases/{item.case_id}/cam" if case.has_cam else None}
+                            "cam": f"api/cases/{item.token}/cam" if case.has_cam else None}
     return payload
 
 
-def answer(session: Session, study: Study, user: User, case_id: str, arm: str, label: str, confidence: float,
-           hidden_s: float = 0.0, idle_s: float = 0.0) -> dict:
-    """Record an answer (committed before this returns); a change where the study allows it."""
-    assignment = assignment_for(session, study, user, arm)
-    items = session.scalars(select(Item).where(Item.assignment_id == assignment.id, Item.case_id == case_id)
-                            .order_by(Item.position)).all()
-    if not items:
+def _item_of(session: Session, user: User, token: str) -> tuple[Item, Assignment] | None:
+    """The user's item with this token, and its assignment (None for anyone else's or a guess)."""
+    row = session.execute(select(Item, Assignment).join(Assignment, Item.assignment_id == Assignment.id)
+                          .where(Item.token == token, Assignment.user_id == user.id)).first()
+    return (row[0], row[1]) if row else None
+
+
+def case_of(session: Session, user: User, token: str) -> str:
+    """The case behind one of the user's item tokens (server side only: never sent to a reader)."""
+    found = _item_of(session, user, token)
+    if found is None:
         raise NotFound("no such case for this user")
+    return found[0].case_id
+
+
+def _offered(session: Session, item: Item, assignment: Assignment) -> bool:
+    """Shown before, or the assignment's current item (the one ``next`` offers): never a later one."""
+    if item.first_shown_at is not None:
+        return True
+    current = session.scalars(_unanswered(session, assignment).limit(1)).first()
+    return current is not None and current.id == item.id
+
+
+def open_image(session: Session, study: Study, user: User, token: str) -> str | None:
+    """The case whose image the reader may see under ``token`` (an item offered to them, in an open arm), else
+    None. The first serving in a showing starts its reading time."""
+    found = _item_of(session, user, token)
+    if found is None or opens_at(session, study, found[1]) is not None or not _offered(session, *found):
+        return None
+    item = found[0]
+    if item.shown_at is None:  # only the current, unanswered item waits for its image (answers need it served)
+        item.shown_at = now()
+        item.first_shown_at = item.first_shown_at or item.shown_at
+        session.commit()
+    return item.case_id
+
+
+def current_assignment(session: Session, study: Study, user: User) -> Assignment | None:
+    """The arm the reader is in now: the first of their arms with an unanswered item, if it is open."""
+    for assignment in ensure_assignments(session, study, user):
+        if session.scalars(_unanswered(session, assignment).limit(1)).first() is not None:
+            return assignment if opens_at(session, study, assignment) is None else None
+    return None
+
+
+def open_model_output(session: Session, study: Study, user: User, token: str) -> str | None:
+    """The case whose model output (the CAM) the reader may see under ``token``: an item offered to them in
+    their current arm while that arm is aided; else None. Records that the CAM was opened."""
+    found = _item_of(session, user, token)
+    if found is None or found[1].arm != "aided" or not _offered(session, *found):
+        return None
+    current = current_assignment(session, study, user)
+    if current is None or current.id != found[1].id:
+        return None
+    if not found[0].cam_opened:
+        found[0].cam_opened = True
+        session.commit()
+    return found[0].case_id
+
+
+def answer(session: Session, study: Study, user: User, token: str, arm: str, label: str, confidence: float,
+           hidden_s: float = 0.0, idle_s: float = 0.0) -> dict:
+    """Record the answer to the item ``token`` (committed before this returns); a change where the study
+    allows it."""
+    found = _item_of(session, user, token)
+    if found is None or found[1].arm != arm:
+        raise NotFound("no such case for this user")
+    item, assignment = found
+    case_id = item.case_id
     if opens_at(session, study, assignment) is not None:
         raise Conflict("this arm is not open yet (washout)")
     if label not in study.classes:
         raise ReadingError("label is not a class of this study")
     if not 0 <= confidence <= 100:
         raise ReadingError("confidence must lie between 0 and 100")
-    answered = {row.item_id: row for row in session.scalars(select(Answer).where(
-        Answer.item_id.in_([item.id for item in items])))}
-    pending = [item for item in items if item.id not in answered]
+    previous = session.scalar(select(Answer).where(Answer.item_id == item.id))
     moment = now()
-    if not pending:
+    if previous is not None:
         if not study.allow_changes:
             raise Conflict("answered already; this study does not allow changes")
-        previous = answered[items[-1].id]
         previous.label, previous.confidence, previous.changes = label, float(confidence), previous.changes + 1
-        session.add(_event(study, user, case_id, arm, "change", items[-1], previous))
+        session.add(_event(study, user, case_id, arm, "change", item, previous))
         session.commit()
-        return {"case": case_id, "arm": arm, "label": label, "changed": True}
-    item = pending[0]
+        return {"case": token, "arm": arm, "label": label, "changed": True}
     if item.shown_at is None:
-        raise Conflict("this case has not been shown yet")
+        raise Conflict("this case's image has not been served in this showing: load it before answering"
+                       if _offered(session, item, assignment) else "this case has not been shown yet")
     elapsed = max(0.0, (moment - item.shown_at).total_seconds())
     if not all(math.isfinite(value) and value >= 0 for value in (hidden_s, idle_s)) \
             or hidden_s + idle_s > elapsed + REPORT_SLACK_S:
@@ -207,7 +275,7 @@ def answer(session: Session, study: Study, user: User, case_id: str, arm: str, l
     except IntegrityError as error:  # the same item answered twice at once
         session.rollback()
         raise Conflict("answered already") from error
-    return {"case": case_id, "arm": arm, "label": label, "changed": False, "reading_time_s": row.reading_time_s}
+    return {"case": token, "arm": arm, "label": label, "changed": False, "reading_time_s": row.reading_time_s}
 
 
 def _event(study: Study, user: User, case_id: str, arm: str, kind: str, item: Item, row: Answer) -> AuditEvent:
@@ -221,39 +289,32 @@ def _event(study: Study, user: User, case_id: str, arm: str, kind: str, item: It
     return AuditEvent(user_id=user.id, case_id=case_id, arm=arm, event=kind, payload=payload)
 
 
-def case_visible(session: Session, study: Study, user: User, case_id: str, arm: str | None = None) -> Item | None:
-    """The user's item for this case in an open arm (``arm`` if given), once the case has been shown to them
-    (a reader cannot look ahead), else None."""
-    query = (select(Item).join(Assignment, Item.assignment_id == Assignment.id)
-             .where(Assignment.user_id == user.id, Item.case_id == case_id, Item.first_shown_at.is_not(None))
-             .order_by(Item.position))
-    if arm is not None:
-        query = query.where(Assignment.arm == arm)
-    for item in session.scalars(query):
-        assignment = session.get(Assignment, item.assignment_id)
-        if opens_at(session, study, assignment) is None:
-            return item
-    return None
-
-
-def mark_cam_opened(session: Session, study: Study, user: User, case_id: str) -> bool:
-    item = case_visible(session, study, user, case_id, "aided")
-    if item is None:
-        return False
-    pending = session.scalars(_unanswered(session, session.get(Assignment, item.assignment_id))
-                              .where(Item.case_id == case_id).limit(1)).first()
-    (pending or item).cam_opened = True
-    session.commit()
-    return True
-
-
 def progress(session: Session, study: Study) -> list[dict]:
-    """Done/total per reader and arm (for the admin and ``reading status``)."""
-    lines = []
-    for user in session.scalars(select(User).where(User.role == READING_ROLE).order_by(User.id)):
-        for assignment in session.scalars(select(Assignment).where(Assignment.user_id == user.id)
-                                          .order_by(Assignment.sequence)):
-            done, total = counts(session, assignment)
-            lines.append({"reader": user.name, "experience": user.experience, "arm": assignment.arm,
-                          "done": done, "total": total, "open": opens_at(session, study, assignment) is None})
+    """Per reader and arm: done/total, whether it is open, the median reading time and the seconds since the
+    arm's last answer, so a coordinator sees who is stuck (for the admin and ``reading status``); 3 queries."""
+    readers = session.execute(select(User.id, User.name, User.experience).where(User.role == READING_ROLE)
+                              .order_by(User.id)).all()
+    arms: dict[int, list[Assignment]] = {}
+    for assignment in session.scalars(select(Assignment).order_by(Assignment.user_id, Assignment.sequence)):
+        arms.setdefault(assignment.user_id, []).append(assignment)
+    totals = dict(session.execute(select(Item.assignment_id, func.count()).group_by(Item.assignment_id)).all())
+    times: dict[int, list[float]] = {}
+    last: dict[int, dt.datetime] = {}
+    for assignment_id, seconds, at in session.execute(
+            select(Item.assignment_id, Answer.reading_time_s, Answer.answered_at)
+            .join(Answer, Answer.item_id == Item.id)):
+        times.setdefault(assignment_id, []).append(seconds)
+        last[assignment_id] = max(at, last.get(assignment_id, at))
+    moment, lines = now(), []
+    for user_id, name, experience in readers:
+        own = arms.get(user_id, [])
+        for index, assignment in enumerate(own):
+            seconds = times.get(assignment.id, [])
+            latest = last.get(assignment.id)
+            lines.append({
+                "reader": name, "experience": experience, "arm": assignment.arm, "done": len(seconds),
+                "total": int(totals.get(assignment.id, 0)),
+                "open": _opening(study, own[index - 1] if index else None) is None,
+                "median_reading_s": round(statistics.median(seconds), 1) if seconds else None,
+                "since_last_answer_s": round((moment - latest).total_seconds()) if latest else None})
     return lines

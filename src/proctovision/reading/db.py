@@ -149,11 +149,16 @@ class Assignment(Base):
 
 
 class Item(Base):
-    """One position of an assignment's order; a repeat shows a case a second time, unannounced."""
+    """One position of an assignment's order; a repeat shows a case a second time, unannounced.
+
+    ``token`` is the case id this reader sees for this item: opaque and new per item, so nothing links a case
+    across arms or to its repeat. ``shown_at`` is when the image was served in the latest showing (None while
+    a showing waits for its image); ``first_shown_at`` when its image was first served."""
 
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("assignment_id", "position"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True, index=True, default=new_token)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)

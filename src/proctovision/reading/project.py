@@ -1,7 +1,8 @@
 """A reading project: a folder with ``reading.json``, the case images and (by default) a SQLite database.
 
 ``init_project`` reads a manifest (optionally one split), gives every image an opaque random case id, renders
-what readers will see, computes the aided arm's model outputs, and writes the study's settings. Users are
+what readers will see (the content area alone where the manifest, ``--crop-content`` or the model says
+``crop: content``), computes the aided arm's model outputs, and writes the study's settings. Users are
 added with :func:`add_user`; each reader's assignments (orders) are made on first use (``assignments.py``).
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from proctovision.core import fileio
 from proctovision.data.manifest import read_manifest
+from proctovision.imaging.content_area import ContentAreaError, check_crop_rule
+from proctovision.imaging.images import ImageReadError
 from proctovision.reading import media
 from proctovision.reading.db import Case, ReadingError, Study, User, name_key, open_engine, sqlite_url
 from proctovision.reading.security import ROLES, hash_password
@@ -38,6 +41,7 @@ class Project:
     engine: Engine
     sessions: sessionmaker[Session]
     settings: Study | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)  # what init_project left out or warns of, one line each
 
     def session(self) -> Session:
         return self.sessions()
@@ -70,17 +74,26 @@ def open_project(root: str | Path, migrate: bool = True) -> Project:
 
 def init_project(
     root: str | Path, manifest: str | Path, task: str, kind: str, split: str | None = None,
-    arms: tuple[str, ...] = ("unaided",), model: str | Path | None = None, washout_days: float = 0.0,
+    arms: tuple[str, ...] | None = None, model: str | Path | None = None, washout_days: float = 0.0,
     arm_order: str = "unaided-first", repeats: int = 0, allow_changes: bool = False, consensus: str = "majority",
     readers_per_case: int | None = None, db: str | None = None, seed: int = 0, case_order: str = "random",
+    crop_content: bool = False,
 ) -> Project:
-    """Create the project folder and database; returns the opened project."""
+    """Create the project folder and database; returns the opened project, with ``notes`` on cases left out
+    (no content area to crop to) and on borders that look like burned-in text when no crop was asked for."""
     root = Path(root)
+    if kind == "labelling" and arms is not None:
+        raise ReadingError("--arms is for reader studies: a labelling project has no arms")
+    arms = tuple(arms or ("unaided",))
     _check_choices(kind, arms, arm_order, consensus, case_order, model, repeats, washout_days, readers_per_case)
     if (root / SETTINGS_FILE).exists():
         raise ReadingError(f"{root}: already a reading project")
     task_def = load_task(task)
     rows = _manifest_rows(Path(manifest), split)
+    crops = _crops(rows, Path(manifest))
+    predictor = media.load_model(Path(model)) if model is not None else None
+    if crop_content or (predictor is not None and media.model_crops(predictor)):
+        crops = [True] * len(rows)
     if kind == "study":
         unknown = sorted(set(rows["label"]) - set(task_def.classes))
         if unknown:
@@ -96,21 +109,28 @@ def init_project(
     with project.session() as session:
         if session.scalar(select(func.count()).select_from(Study)):
             raise ReadingError("the database already holds a reading project; give an empty database")
-        cases = []
-        for position, row in enumerate(rows.itertuples(index=False)):
+        cases, shown = [], {}
+        for position, (row, crop) in enumerate(zip(rows.itertuples(index=False), crops)):
             frame = "" if pd.isna(row.frame) else str(int(row.frame))
             extra = {column: str(getattr(row, column)) for column in rows.columns
                      if column not in KNOWN_COLUMNS and column.isidentifier()}
             case = Case(position=position, path=row.path, frame=frame, label=str(row.label),
                         patient_id=str(row.patient_id), extra=extra)
             case.id = _unique_token(session, {c.id for c in cases})
+            try:
+                shown[case.id] = media.render_case(root, case.id, case.path, int(frame) if frame else None, crop)
+            except (ContentAreaError, ImageReadError) as error:  # a frame to crop is never shown whole instead
+                project.notes.append(f"{row.path}: left out: {getattr(error, 'reason', error)}")
+                continue
             cases.append(case)
-        for case in cases:
-            media.render_case(root, case.id, case.path, int(case.frame) if case.frame else None)
+        if not cases:
+            raise ReadingError(f"{manifest}: no case could be prepared for reading")
+        project.notes.extend(_text_warning(cases, shown))
         version = None
-        if model is not None:
+        if predictor is not None:
             version, probabilities, cams = media.model_outputs(
-                root, Path(model), [(c.id, c.path, int(c.frame) if c.frame else None) for c in cases])
+                root, Path(model), predictor, [(c.id, c.path, int(c.frame) if c.frame else None) for c in cases],
+                shown)
             for case in cases:
                 case.model_probabilities, case.has_cam = probabilities[case.id], case.id in cams
         session.add(Study(kind=kind, task=task_def.name, classes=list(task_def.classes), ordinal=task_def.ordinal,
@@ -121,6 +141,29 @@ def init_project(
         session.add_all(cases)
         session.commit()
     return project
+
+
+def _crops(rows: pd.DataFrame, manifest: Path) -> list[bool]:
+    """Per row, whether the manifest's ``crop`` column (from ``ingest --crop-content``) says ``content``."""
+    if "crop" not in rows.columns:
+        return [False] * len(rows)
+    crops = []
+    for value in rows["crop"]:
+        try:
+            crops.append(check_crop_rule(None if pd.isna(value) else str(value).strip()) == "content")
+        except ValueError as error:
+            raise ReadingError(f"{manifest}: column crop: {error}") from error
+    return crops
+
+
+def _text_warning(cases: list[Case], shown: dict[str, media.Rendered]) -> list[str]:
+    """One line when frames shown whole have a border that looks like burned-in text (names, ids, dates)."""
+    texty = [case.path for case in cases if shown[case.id].border_text > media.TEXT_SHARE]
+    if not texty:
+        return []
+    return [f"warning: {len(texty)} of {len(cases)} frame(s) are shown whole and their border has text-like "
+            f"content (burned-in names or ids?), e.g. {texty[0]}; give --crop-content (or a manifest from "
+            "`ingest --crop-content`) to show the content area only"]
 
 
 def _unique_token(session: Session, taken: set[str]) -> str:

@@ -4,7 +4,7 @@ const language = document.documentElement.dataset.language || "en";
 const IDLE_LIMIT_MS = 60000;
 let messages = {}, me = null, csrf = null, current = null, classes = [];
 let shownAt = 0, hiddenMs = 0, hiddenSince = null, idleMs = 0, lastInput = Date.now();
-let zoom = 1, panX = 0, panY = 0, camOn = false;
+let zoom = 1, panX = 0, panY = 0, camOn = false, adjudicated = 0;
 
 const $ = (id) => document.getElementById(id);
 const t = (key, values) => {
@@ -26,6 +26,7 @@ async function api(method, path, body) {
 
 function translateStatic() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  document.title = t("title") + " · ProctoVision";
 }
 
 async function start() {
@@ -76,6 +77,7 @@ async function home() {
     list.append(li);
   }
   if (!work.assignments.length && me.role === "reader") list.append(t("nothing"));
+  $("work").hidden = me.role !== "reader";
   $("admin").hidden = me.role !== "admin";
   $("adjudicator").hidden = me.role !== "adjudicator";
   if (me.role === "admin") await adminPanel();
@@ -86,7 +88,9 @@ async function adminPanel() {
   const body = $("progress-table").querySelector("tbody"); body.replaceChildren();
   for (const line of info.progress) {
     const row = document.createElement("tr");
-    for (const text of [line.reader, t(line.arm), line.done + "/" + line.total]) {
+    const median = line.median_reading_s === null ? "-" : t("seconds", {n: line.median_reading_s});
+    const last = line.since_last_answer_s === null ? "-" : t("ago", {time: duration(line.since_last_answer_s)});
+    for (const text of [line.reader, t(line.arm), line.done + "/" + line.total, median, last]) {
       const cell = document.createElement("td"); cell.textContent = text; row.append(cell);
     }
     body.append(row);
@@ -116,6 +120,12 @@ function kappaText(entry) {
   return entry.kappa.toFixed(3) + interval + ", n = " + entry.n;
 }
 
+function duration(seconds) {
+  if (seconds < 120) return t("seconds", {n: Math.round(seconds)});
+  if (seconds < 7200) return t("minutes", {n: Math.round(seconds / 60)});
+  return t("hours", {n: Math.round(seconds / 3600)});
+}
+
 $("export").addEventListener("click", async () => {
   const response = await api("POST", "api/admin/export");
   if (!response.ok) { $("export-status").textContent = t("error"); return; }
@@ -126,7 +136,7 @@ $("export").addEventListener("click", async () => {
   $("export-status").textContent = t("exported") + " " + name;
 });
 
-$("adjudicate").addEventListener("click", () => readArm(null));
+$("adjudicate").addEventListener("click", () => { adjudicated = 0; readArm(null); });
 $("back").addEventListener("click", () => home());
 
 async function readArm(arm) {
@@ -140,16 +150,18 @@ async function nextCase() {
   if (response.status === 204) { show("done"); current = null; return; }
   if (!response.ok) { $("reader-error").textContent = t("error"); return; }
   const info = await response.json();
-  current = {arm: current.arm, ...info};
+  // A new URL per showing: the browser must fetch the image again (the server times the showing from serving it).
+  current = {arm: current.arm, ...info, ready: false, source: info.image + "?showing=" + Date.now()};
   show("reader");
   $("reader-error").textContent = "";
-  $("position").textContent = info.position ? t("case_of", info) : "";
-  $("progress-fill").style.width = info.total ? (100 * (info.position - 1) / info.total) + "%" : "0";
+  if (info.position) {
+    $("position").textContent = t("case_of", info);
+    $("progress-fill").style.width = (100 * (info.position - 1) / info.total) + "%";
+  } else {  // adjudication: how many disagreements are left
+    $("position").textContent = t("remaining", {n: info.remaining});
+    $("progress-fill").style.width = (100 * adjudicated / (adjudicated + info.remaining)) + "%";
+  }
   camOn = false; $("cam-image").hidden = true; $("cam-image").removeAttribute("src");
-  const image = $("case-image");
-  image.onload = () => { fit(); image.onload = null; };
-  image.src = info.image;
-  setWindows(info.windows || []);
   const model = info.model;
   $("model").hidden = !model;
   $("model-values").replaceChildren();
@@ -158,7 +170,7 @@ async function nextCase() {
       const li = document.createElement("li"); li.textContent = t(name) + ": " + (100 * value).toFixed(1) + "%";
       $("model-values").append(li);
     }
-    $("cam-toggle").hidden = !model.cam; $("cam-toggle").textContent = t("show_cam");
+    $("cam-controls").hidden = !model.cam; $("cam-toggle").textContent = t("show_cam");
   }
   $("experts").hidden = !info.labels;
   $("expert-labels").replaceChildren();
@@ -173,14 +185,30 @@ async function nextCase() {
     const button = document.createElement("button");
     button.textContent = (index + 1) + " · " + t(name);
     button.dataset.label = name;
+    button.disabled = true;  // no answer before the image is drawn
     button.addEventListener("click", () => submit(name));
     box.append(button);
   });
+  setWindows(info.windows || []);
+  const showing = current, image = $("case-image");
+  image.onload = () => {
+    image.onload = null;
+    fit();
+    requestAnimationFrame(() => { if (current === showing) drawn(); });
+  };
+  image.onerror = () => { image.onerror = null; if (current === showing) $("reader-error").textContent = t("error"); };
+  image.src = current.source;
+}
+
+// The image is on screen: answers count from now (the server times from serving the image).
+function drawn() {
+  current.ready = true;
+  for (const button of $("classes").querySelectorAll("button")) button.disabled = false;
   shownAt = Date.now(); hiddenMs = 0; idleMs = 0; lastInput = Date.now(); hiddenSince = document.hidden ? Date.now() : null;
 }
 
 async function submit(label) {
-  if (!current || current.busy) return;
+  if (!current || current.busy || !current.ready) return;
   current.busy = true;
   noteInput();
   const confidence = Number($("confidence").value);
@@ -189,6 +217,7 @@ async function submit(label) {
     ? await api("POST", "api/cases/" + encodeURIComponent(current.case) + "/answers",
                 {arm: current.arm, label, confidence, hidden_s: hidden / 1000, idle_s: idleMs / 1000})
     : await api("POST", "api/adjudication/" + encodeURIComponent(current.case), {label});
+  if (response.status === 201 && !current.arm) adjudicated += 1;
   if (response.status === 201 || response.status === 409) { await nextCase(); return; }
   current.busy = false;
   $("reader-error").textContent = t("error");
@@ -204,8 +233,14 @@ function toggleCam() {
   place();
 }
 $("cam-toggle").addEventListener("click", toggleCam);
+function setOpacity() {
+  $("cam-image").style.opacity = String(Number($("cam-opacity").value) / 100);
+  $("cam-opacity-value").textContent = $("cam-opacity").value + "%";
+}
+$("cam-opacity").addEventListener("input", setOpacity);
 
-// zoom and pan; the heatmap (model input size) is stretched over the image
+// Zoom and pan. The CAM covers exactly the region of the image it was computed on (the server makes it so), at
+// the image's aspect ratio: it is laid over the image's box with the same transform, so zoom and pan move both.
 function fit() {
   const view = $("viewport"), image = $("case-image");
   zoom = Math.min(view.clientWidth / image.naturalWidth, view.clientHeight / image.naturalHeight) || 1;
@@ -218,17 +253,27 @@ function place() {
   cam.style.width = image.naturalWidth + "px"; cam.style.height = image.naturalHeight + "px";
   cam.style.transform = image.style.transform;
 }
-function zoomBy(factor) { zoom *= factor; place(); }
+function zoomBy(factor, x, y) {  // the point (x, y) of the viewport stays put; the centre by default
+  const view = $("viewport");
+  const cx = x === undefined ? view.clientWidth / 2 : x, cy = y === undefined ? view.clientHeight / 2 : y;
+  panX = cx - (cx - panX) * factor; panY = cy - (cy - panY) * factor; zoom *= factor;
+  place();
+}
 $("zoom-in").addEventListener("click", () => zoomBy(1.25));
 $("zoom-out").addEventListener("click", () => zoomBy(0.8));
 $("zoom-fit").addEventListener("click", fit);
-$("zoom-1").addEventListener("click", () => { zoom = 1; place(); });
-$("viewport").addEventListener("wheel", (event) => { event.preventDefault(); zoomBy(event.deltaY < 0 ? 1.1 : 0.9); });
+$("zoom-1").addEventListener("click", () => zoomBy(1 / zoom));
+$("viewport").addEventListener("wheel", (event) => {
+  event.preventDefault();
+  const box = $("viewport").getBoundingClientRect();
+  zoomBy(event.deltaY < 0 ? 1.1 : 0.9, event.clientX - box.left, event.clientY - box.top);
+});
 let drag = null;
 $("viewport").addEventListener("pointerdown", (event) => { drag = {x: event.clientX - panX, y: event.clientY - panY}; });
 window.addEventListener("pointerup", () => { drag = null; });
 window.addEventListener("pointermove", (event) => { if (drag) { panX = event.clientX - drag.x; panY = event.clientY - drag.y; place(); } });
 // window presets: the DICOM windows the server rendered (full range, contrast), and display filters for any image
+// (the high-contrast filter is meant for MRI, so only DICOM cases offer it)
 const FILTERS = {none: "none", contrast: "contrast(1.8) brightness(0.9)", bright: "brightness(1.5)", invert: "invert(1)"};
 function setWindows(names) {
   const select = $("window");
@@ -238,15 +283,17 @@ function setWindows(names) {
     option.value = "dicom:" + name; option.dataset.server = "1"; option.textContent = t("window_dicom_" + name);
     select.append(option);
   }
+  const contrast = select.querySelector('option[value="contrast"]');
+  contrast.hidden = contrast.disabled = !names.length;
   select.value = "none"; $("case-image").style.filter = "none";
 }
 $("window").addEventListener("change", () => {
   const value = $("window").value, image = $("case-image");
   if (value.startsWith("dicom:")) {
     image.style.filter = "none";
-    image.src = current.image + "?window=" + encodeURIComponent(value.slice(6));
+    image.src = current.source + "&window=" + encodeURIComponent(value.slice(6));
   } else {
-    if (image.getAttribute("src") !== current.image) image.src = current.image;
+    if (image.getAttribute("src") !== current.source) image.src = current.source;
     image.style.filter = FILTERS[value];
   }
 });
@@ -269,9 +316,9 @@ window.addEventListener("keydown", (event) => {
   const index = Number(event.key) - 1;
   if (current && Number.isInteger(index) && index >= 0 && index < (current.classes || []).length) {
     event.preventDefault(); submit(current.classes[index]);
-  } else if (event.key === "c" || event.key === "C") { toggleCam(); }
-  else if (event.key === "+" || event.key === "=") { zoomBy(1.25); }
-  else if (event.key === "-") { zoomBy(0.8); }
+  } else if (event.key === "c" || event.key === "C") { event.preventDefault(); toggleCam(); }
+  else if (event.key === "+" || event.key === "=") { event.preventDefault(); zoomBy(1.25); }
+  else if (event.key === "-") { event.preventDefault(); zoomBy(0.8); }
   else if (event.key === "ArrowUp" || event.key === "ArrowRight") { $("confidence").stepUp(); $("confidence-value").textContent = $("confidence").value; }
   else if (event.key === "ArrowDown" || event.key === "ArrowLeft") { $("confidence").stepDown(); $("confidence-value").textContent = $("confidence").value; }
 });

@@ -1,1 +1,2 @@
-"""The reading room's schema revisions, oldest first: the initial schema, then the append-only audit trigger."""
+"""The reading room's schema revisions, oldest first: the initial schema, the append-only audit trigger, an opaque
+case id per assignment item, and case-free unique user names."""
