@@ -165,3 +165,15 @@ def test_atomic_writes_leave_ordinary_permissions(tmp_path: Path):
 
     path = fileio.write_text(tmp_path / "report.md", "hello")
     assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, "others can read what the tool writes"
+
+
+def test_a_training_loader_never_ends_on_a_batch_of_one_and_evaluation_keeps_every_image():
+    from torch.utils.data import TensorDataset
+
+    from proctovision.workflows.training import make_loader
+
+    five = TensorDataset(torch.arange(5.0))
+    assert [len(batch[0]) for batch in make_loader(five, 2, shuffle=True, workers=0)] == [2, 2]
+    assert [len(batch[0]) for batch in make_loader(five, 2, shuffle=False, workers=0)] == [2, 2, 1]
+    six = TensorDataset(torch.arange(6.0))
+    assert [len(batch[0]) for batch in make_loader(six, 4, shuffle=True, workers=0)] == [4, 2]

@@ -138,8 +138,11 @@ class EpochSeeder(Callback):
 
 
 def make_loader(dataset: Any, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
+    """A training (shuffled) loader drops a last batch of one image: BatchNorm cannot train on a batch of one, and
+    the shuffle leaves out a different image each epoch. Evaluation loaders keep every image."""
     sampler = EpochSeededSampler(dataset, seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers)
+    lone_last = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=lone_last)
 
 
 @torch.inference_mode()
