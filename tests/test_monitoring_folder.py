@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from monitoring_fixtures import answer, evaluated_run, monitor_dir, monitor_template  # noqa: F401
+from reading_fixtures import postgres  # noqa: F401
 from proctovision.monitoring.folder import init_folder, open_folder
 from proctovision.monitoring.store import MonitorError
 
@@ -100,3 +101,14 @@ def test_an_export_carries_its_validation_predictions_for_init(evaluated_run: Pa
     (tmp_path / "export" / "validation.csv").unlink()
     with pytest.raises(MonitorError, match="no validation predictions.*export it again"):
         init_folder(tmp_path / "m2", tmp_path / "export")
+
+
+def test_a_postgresql_store_records_and_raises_alarms(evaluated_run: Path, tmp_path: Path, postgres) -> None:
+    monitor = init_folder(tmp_path / "m", evaluated_run, db_url=postgres.url())
+    with monitor:
+        assert not (tmp_path / "m" / "monitor.sqlite").exists()
+        recorder = monitor.recorder("serve", monitor.model_sha256)
+        ids = recorder.record([answer(0.7)] * 100 + [answer(0.4, ood=True)] * 40)
+        recorder.close()
+        assert monitor.count() == 140 and set(monitor.answers()["id"]) == set(ids)
+        assert "ood_share" in {alarm["signal"] for alarm in monitor.alarms(open_only=True)}
