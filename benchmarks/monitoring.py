@@ -121,7 +121,8 @@ def shift_figures(monitor: object, pools: dict[str, pd.DataFrame], seeds: int, b
         delays = []
         ref = reference
         if shift == "c":
-            ref = {**reference, "class_mix": clinic_mix(pools["in"], classes, 0.25)}
+            # the site states its referral mix: known shares (n None), not a sample of validation answers
+            ref = {**reference, "class_mix": clinic_mix(pools["in"], classes, 0.25), "n": None}
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
             if shift == "c":
@@ -133,9 +134,10 @@ def shift_figures(monitor: object, pools: dict[str, pd.DataFrame], seeds: int, b
             hit = first_alarm(stream.reset_index(drop=True), design, ref)
             delays.append(np.inf if hit is None else hit - before)
         early = sum(1 for delay in delays if delay <= 0)
-        late = [delay for delay in delays if delay > 0]
+        late = [delay for delay in delays if 0 < delay < np.inf]
         out[shift] = {"median": float(np.median(late)) if late else None,
-                      "p90": float(np.percentile(late, 90)) if late else None, "alarm_before_shift": early}
+                      "p90": float(np.percentile(late, 90)) if late else None, "alarm_before_shift": early,
+                      "not_detected": sum(1 for delay in delays if delay == np.inf)}
     rng = np.random.default_rng(1234)
     stream = draw(pools["in"], in_distribution, rng, None, classes[1]).reset_index(drop=True)
     alarms = count_alarms(stream, design, reference)
@@ -259,7 +261,8 @@ def main() -> None:
                              ("c", "(c) prevalence 25% -> 60%")):
             entry = figures[shift]
             print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
-                  f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']})")
+                  f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
+                  f"{args.after} answers: {entry['not_detected']})")
         print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
               f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
         if args.shifts_only:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from monitoring_fixtures import answer, evaluated_run, monitor_dir, monitor_template  # noqa: F401
+from reading_fixtures import postgres  # noqa: F401
 from proctovision.monitoring.folder import init_folder, open_folder
 from proctovision.monitoring.store import MonitorError
 
@@ -82,3 +83,32 @@ def test_a_rise_in_ood_answers_raises_one_alarm_until_acknowledged(monitor_dir: 
             monitor.acknowledge(ood[0]["id"], "again")
         with pytest.raises(MonitorError, match="needs a --note"):
             monitor.acknowledge(ood[0]["id"], " ")
+
+
+def test_an_export_carries_its_validation_predictions_for_init(evaluated_run: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from proctovision.deploy.export import export_run
+
+    run = Path(shutil.copytree(evaluated_run, tmp_path / "run"))
+    export_run(run, tmp_path / "export")
+    validation = pd.read_csv(tmp_path / "export" / "validation.csv")
+    assert not {"path", "patient_id", "frame"} & set(validation.columns)
+    monitor = init_folder(tmp_path / "m", tmp_path / "export")
+    with monitor:
+        assert monitor.reference["n"] == len(validation) and monitor.reference["model"]["kind"] == "export"
+        assert monitor.reference["quality_note"]  # an export has no images: the prior is said
+    (tmp_path / "export" / "validation.csv").unlink()
+    with pytest.raises(MonitorError, match="no validation predictions.*export it again"):
+        init_folder(tmp_path / "m2", tmp_path / "export")
+
+
+def test_a_postgresql_store_records_and_raises_alarms(evaluated_run: Path, tmp_path: Path, postgres) -> None:
+    monitor = init_folder(tmp_path / "m", evaluated_run, db_url=postgres.url())
+    with monitor:
+        assert not (tmp_path / "m" / "monitor.sqlite").exists()
+        recorder = monitor.recorder("serve", monitor.model_sha256)
+        ids = recorder.record([answer(0.7)] * 100 + [answer(0.4, ood=True)] * 40)
+        recorder.close()
+        assert monitor.count() == 140 and set(monitor.answers()["id"]) == set(ids)
+        assert "ood_share" in {alarm["signal"] for alarm in monitor.alarms(open_only=True)}

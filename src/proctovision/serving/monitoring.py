@@ -19,9 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.concurrency import run_in_threadpool
 
 from proctovision.inference.recording import Answer
-from proctovision.monitoring.folder import Monitor, open_folder
-from proctovision.monitoring.reference import model_sha256
-from proctovision.monitoring.signals import WINDOW_SIGNALS
+
+# The monitoring store (pandas, SQLAlchemy, scipy) is imported only when a service monitors: an ONNX-only service
+# without --monitor loads none of it.
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROBABILITY_BUCKETS = tuple(round(0.1 * step, 1) for step in range(1, 11))
@@ -31,7 +31,7 @@ METRIC_COLUMNS = ("seq", "source", "status", "decision", "out_of_distribution", 
 class StoreMetrics:
     """Prometheus metrics kept up to date from the store; ``exposition()`` is what GET /metrics returns."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: "Monitor") -> None:  # noqa: F821
         self.monitor, self.last_seq, self.lock = monitor, 0, threading.Lock()
         self.version = monitor.model_sha256[:12]
         self.registry = CollectorRegistry()
@@ -47,6 +47,8 @@ class StoreMetrics:
                            registry=self.registry)
 
     def refresh(self) -> None:
+        from proctovision.monitoring.signals import WINDOW_SIGNALS
+
         with self.lock:
             self.monitor.refresh_alarms()
             rows = self.monitor.answers(after_seq=self.last_seq, columns=METRIC_COLUMNS)
@@ -82,9 +84,11 @@ def add_metrics_route(app: FastAPI, metrics: StoreMetrics, check: object | None 
 
 
 def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: object | None = None,
-                   auth: object | None = None) -> Monitor:
+                   auth: object | None = None) -> "Monitor":  # noqa: F821
     """Open the folder, refuse a model other than its own, and give the app a recorder, GET /metrics and the
     /monitor page."""
+    from proctovision.monitoring.folder import open_folder
+    from proctovision.monitoring.reference import model_sha256
     from proctovision.serving.monitor_page import add_monitor_page
 
     monitor = open_folder(folder)
@@ -113,6 +117,8 @@ async def record_answers(app: FastAPI, answers: list[dict], latency_s: float) ->
 
 def create_monitor_app(folder: str | Path) -> FastAPI:
     """``monitor serve DIR``: GET /metrics and GET /health for a folder that watch or video record into."""
+    from proctovision.monitoring.folder import open_folder
+
     monitor = open_folder(folder)
     app = FastAPI(title="ProctoVision monitoring", version="1")
     app.state.monitor = monitor
