@@ -38,7 +38,7 @@ def methods(design: dict, _: object) -> list[str]:
                        "{budget:g} is split in half between the per-answer charts (each with an in-control average "
                        "run length of {arl:,.0f} answers, computed by the Brook-Evans Markov chain) and the window "
                        "tests.").format(budget=design["alarms_per_10000"], arl=design["in_control_arl_per_chart"]))
-    sentences.append(_("Performance on confirmed cases is given with Wilson 95% confidence intervals, with "
+    sentences.append(_("Performance on confirmed cases is given with Wilson confidence intervals (95%), with "
                        "calibration-in-the-large and the calibration slope. The label-free estimate (confidence-"
                        "based performance estimation) assumes that the probabilities stay calibrated and that there "
                        "is no concept drift."))
