@@ -429,7 +429,10 @@ def test_large_png_under_the_budget_is_answered_from_a_reduced_copy(cropping_cli
     picture.save(buffer, format="PNG")
     response = cropping_client.post("/predict", files={"file": ("big.png", buffer.getvalue(), "image/png")})
     assert response.status_code == 200, response.text
-    assert response.json()["predicted"] in {"normal", "hemorrhoid"}
+    body = response.json()
+    if body["withheld"]:  # a grey picture may be flagged: the model still judged it, shown on request
+        body = cropping_client.post(f"/answers/{body['answer_id']}/shown").json()
+    assert body["predicted"] in {"normal", "hemorrhoid"}
 
 
 def test_a_header_value_is_never_echoed_in_a_refusal(client: TestClient, tmp_path: Path):
