@@ -98,35 +98,15 @@ def test_wrong_content_type_and_malformed_multipart(client: TestClient):
 
 def test_upload_without_a_declared_length_is_cut_off_at_the_limit(run_dir: Path):
     """A chunked upload is refused once it passes the limit, not after it has been spooled to disk whole."""
-    import asyncio
+    from asgi_driver import raw_post
 
     app = create_app(run_dir, max_upload_bytes=200_000, load_in_background=False)
     boundary = b"pv"
     head = b"--pv\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
     chunks = [head] + [b"\x00" * 65536] * 160  # 10 MB, no Content-Length header
-    pulled, sent = 0, []
-
-    async def receive() -> dict:
-        nonlocal pulled
-        pulled += 1
-        if pulled > len(chunks):
-            return {"type": "http.disconnect"}
-        return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict", "raw_path": b"/predict", "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"multipart/form-data; boundary=" + boundary),
-                    (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-    }
-    asyncio.run(app(scope, receive, send))
-    start = next(message for message in sent if message["type"] == "http.response.start")
-    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
-    assert start["status"] == 413 and b"limit" in body
+    status, body, pulled = raw_post(app, "/predict", chunks, [
+        (b"content-type", b"multipart/form-data; boundary=" + boundary), (b"transfer-encoding", b"chunked")])
+    assert status == 413 and b"limit" in body
     assert pulled <= 200_000 // 65536 + 3
 
 

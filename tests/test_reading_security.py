@@ -7,6 +7,7 @@ import inspect
 import json
 from pathlib import Path
 
+from asgi_driver import raw_post
 from fastapi.testclient import TestClient
 from reading_fixtures import (PASSWORD, database, login, make_study, postgres, read,  # noqa: F401
                               signed_in_client, tiny_manifest)
@@ -239,40 +240,17 @@ def test_dicom_cases_reach_readers_as_plain_pngs_without_the_header(tmp_path: Pa
     assert alice.get("/" + case["image"], params={"window": "../../reading"}).status_code == 404
 
 
-def _raw_post(app, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, int]:
-    """Drive the ASGI app by hand: (status, body, how many body messages the app pulled)."""
-    import asyncio
-
-    pulled, sent = 0, []
-
-    async def receive() -> dict:
-        nonlocal pulled
-        pulled += 1
-        if pulled > len(chunks):
-            return {"type": "http.disconnect"}
-        return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
-             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
-    asyncio.run(app(scope, receive, send))
-    start = next(message for message in sent if message["type"] == "http.response.start")
-    return start["status"], b"".join(message.get("body", b"") for message in sent
-                                     if message["type"] == "http.response.body"), pulled
+JSON = (b"content-type", b"application/json")
 
 
 def test_bodies_over_64_kb_get_413_before_they_are_read(tmp_path: Path):
     app = create_app(project=make_study(tmp_path))
     big = json.dumps({"username": "alice", "password": "x" * 100_000}).encode()
-    status, body, pulled = _raw_post(app, "/api/session", [big], [(b"content-length", str(len(big)).encode())])
+    status, body, pulled = raw_post(app, "/api/session", [big], [JSON, (b"content-length", str(len(big)).encode())])
     assert status == 413 and json.loads(body)["detail"].startswith("request body larger than 64 KB")
     assert pulled == 0  # refused on the declared length, unread
     chunks = [b'{"username": "alice", "password": "'] + [b"x" * 16384] * 6400  # 100 MB, chunked
-    status, body, pulled = _raw_post(app, "/api/session", chunks, [(b"transfer-encoding", b"chunked")])
+    status, body, pulled = raw_post(app, "/api/session", chunks, [JSON, (b"transfer-encoding", b"chunked")])
     assert status == 413 and "64 KB" in json.loads(body)["detail"]
     assert pulled <= 64 * 1024 // 16384 + 2  # cut off at the limit, not read whole
     small = signed_in_client(app, "alice")  # an ordinary request still goes through

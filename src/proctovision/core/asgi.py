@@ -1,4 +1,4 @@
-"""Pure ASGI pieces the web layers share (no web framework imported): the request body limit.
+"""Pure ASGI pieces the web layers share (no web framework imported): the request body limit and a 405's Allow.
 
 Both the clinician service (uploads) and the reading room (JSON) must refuse an oversized body before it is
 read into memory or spooled to disk; serving and reading may not import each other, so the limit lives here.
@@ -6,7 +6,7 @@ read into memory or spooled to disk; serving and reading may not import each oth
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -29,19 +29,26 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+def allowed_methods(routes: Iterable[Any], path: str) -> str:
+    """Every method some route of ``path`` answers, for a 405's ``Allow`` (Starlette names the first route's only,
+    and a path may have several routes)."""
+    return ", ".join(sorted({method for route in routes if getattr(route, "methods", None)
+                             and route.path_regex.match(path) for method in route.methods}))
+
+
 class BodyLimit:
     """413 for a body over ``limit`` bytes: at once when Content-Length says so, else as soon as the bytes pass it.
 
     Counting as the bytes arrive also bounds chunked bodies, which a parser would otherwise read (or spool to
     disk) whole before the endpoint sees them. Once the limit is passed the app gets no more of the body, and
-    whatever it answers to the cut-off body is replaced by the 413 (``{key: message}`` as JSON).
+    whatever it answers to the cut-off body is replaced by the 413 (the shared error body, ``{"detail": message}``).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, message: str, key: str = "error") -> None:
-        self.app, self.limit, self.message, self.key = app, limit, message, key
+    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
+        self.app, self.limit, self.message = app, limit, message
 
     async def refuse(self, send: Send) -> None:
-        body = json.dumps({self.key: self.message}).encode()
+        body = json.dumps({"detail": self.message}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

@@ -14,14 +14,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from proctovision.core.api_errors import error_responses
-from proctovision.core.asgi import BodyLimit
+from proctovision.core.asgi import BodyLimit, allowed_methods
 from proctovision.core.hosts import UNSAFE_METHODS
 from proctovision.core.security_headers import SecurityHeaders
 from proctovision.reading import assignments, consensus, media
@@ -225,7 +224,7 @@ def create_app(folder: str | Path | None = None, security: SecuritySettings | No
                             headers={"Cache-Control": "no-store"})
 
     app.include_router(api)
-    app.add_middleware(BodyLimit, limit=security.max_body_bytes, key="detail",
+    app.add_middleware(BodyLimit, limit=security.max_body_bytes,
                        message=f"request body larger than {security.max_body_bytes // 1024} KB")
     _pages(app)
     _errors(app)
@@ -261,10 +260,8 @@ def _pages(app: FastAPI) -> None:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(405)
     def wrong_method(request: Request, _: Exception) -> JSONResponse:
-        # Starlette names only the first route's method in Allow; a path here may have several routes.
-        allowed = sorted({method for route in request.app.router.routes if isinstance(route, APIRoute)
-                          and route.path_regex.match(request.url.path) for method in route.methods})
-        return JSONResponse({"detail": "method not allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+        return JSONResponse({"detail": "method not allowed"}, status_code=405,
+                            headers={"Allow": allowed_methods(request.app.router.routes, request.url.path)})
 
     @app.exception_handler(assignments.NotFound)
     def not_found(_: Request, error: Exception) -> JSONResponse:

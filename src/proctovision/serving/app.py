@@ -30,11 +30,9 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
 
 from proctovision.core.api_errors import error_responses
-from proctovision.core.asgi import BodyLimit
+from proctovision.core.asgi import BodyLimit, allowed_methods
 from proctovision.core.hosts import is_loopback  # noqa: F401 - used by the serve commands
 from proctovision.core.security_headers import SecurityHeaders
 from proctovision.imaging.budget import LARGE_PIXELS, PixelBudgetError
@@ -134,7 +132,7 @@ def create_app(
     app = FastAPI(title="ProctoVision", version="1", description="Anorectal image classification service.",
                   docs_url=None, redoc_url=None)
     too_large = f"upload larger than the {max_upload_bytes / (1024 * 1024):.3g} MB limit"
-    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large, key="detail")
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD, message=too_large)
     app.add_middleware(SecurityHeaders)
     app.state.holder = holder
     app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
@@ -163,7 +161,7 @@ def create_app(
         message = too_large if error.status_code == 413 else error.detail
         headers = error.headers
         if error.status_code == 405:  # Starlette names the first route's methods only; a path has several routes
-            headers = {**(headers or {}), "Allow": allowed_methods(app, request.scope)}
+            headers = {**(headers or {}), "Allow": allowed_methods(app.router.routes, request.url.path)}
         return JSONResponse({"detail": message}, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(PixelBudgetError)
@@ -281,15 +279,6 @@ def create_app(
     if auth is not None:
         add_auth_routes(app, auth)
     return app
-
-
-def allowed_methods(app: FastAPI, scope: Scope) -> str:
-    """Every method some route of this path answers, for a 405's ``Allow``."""
-    methods = set()
-    for route in app.router.routes:
-        if getattr(route, "methods", None) and route.matches({**scope, "method": "GET"})[0] != Match.NONE:
-            methods |= set(route.methods)
-    return ", ".join(sorted(methods))
 
 
 def read_frames(path: Path, spec: "Preprocessing") -> list[Image.Image]:  # noqa: F821
