@@ -21,7 +21,7 @@ demo: setup
 	$(VENV)/bin/proctovision demo --out $(DEMO_OUT)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup
 	$(VENV)/bin/proctovision bench --backbones resnet34,efficientnet_lite0

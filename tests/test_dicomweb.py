@@ -34,7 +34,12 @@ needs_orthanc = pytest.mark.skipif(
     reason="Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)",
 )
 USER, PASSWORD = "reader", "s3cret-pass"
-TODAY = datetime.date.today().strftime("%Y%m%d")
+
+
+def today() -> str:
+    return datetime.date.today().strftime("%Y%m%d")
+
+
 runner = CliRunner()
 
 
@@ -92,8 +97,12 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_study(folder: Path, patient: int, slices: int = 2, orifice: bool = False, accession: str = "ACC",
-               date: str = TODAY) -> list[Path]:
-    """Synthetic MR slices (32 px) with identifying tags a scanner writes, so tests can see none leaks."""
+               date: str | None = None) -> list[Path]:
+    """Synthetic MR slices (32 px) with identifying tags a scanner writes, so tests can see none leaks.
+
+    Dated today unless ``date`` says otherwise; a watch test passes that date as ``--since``, so a run that
+    crosses midnight still finds its study."""
+    date = date or today()
     from proctovision.data.synthetic.mri import draw_slice, write_dicom
 
     rng = np.random.default_rng(patient)
@@ -368,7 +377,7 @@ def test_watch_predicts_each_new_study_once_across_restarts(orthanc: str, tmp_pa
     upload(orthanc, first)
     state = tmp_path / "watch.json"
     command = ["watch", str(run_dir), "--dicomweb", orthanc, "--state", str(state), "--once", "--stable", "0",
-               "--query", "AccessionNumber=WATCH*"]
+               "--query", "AccessionNumber=WATCH*", "--since", str(pydicom.dcmread(first[0]).StudyDate)]
 
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output

@@ -22,7 +22,8 @@ def test_watch_records_answers_and_the_sr_carries_their_ids(orthanc: str, tmp_pa
     upload(orthanc, paths)
     result = CliRunner().invoke(app, ["watch", str(evaluated_run), "--dicomweb", orthanc, "--state",
                                       str(tmp_path / "watch.json"), "--once", "--stable", "0", "--query",
-                                      "AccessionNumber=MONITOR*", "--monitor", str(monitor_dir)])
+                                      "AccessionNumber=MONITOR*", "--since", str(pydicom.dcmread(paths[0]).StudyDate),
+                                      "--monitor", str(monitor_dir)])
     assert result.exit_code == 0, result.output
     with open_folder(monitor_dir) as monitor:
         answers = monitor.answers()
