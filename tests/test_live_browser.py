@@ -1,19 +1,35 @@
 """The live page in a real browser: Chromium's fake camera plays a generated endoscopy video (.y4m), the page
-sends frames over the WebSocket and shows the class, read off the page as the lesion comes and goes."""
+sends frames over the WebSocket and shows the class, read off the page as the lesion comes and goes; under
+monitoring it asks once per procedure for feedback, in en-US and zh-CN."""
 import os
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from conftest import browser_page, needs_chromium
 from video_models import blur_fitted_detector
 
+from monitoring_fixtures import evaluated_run, monitor_dir, monitor_template  # noqa: F401
+from reading_fixtures import PASSWORD, make_study
 from proctovision.data.synthetic.video import write_demo_video
 from proctovision.serving.app import create_app
 
 pytestmark = needs_chromium
 FAKE_CAMERA = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+
+
+@pytest.fixture(scope="module")
+def live_accounts(tmp_path_factory):
+    """A clinician account (alice) of the reading project that ``serve --auth`` signs in against."""
+    from proctovision.reading.accounts import ProjectAccounts
+    from proctovision.reading.project import add_user
+
+    project = make_study(tmp_path_factory.mktemp("live-accounts"), readers=())
+    add_user(project, "alice", "clinician", PASSWORD)
+    yield ProjectAccounts(project)
+    project.close()
 
 
 def test_live_page_with_a_fake_camera_shows_the_class_as_the_lesion_comes_and_goes(tmp_path: Path):
@@ -110,3 +126,60 @@ def test_the_live_page_never_shows_the_border_text_from_the_first_frame_on(tmp_p
         page.wait_for_function("() => document.getElementById('error').textContent.includes('gone')")
         page.wait_for_timeout(200)
         assert levels(page)[1] == 0, "black again after a failure"
+
+
+def test_under_monitoring_and_sign_in_the_page_asks_once_per_procedure_in_both_languages(
+        tmp_path: Path, evaluated_run: Path, monitor_dir: Path, live_accounts) -> None:
+    """Stop ends the procedure; the feedback panel asks once about its answer (keys and wording of the clinician
+    page), and the feedback goes to POST /feedback with the session's CSRF token, against the procedure's id."""
+    from sqlalchemy import select
+
+    from conftest import chromium
+    from proctovision.monitoring.change_store import Feedback
+    from proctovision.monitoring.folder import open_folder
+    from proctovision.serving.background import running_server
+
+    camera = write_demo_video(tmp_path / "camera.y4m", size=(160, 128), fps=10, seconds=2.0, segments=[(0.5, 1.0)],
+                              seed=1)
+    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir, auth=live_accounts)
+    languages = [("en-US", "Do you agree with the model?", "The model's answer for the whole procedure",
+                  "Recorded: you agreed."),
+                 ("zh-CN", "您是否同意模型的判断？", "模型对整个检查过程的判断", "已记录：已更正为")]
+    with running_server(app) as url, chromium(FAKE_CAMERA + (f"--use-file-for-fake-video-capture={camera.path}",)
+                                              ) as browser:
+        for locale, ask, answer, recorded in languages:
+            context = browser.new_context(locale=locale)
+            signed = context.request.post(url + "auth/session", data={"username": "alice", "password": PASSWORD},
+                                          headers={"Origin": url.rstrip("/")})
+            assert signed.ok, signed.text()
+            page = context.new_page()
+            page.goto(url + "live")
+            assert page.query_selector("#feedback") is None
+            page.click("#start")
+            page.wait_for_function("() => Number(document.getElementById('frames').textContent) >= 3",
+                                   timeout=30_000)
+            page.click("#stop")
+            page.wait_for_selector("#feedback", timeout=30_000)
+            text = page.inner_text("#feedback")
+            assert ask in text and answer in text, text
+            if locale == "en-US":
+                page.click("#feedback-agree")
+            else:
+                page.select_option("#feedback-reason", index=4)
+                page.keyboard.press("1")
+            page.wait_for_selector(f"#feedback-status:has-text('{recorded}')")
+            with open_folder(monitor_dir) as monitor:
+                procedure = monitor.answers().query("unit == 'procedure'").iloc[-1]
+            again = {"prediction_id": procedure["id"], "predicted": procedure["decision"],
+                     "probabilities": {"normal": 0.5, "hemorrhoid": 0.5}}
+            assert page.evaluate("p => window.ProctoFeedback.ask(p, null)", again) is False, "asked twice"
+            assert page.eval_on_selector_all("#feedback", "panels => panels.length") == 1
+            assert page.inner_text("#error") == ""
+            context.close()
+    with open_folder(monitor_dir) as monitor, monitor.sessions() as session:
+        answers = monitor.answers()
+        rows = [(row.prediction_id, row.verdict, row.clinician, row.reason) for row in session.scalars(select(Feedback))]
+    procedures = answers.loc[answers["unit"] == "procedure"].set_index("id")
+    assert len(procedures) == 2 and set(answers["source"]) == {"live"} and (answers["unit"] == "second").any()
+    assert [row[0] for row in rows] == procedures.index.tolist(), "one feedback per procedure, on its id"
+    assert [row[1:3] for row in rows] == [("agree", "alice"), ("disagree", "alice")] and rows[1][3]

@@ -14,7 +14,7 @@ from proctovision.inference.recording import Answer
 from proctovision.monitoring.reference import answer_score
 from proctovision.monitoring.store import PredictionRecord, new_prediction_id, now
 
-SOURCES = ("serve", "predict", "watch", "video")
+SOURCES = ("serve", "live", "predict", "watch", "video")
 
 
 class MonitorRecorder:

@@ -76,7 +76,7 @@ class PredictionRecord(Base):
     id: Mapped[str] = mapped_column(String(32), unique=True, default=new_prediction_id)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=now, index=True)
     model_sha256: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(16))  # serve | predict | watch | video
+    source: Mapped[str] = mapped_column(String(16))  # serve | live | predict | watch | video
     unit: Mapped[str] = mapped_column(String(16), default="image")  # image | second | procedure
     status: Mapped[str] = mapped_column(String(16), default="answered")  # answered | error | refused
     probabilities: Mapped[dict | None] = mapped_column(JSON, nullable=True)

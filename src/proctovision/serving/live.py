@@ -16,6 +16,11 @@ upload only by the smoothing, and by what the page sends: the camera's picture r
 With an audit log, each second of a stream is one line (``source: live``): the procedure (a random id per
 connection), the second, the frames answered in it, their mean probabilities, the label at its end and the guard's
 flags (any frame flagged), as video is recorded per procedure and per second.
+
+With ``serve --monitor DIR`` the stream is recorded in the monitoring folder per second and per procedure
+(:mod:`.live_record`). The page ends a procedure by sending the text ``end``: the server records the procedure and
+answers ``{"procedure": {prediction_id, predicted, probabilities, frames}}`` (null without frames; no
+``prediction_id`` without monitoring), then closes the socket.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from proctovision.imaging.images import ImageReadError, read_raster
 from proctovision.imaging.quality import MEASURE_WIDTH, assess_quality
 from proctovision.inference.video import AREA_FRAMES, FrameModel, Smoother, content_area_of
 from proctovision.serving.auth import same_origin, sign_in_page
+from proctovision.serving.live_record import LiveRecording, frame_numbers
 from proctovision.serving.pages import page_language, render_page
 from proctovision.serving.withheld import warning_for
 
@@ -86,17 +92,15 @@ class LiveDecision:
 class SecondAudit:
     """One audit line per second of a stream: frames, mean probabilities, the last label and any flag."""
 
-    def __init__(self, audit: object | None, predictor: object, clock: Callable[[], float]) -> None:
-        self.audit, self.predictor, self.clock = audit, predictor, clock
+    def __init__(self, audit: object | None, predictor: object) -> None:
+        self.audit, self.predictor = audit, predictor
         self.procedure = secrets.token_hex(8)
-        self.started = clock()
         self.second: int | None = None
         self.rows: list[dict] = []
 
-    def add(self, answer: dict, probabilities: np.ndarray | None, latency_s: float) -> None:
+    def add(self, answer: dict, probabilities: np.ndarray | None, latency_s: float, second: int) -> None:
         if self.audit is None:
             return
-        second = int(self.clock() - self.started)
         if self.second is not None and second != self.second:
             self.flush()
         self.second = second
@@ -124,10 +128,10 @@ class SecondAudit:
 
 
 class LiveSession:
-    """One stream's state: its content area, smoother, decision and audit."""
+    """One stream's state: its content area, smoother, decision, audit and monitoring record."""
 
     def __init__(self, predictor: object, audit: object | None = None, clock: Callable[[], float] = time.monotonic,
-                 alpha: float = SMOOTHING_ALPHA, margin: float = MARGIN) -> None:
+                 alpha: float = SMOOTHING_ALPHA, margin: float = MARGIN, recorder: object | None = None) -> None:
         self.predictor = predictor
         self.spec = predictor.spec
         self.smoother = Smoother("ema", alpha, 9)
@@ -137,7 +141,9 @@ class LiveSession:
         self.area_sent = None
         self.model: FrameModel | None = None
         self.frames = 0
-        self.seconds = SecondAudit(audit, predictor, clock)
+        self.clock, self.started = clock, clock()
+        self.seconds = SecondAudit(audit, predictor)
+        self.recording = LiveRecording(recorder, predictor.classes, predictor.decide) if recorder else None
 
     def area_model(self, pixels: np.ndarray, dark: bool) -> FrameModel | None:
         """The content area from the stream's first frames that are not dark (refined until ``AREA_FRAMES``);
@@ -182,7 +188,10 @@ class LiveSession:
                 answer.update(self.shown(probabilities, model, image, lock))
                 answer["heatmap_box"] = box if box and model.spec.crop == "content" else [0, 0, 1, 1]
         answer["server_ms"] = round((time.perf_counter() - start) * 1000, 1)
-        self.seconds.add(answer, probabilities, time.perf_counter() - start)
+        latency, second = time.perf_counter() - start, int(self.clock() - self.started)
+        self.seconds.add(answer, probabilities, latency, second)
+        if self.recording is not None:
+            self.recording.add(frame_numbers(answer, probabilities, latency), second)
         return answer
 
     def shown(self, probabilities: np.ndarray, model: FrameModel, image: object, lock: object) -> dict:
@@ -202,8 +211,16 @@ class LiveSession:
             "heatmap_png_base64": base64.b64encode(heatmap).decode() if heatmap else None,
         }
 
-    def close(self) -> None:
+    def end(self) -> dict | None:
+        """The stream is over: its last audit line, and with monitoring its last second and the procedure recorded
+        (once). The procedure's answer for the page (``prediction_id`` only when recorded)."""
         self.seconds.flush()
+        if self.recording is None:
+            return None
+        return self.recording.end()
+
+    def close(self) -> None:
+        self.end()
 
 
 def add_live_routes(app: FastAPI, holder: object, token: str | None, auth: object | None = None) -> None:
@@ -239,10 +256,21 @@ def add_live_routes(app: FastAPI, holder: object, token: str | None, auth: objec
             await socket.send_json({"error": holder.error or "model is loading; try again in a few seconds"})
             await socket.close(code=1013)
             return
-        session = LiveSession(holder.predictor, holder.audit)
+        session = LiveSession(holder.predictor, holder.audit, recorder=getattr(app.state, "live_recorder", None))
         try:
             while True:
-                data = await socket.receive_bytes()
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") == "end":  # Stop: the procedure's answer, once, then the stream is closed
+                    procedure = await run_in_threadpool(session.end)
+                    await socket.send_json({"procedure": procedure})
+                    await socket.close(1000)
+                    return
+                data = message.get("bytes")
+                if data is None:
+                    await socket.send_json({"error": "send frames as binary messages, or the text 'end'"})
+                    continue
                 if len(data) > MAX_FRAME_BYTES:
                     await socket.send_json({"error": "frame larger than 4 MB"})
                     continue

@@ -85,8 +85,8 @@ def add_metrics_route(app: FastAPI, metrics: StoreMetrics, check: object | None 
 
 def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: object | None = None,
                    auth: object | None = None) -> "Monitor":  # noqa: F821
-    """Open the folder, refuse a model other than its own, and give the app a recorder, GET /metrics and the
-    /monitor page."""
+    """Open the folder, refuse a model other than its own, and give the app recorders (``/predict``'s and the live
+    page's), GET /metrics and the /monitor page."""
     from proctovision.monitoring.folder import open_folder
     from proctovision.monitoring.reference import model_sha256
     from proctovision.serving.monitor_page import add_monitor_page
@@ -99,6 +99,7 @@ def attach_monitor(app: FastAPI, source: str | Path, folder: str | Path, check: 
         raise
     app.state.monitor = monitor
     app.state.recorder = monitor.recorder("serve", monitor.model_sha256)
+    app.state.live_recorder = monitor.recorder("live", monitor.model_sha256)  # the live page: per second, procedure
     app.state.metrics = StoreMetrics(monitor)
     add_metrics_route(app, app.state.metrics, check)
     add_monitor_page(app, monitor, auth)

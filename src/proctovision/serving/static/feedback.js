@@ -1,5 +1,7 @@
 // The clinician's feedback on each answer: agree, or correct to another class, with an optional reason.
 // Keys: A agrees; 1, 2, ... correct to the numbered class. Idle when the service gives no prediction_id.
+// The clinician page asks after each answer of /predict; the live page asks once per procedure, through
+// window.ProctoFeedback.ask(procedure, after) when the stream stops.
 (() => {
   const F = {{ {
     "ask": _("Do you agree with the model?"),
@@ -12,23 +14,29 @@
     "sent_correct": _("Recorded: corrected to {class}."),
     "failed": _("Feedback not recorded: {reason}"),
     "keys": _("Keys: A agree, 1-9 correct to a class."),
+    "procedure": _("The model's answer for the whole procedure: {class}"),
     "reasons": [_("Lesion missed by the model"), _("False alarm by the model"), _("Poor image quality"),
                 _("Clinical context"), _("Other")],
   }|tojson }};
   const NAMES = {{ class_labels|tojson }};
   const shown = name => NAMES[name] || name;
   let current = null, panel = null;
+  const asked = new Set();
 
   function csrf() {
     const match = document.cookie.match(/(?:^|;\s*)csrf_token=([^;]*)/);
     return match ? decodeURIComponent(match[1]) : "";
   }
 
-  function build(result) {
+  function build(result, after) {
     if (panel) panel.remove();
     panel = document.createElement("section");
     panel.id = "feedback"; panel.setAttribute("aria-label", F.ask);
     panel.style.cssText = "margin-top:1rem;padding:0.8rem;border:1px solid #c6d0dc;border-radius:8px";
+    if (result.unit === "procedure") {
+      const answer = document.createElement("p"); answer.id = "feedback-answer"; answer.dataset.class = result.predicted;
+      answer.textContent = F.procedure.replaceAll("{class}", shown(result.predicted)); panel.append(answer);
+    }
     const title = document.createElement("p"); title.textContent = F.ask; panel.append(title);
     const buttons = document.createElement("div");
     const agree = document.createElement("button");
@@ -54,8 +62,19 @@
     const note = document.createElement("p"); note.className = "note"; note.textContent = F.keys; panel.append(note);
     const outcome = document.createElement("p"); outcome.id = "feedback-status"; outcome.setAttribute("role", "status");
     panel.append(outcome);
-    (document.querySelector(".row") || document.body).after(panel);
+    (after || document.querySelector(".row") || document.body).after(panel);
   }
+
+  // The live page: once per procedure (an id already asked about is never asked again), and only for a recorded
+  // procedure whose answer names a class.
+  window.ProctoFeedback = {
+    ask(procedure, after) {
+      if (!procedure || !procedure.prediction_id || !procedure.predicted || asked.has(procedure.prediction_id)) return false;
+      asked.add(procedure.prediction_id);
+      current = { ...procedure, unit: "procedure" }; build(current, after);
+      return true;
+    },
+  };
 
   async function send(verdict, label) {
     if (!current) return;

@@ -1,6 +1,8 @@
 // The live page. The camera's own picture is never put on screen: each screen frame is drawn into the canvas,
 // black everywhere but the content area of the latest good answer. Before the first answer, after a failure, or
 // while the server finds no content area, the canvas stays black, so burned-in patient text is never shown.
+// Stop ends the procedure: the page sends "end", and where the server records answers (serve --monitor) the
+// feedback panel (feedback.js) asks once about the procedure's answer.
 const T = JSON.parse(document.getElementById("strings").textContent);
 const CLASSES = JSON.parse(document.getElementById("classes").textContent);
 const label = name => CLASSES[name] || name;
@@ -35,8 +37,15 @@ async function start() {
   socket = new WebSocket(scheme + "//" + location.host + location.pathname.replace(/live$/, "") + "ws/live"
                          + (token ? "?token=" + encodeURIComponent(token) : ""));
   socket.binaryType = "arraybuffer";
-  socket.onmessage = event => { busy = false; show(JSON.parse(event.data)); };
+  const own = socket;
+  socket.onmessage = event => {
+    const message = JSON.parse(event.data);
+    if ("procedure" in message) { ended(message.procedure); own.close(1000); return; }
+    if (own !== socket) return;  // an answer to a frame sent before Stop
+    busy = false; show(message);
+  };
   socket.onclose = event => {
+    if (own !== socket) return;
     forget();
     if (event.code !== 1000 && event.code !== 1005) errorLine.textContent = T.closed + " " + (event.reason || event.code);
   };
@@ -47,9 +56,15 @@ async function start() {
 
 function stop() {
   forget();
-  if (socket) socket.close(1000); socket = null;
+  const ending = socket; socket = null; busy = false;
+  if (ending && ending.readyState === WebSocket.OPEN) ending.send("end");  // the server answers with the procedure
+  else if (ending) ending.close(1000);
   if (stream) stream.getTracks().forEach(t => t.stop()); stream = null;
   byId("start").disabled = false; byId("stop").disabled = true;
+}
+
+function ended(procedure) {
+  if (window.ProctoFeedback) window.ProctoFeedback.ask(procedure, byId("live-label"));
 }
 
 function tick() {
