@@ -144,3 +144,23 @@ def test_without_monitoring_nothing_is_recorded_and_stop_gives_no_id(evaluated_r
     with client.websocket_connect("/ws/live") as socket:
         socket.send_text("hello")
         assert "binary" in socket.receive_json()["error"]
+
+
+def test_a_procedure_the_folder_cannot_take_is_said_and_the_stream_was_answered(evaluated_run: Path,
+                                                                                 monitor_dir: Path, caplog) -> None:
+    class Failing:
+        def record(self, answers: list) -> list[str]:
+            raise OSError("disk full")
+
+    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir)
+    app.state.live_recorder = Failing()
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws/live") as socket:
+            socket.send_bytes(PURPLE)
+            assert socket.receive_json()["frame"] == 1
+            socket.send_text("end")
+            assert socket.receive_json() == {"procedure": None, "error": "the procedure was not recorded (OSError)"}
+        with client.websocket_connect("/ws/live") as socket:  # a page that goes away without Stop: logged only
+            socket.send_bytes(PURPLE)
+            assert socket.receive_json()["frame"] == 1
+    assert "a live procedure was not recorded for monitoring (OSError)" in caplog.text

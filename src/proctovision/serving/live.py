@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -220,7 +221,12 @@ class LiveSession:
         return self.recording.end()
 
     def close(self) -> None:
-        self.end()
+        """The socket is gone: nobody to tell of a failed record but the service's log (no id, no pixels in it)."""
+        try:
+            self.end()
+        except Exception as error:  # noqa: BLE001
+            logging.getLogger("proctovision.live").warning("a live procedure was not recorded for monitoring (%s)",
+                                                           type(error).__name__)
 
 
 def add_live_routes(app: FastAPI, holder: object, token: str | None, auth: object | None = None) -> None:
@@ -263,8 +269,11 @@ def add_live_routes(app: FastAPI, holder: object, token: str | None, auth: objec
                 if message["type"] == "websocket.disconnect":
                     return
                 if message.get("text") == "end":  # Stop: the procedure's answer, once, then the stream is closed
-                    procedure = await run_in_threadpool(session.end)
-                    await socket.send_json({"procedure": procedure})
+                    try:
+                        reply = {"procedure": await run_in_threadpool(session.end)}
+                    except Exception as error:  # noqa: BLE001 - the page says so; the frames were answered
+                        reply = {"procedure": None, "error": f"the procedure was not recorded ({type(error).__name__})"}
+                    await socket.send_json(reply)
                     await socket.close(1000)
                     return
                 data = message.get("bytes")

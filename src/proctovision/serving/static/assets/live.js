@@ -40,7 +40,10 @@ async function start() {
   const own = socket;
   socket.onmessage = event => {
     const message = JSON.parse(event.data);
-    if ("procedure" in message) { ended(message.procedure); own.close(1000); return; }
+    if ("procedure" in message) {
+      if (message.error) errorLine.textContent = T.not_recorded;
+      ended(message.procedure); own.close(1000); return;
+    }
     if (own !== socket) return;  // an answer to a frame sent before Stop
     busy = false; show(message);
   };
