@@ -162,6 +162,7 @@ def test_under_monitoring_and_sign_in_the_page_asks_once_per_procedure_in_both_l
             page.wait_for_selector("#feedback", timeout=30_000)
             text = page.inner_text("#feedback")
             assert ask in text and answer in text, text
+            assert page.inner_text("#shown") == "-", "the last frame's label went with the stream"
             if locale == "en-US":
                 page.click("#feedback-agree")
             else:

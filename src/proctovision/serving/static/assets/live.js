@@ -64,6 +64,9 @@ function stop() {
   else if (ending) ending.close(1000);
   if (stream) stream.getTracks().forEach(t => t.stop()); stream = null;
   byId("start").disabled = false; byId("stop").disabled = true;
+  // the last frame's label and warning go with the stream; the procedure's answer is the feedback panel's
+  byId("shown").textContent = "-"; byId("shown").dataset.class = ""; byId("probability").textContent = "";
+  byId("live-label").classList.remove("withheld"); byId("warning").hidden = true;
 }
 
 function ended(procedure) {
