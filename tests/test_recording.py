@@ -28,6 +28,22 @@ def test_video_is_pooled_per_second_and_per_procedure() -> None:
     assert video_answers(VideoResult(rows=[], classes=("a", "b")), decide) == []
 
 
+def test_frames_with_the_guards_own_verdicts_pool_by_majority_and_without_judged_frames_give_no_class() -> None:
+    from proctovision.inference.recording import FrameNumbers, pooled_answer
+
+    dark = FrameNumbers(None, None, 0.02, None, {"too_dark": True, "blurred": False})
+    seen = FrameNumbers(np.array([0.4, 0.6]), 7.0, 0.04, False, {"too_dark": False, "blurred": False})
+    unjudged = pooled_answer([dark, dark], ("normal", "hemorrhoid"), decide, None, "second")
+    assert (unjudged.probabilities, unjudged.decision, unjudged.frames) == ({}, None, 2)
+    assert unjudged.guard == {"in_distribution": None, "ood_score": None,
+                              "quality": {"too_dark": True, "blurred": False}}
+    mixed = pooled_answer([dark, dark, seen], ("normal", "hemorrhoid"), decide, 100.0, "procedure")
+    assert mixed.decision == "hemorrhoid" and mixed.probabilities == pytest.approx({"normal": 0.4, "hemorrhoid": 0.6})
+    assert mixed.guard == {"in_distribution": False, "ood_score": 7.0,  # the guard's verdict, not 7 > 100
+                           "quality": {"too_dark": True, "blurred": False}}
+    assert mixed.latency_s == pytest.approx(0.02)
+
+
 def test_video_command_records_seconds_not_frames(evaluated_run: Path, monitor_dir: Path, tmp_path: Path) -> None:
     from proctovision.cli import app
     from proctovision.data.synthetic.video import write_demo_video

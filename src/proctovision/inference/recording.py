@@ -1,6 +1,7 @@
 """What a predictor's caller hands to a recorder beside it: one ``Answer`` per answer given, and the ``Recorder``
 interface (``proctovision.monitoring`` implements it). Callers below the monitoring layer receive a recorder
-object and never import monitoring."""
+object and never import monitoring. A stream of frames (a video file, the live page) is pooled into one answer per
+second and one per procedure (:func:`pooled_answer`), never one per frame."""
 from __future__ import annotations
 
 from collections.abc import Sequence
