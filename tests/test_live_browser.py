@@ -179,7 +179,8 @@ def test_under_monitoring_and_sign_in_the_page_asks_once_per_procedure_in_both_l
             context.close()
     with open_folder(monitor_dir) as monitor, monitor.sessions() as session:
         answers = monitor.answers()
-        rows = [(row.prediction_id, row.verdict, row.clinician, row.reason) for row in session.scalars(select(Feedback))]
+        rows = [(row.prediction_id, row.verdict, row.clinician, row.reason)
+                for row in session.scalars(select(Feedback))]
     procedures = answers.loc[answers["unit"] == "procedure"].set_index("id")
     assert len(procedures) == 2 and set(answers["source"]) == {"live"} and (answers["unit"] == "second").any()
     assert [row[0] for row in rows] == procedures.index.tolist(), "one feedback per procedure, on its id"

@@ -19,8 +19,8 @@ flags (any frame flagged), as video is recorded per procedure and per second.
 
 With ``serve --monitor DIR`` the stream is recorded in the monitoring folder per second and per procedure
 (:mod:`.live_record`). The page ends a procedure by sending the text ``end``: the server records the procedure and
-answers ``{"procedure": {prediction_id, predicted, probabilities, frames}}`` (null without frames; no
-``prediction_id`` without monitoring), then closes the socket.
+answers ``{"procedure": {prediction_id, predicted, probabilities, frames}}`` (null without monitoring or without
+frames), then closes the socket.
 """
 from __future__ import annotations
 

@@ -34,7 +34,8 @@
     panel.id = "feedback"; panel.setAttribute("aria-label", F.ask);
     panel.style.cssText = "margin-top:1rem;padding:0.8rem;border:1px solid #c6d0dc;border-radius:8px";
     if (result.unit === "procedure") {
-      const answer = document.createElement("p"); answer.id = "feedback-answer"; answer.dataset.class = result.predicted;
+      const answer = document.createElement("p");
+      answer.id = "feedback-answer"; answer.dataset.class = result.predicted;
       answer.textContent = F.procedure.replaceAll("{class}", shown(result.predicted)); panel.append(answer);
     }
     const title = document.createElement("p"); title.textContent = F.ask; panel.append(title);
@@ -69,7 +70,8 @@
   // procedure whose answer names a class.
   window.ProctoFeedback = {
     ask(procedure, after) {
-      if (!procedure || !procedure.prediction_id || !procedure.predicted || asked.has(procedure.prediction_id)) return false;
+      if (!procedure || !procedure.prediction_id || !procedure.predicted) return false;
+      if (asked.has(procedure.prediction_id)) return false;
       asked.add(procedure.prediction_id);
       current = { ...procedure, unit: "procedure" }; build(current, after);
       return true;
