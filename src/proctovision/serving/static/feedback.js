@@ -76,6 +76,11 @@
       current = { ...procedure, unit: "procedure" }; build(current, after);
       return true;
     },
+    // A new stream: the last procedure's panel goes, so its keys cannot answer for it by mistake.
+    dismiss() {
+      if (panel) panel.remove();
+      panel = null; current = null;
+    },
   };
 
   async function send(verdict, label) {

@@ -26,6 +26,7 @@ function forget() { box = null; mask = null; heatmap = null; }  // back to black
 
 async function start() {
   errorLine.textContent = ""; forget();
+  if (window.ProctoFeedback) window.ProctoFeedback.dismiss();
   try {
     const constraints = select.value ? { deviceId: { exact: select.value } } : true;
     stream = await navigator.mediaDevices.getUserMedia({ video: constraints, audio: false });
