@@ -17,16 +17,19 @@ throughput with --monitor / without >= 0.97; live: no frame dropped, p95 latency
 report <= 60 s over 1,000,000 answers on 2 cores.
 
 Usage: python benchmarks/monitoring.py [--model RUN] [--seeds 20] [--in-distribution 100000] [--answers 1000000]
-       [--requests 200] [--video-seconds 10]
+       [--requests 200] [--video-seconds 10] [--parts shifts,serving,live,scale]
+(--parts scale --answers 200000: only the status and report timings, over fewer answers.)
 """
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import tempfile
 import threading
 import time
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from PIL import Image
 from proctovision.monitoring import signals
 from proctovision.monitoring.folder import init_folder, open_folder
 
+PARTS = ("shifts", "serving", "live", "scale")
 COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred")
 
 
@@ -197,30 +201,69 @@ def live(model: Path, folder: Path | None, video: Path, out: Path) -> dict:
     return {"dropped": result.dropped, "p95_ms": result.latency_ms(95), "frames": len(result.rows)}
 
 
-def fill(folder: Path, n: int, classes: list[str]) -> float:
-    """n synthetic answers written straight into the folder's table (ids, times over a year); seconds taken."""
-    from sqlalchemy import insert
+def fill(folder: Path, n: int, classes: list[str], batch: int = 100_000) -> float:
+    """n synthetic answers written straight into the folder's SQLite table, ``batch`` rows a transaction (random
+    ids, times over a year, one in 200 flagged out of distribution); seconds taken."""
+    from proctovision.monitoring.store import new_prediction_id
 
-    from proctovision.monitoring.store import PredictionRecord, new_prediction_id
-
+    columns = ("id", "at", "model_sha256", "source", "unit", "status", "probabilities", "decision", "score",
+               "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames")
+    statement = (f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
     rng = np.random.default_rng(0)
     start = time.perf_counter()
-    base = pd.Timestamp("2026-01-01")
+    year = np.timedelta64(365 * 86_400_000_000, "us")
     with open_folder(folder) as monitor:
         sha = monitor.model_sha256
-        for offset in range(0, n, 50_000):
-            size = min(50_000, n - offset)
-            p = rng.random(size)
-            at = base + pd.to_timedelta(np.sort(rng.random(size)) * 365 / (n / size) + offset / n * 365, unit="D")
-            rows = [{"id": new_prediction_id(), "at": moment.floor("us").to_pydatetime(), "model_sha256": sha, "source": "serve",
-                     "unit": "image", "status": "answered",
-                     "probabilities": {classes[0]: 1 - value, classes[1]: value},
-                     "decision": classes[int(value >= 0.5)], "score": float(value), "ood_score": float(value * 10),
-                     "out_of_distribution": bool(value > 0.995), "too_dark": False, "overexposed": False,
-                     "blurred": False, "latency_s": 0.02, "frames": 1} for value, moment in zip(p, at)]
-            with monitor.sessions.begin() as session:
-                session.execute(insert(PredictionRecord), rows)
+        raw = monitor.engine.raw_connection()
+        try:
+            for offset in range(0, n, batch):
+                size = min(batch, n - offset)
+                p = rng.random(size)
+                fraction = np.sort(rng.random(size)) * size / n + offset / n
+                at = np.datetime64("2026-01-01T00:00:00", "us") + (fraction * year.astype(np.int64)).astype(
+                    "timedelta64[us]")
+                times = np.char.replace(np.datetime_as_string(at, unit="us"), "T", " ").tolist()
+                values = p.tolist()
+                probabilities = [f'{{"{classes[0]}": {1 - value!r}, "{classes[1]}": {value!r}}}' for value in values]
+                rows = zip([new_prediction_id() for _ in range(size)], times, repeat(sha), repeat("serve"),
+                           repeat("image"), repeat("answered"), probabilities,
+                           [classes[int(value >= 0.5)] for value in values], values, (p * 10).tolist(),
+                           (p > 0.995).astype(int).tolist(), repeat(0), repeat(0), repeat(0), repeat(0.02),
+                           repeat(1))
+                raw.driver_connection.executemany(statement, rows)
+                raw.driver_connection.commit()
+        finally:
+            raw.close()
     return time.perf_counter() - start
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def scale(folder: Path, answers: int, classes: list[str], out: Path) -> None:
+    """Fill a copy of the folder, bring its charts up to date once (a service does it 100 answers at a time), then
+    time `monitor status` and `monitor report` as the CLI runs them."""
+    from proctovision.monitoring.report import write_report
+    from proctovision.monitoring.summary import status
+
+    big = Path(shutil.copytree(folder, out / "big"))
+    filled = fill(big, answers, classes)
+    print(f"{answers} recorded answers written in {filled:.1f} s ({load()})")
+    with open_folder(big) as monitor:
+        start = time.perf_counter()
+        monitor.refresh_alarms()
+        charts_s = time.perf_counter() - start
+    with open_folder(big) as monitor:
+        start = time.perf_counter()
+        status(monitor)
+        status_s = time.perf_counter() - start
+    with open_folder(big) as monitor:
+        start = time.perf_counter()
+        write_report(monitor, out / "report")
+        report_s = time.perf_counter() - start
+    print(f"{answers} recorded answers: charts' first pass over all of them {charts_s:.1f} s; monitor status "
+          f"{status_s:.1f} s (target <= 10 s), monitor report {report_s:.1f} s (target <= 60 s) ({load()})")
 
 
 def main() -> None:
@@ -234,19 +277,52 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--video-seconds", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=24, help="patients of generated images (3 each) for the pools")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
     args = parser.parse_args()
+    parts = {"shifts"} if args.shifts_only else set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
     from proctovision.data.synthetic.endoscopy import generate_endoscopy
-    from proctovision.data.synthetic.video import write_demo_video
-    from proctovision.inference.predictor import load_predictor
 
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as scratch:
         work = Path(scratch)
         model = demo_model(work, args.model)
         folder = work / "monitor"
-        monitor = init_folder(folder, model)
+        with init_folder(folder, model) as monitor:  # each part works on its own copy of this folder
+            classes = monitor.classes
+        if parts & {"shifts", "serving"}:
+            generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
+        if "shifts" in parts:
+            shifts(model, folder, work, args)
+        if "serving" in parts:
+            buffer = io.BytesIO()
+            Image.open(next((work / "pool" / "images").glob("*.jpg"))).save(buffer, format="JPEG")
+            serve_folder = Path(shutil.copytree(folder, work / "serve-monitor"))
+            without = throughput(model, None, args.requests, buffer.getvalue())
+            monitored = throughput(model, serve_folder, args.requests, buffer.getvalue())
+            print(f"serving: {without:.1f} answers/s without --monitor, {monitored:.1f} with; ratio "
+                  f"{monitored / without:.3f} (target >= 0.97; {args.requests} requests each; {load()})")
+        if "live" in parts:
+            from proctovision.data.synthetic.video import write_demo_video
+
+            video = write_demo_video(work / "scope.mp4", size=(640, 512), fps=30, seconds=args.video_seconds,
+                                     segments=[(1.0, 2.0)], seed=3).path
+            plain = live(model, None, Path(video), work / "live-plain")
+            watched = live(model, Path(shutil.copytree(folder, work / "video-monitor")), Path(video), work / "live")
+            print(f"live 30 frames/s ({args.video_seconds:g} s): dropped {plain['dropped']} without, "
+                  f"{watched['dropped']} with monitoring; p95 latency {plain['p95_ms']:.1f} ms without, "
+                  f"{watched['p95_ms']:.1f} ms with ({load()})")
+        if "scale" in parts:
+            scale(folder, args.answers, classes, work)
+
+
+def shifts(model: Path, folder: Path, work: Path, args: argparse.Namespace) -> None:
+    """Detection delays of the three shifts and the false alarms in distribution, printed."""
+    from proctovision.inference.predictor import load_predictor
+
+    with open_folder(folder) as monitor:
         classes = monitor.classes
-        generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
         truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
         predictor = load_predictor(model)
         pools = {}
@@ -257,47 +333,14 @@ def main() -> None:
         print(f"pools: {len(pools['in'])} images each; OOD share as is {shares['in']:.1%}, (a) {shares['a']:.1%}, "
               f"(b) {shares['b']:.1%}")
         figures = shift_figures(monitor, pools, args.seeds, args.before, args.after, args.in_distribution)
-        for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
-                             ("c", "(c) prevalence 25% -> 60%")):
-            entry = figures[shift]
-            print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
-                  f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
-                  f"{args.after} answers: {entry['not_detected']})")
-        print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
-              f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
-        if args.shifts_only:
-            return
-        monitor.close()
-
-        buffer = io.BytesIO()
-        Image.open(next((work / "variants" / "in").iterdir())).save(buffer, format="JPEG")
-        serve_folder = Path(shutil.copytree(folder, work / "serve-monitor"))
-        without = throughput(model, None, args.requests, buffer.getvalue())
-        monitored = throughput(model, serve_folder, args.requests, buffer.getvalue())
-        print(f"serving: {without:.1f} answers/s without --monitor, {monitored:.1f} with; ratio "
-              f"{monitored / without:.3f} (target >= 0.97)")
-
-        video = write_demo_video(work / "scope.mp4", size=(640, 512), fps=30, seconds=args.video_seconds,
-                                 segments=[(1.0, 2.0)], seed=3).path
-        plain = live(model, None, Path(video), work / "live-plain")
-        watched = live(model, Path(shutil.copytree(folder, work / "video-monitor")), Path(video), work / "live")
-        print(f"live 30 frames/s: dropped {plain['dropped']} without, {watched['dropped']} with monitoring; p95 "
-              f"latency {plain['p95_ms']:.1f} ms without, {watched['p95_ms']:.1f} ms with")
-
-        big = Path(shutil.copytree(folder, work / "big"))
-        filled = fill(big, args.answers, classes)
-        from proctovision.monitoring.report import write_report
-        from proctovision.monitoring.summary import status
-
-        with open_folder(big) as monitor:
-            start = time.perf_counter()
-            status(monitor)
-            status_s = time.perf_counter() - start
-            start = time.perf_counter()
-            write_report(monitor, work / "report")
-            report_s = time.perf_counter() - start
-        print(f"{args.answers} recorded answers (written in {filled:.0f} s): monitor status {status_s:.1f} s "
-              f"(target <= 10 s), monitor report {report_s:.1f} s (target <= 60 s)")
+    for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
+                         ("c", "(c) prevalence 25% -> 60%")):
+        entry = figures[shift]
+        print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
+              f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
+              f"{args.after} answers: {entry['not_detected']})")
+    print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
+          f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
 
 
 if __name__ == "__main__":
