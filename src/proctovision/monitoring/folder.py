@@ -236,14 +236,15 @@ class Monitor:
                 state.through_seq = int(new["seq"].iloc[-1]) if not new.empty else state.through_seq
             state = states["windows"]
             new = frame[frame["seq"] > state.through_seq].reset_index(drop=True)
-            for window in signals.window_tests(new, self.design, self.reference):
-                last = new.iloc[window["stop"] - 1]
+            windows = signals.window_tests(new, self.design, self.reference)
+            for window in windows:
                 for name in window["crossed"]:
                     if name not in open_signals:
                         open_signals.add(name)
-                        raised.append(self._raise(session, name, last, {
+                        raised.append(self._raise(session, name, new.iloc[window["stop"] - 1], {
                             key: window[name][key] for key in ("n", "statistic", "p_value")}))
-                state.through_seq = int(last["seq"])
+            if windows:
+                state.through_seq = int(new["seq"].iloc[windows[-1]["stop"] - 1])
         return raised
 
     def _raise(self, session: object, signal: str, row: pd.Series, values: dict) -> dict:
