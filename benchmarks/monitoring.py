@@ -111,10 +111,10 @@ def count_alarms(stream: pd.DataFrame, design: dict, reference: dict) -> dict[st
 def draw(pool: pd.DataFrame, n: int, rng: np.random.Generator, prevalence: float | None, positive: str) -> pd.DataFrame:
     if prevalence is None:
         return pool.iloc[rng.integers(0, len(pool), n)]
-    sick, well = pool[pool["truth"] == positive], pool[pool["truth"] != positive]
+    sick, well = pool[pool["truth"] == positive].index, pool[pool["truth"] != positive].index
     chosen = rng.random(n) < prevalence
-    rows = [sick.iloc[rng.integers(0, len(sick))] if flag else well.iloc[rng.integers(0, len(well))] for flag in chosen]
-    return pd.DataFrame(rows)
+    picks = rng.integers(0, np.where(chosen, len(sick), len(well)))  # the same draws as one row at a time
+    return pool.loc[np.where(chosen, sick[np.minimum(picks, len(sick) - 1)], well[np.minimum(picks, len(well) - 1)])]
 
 
 def shift_figures(monitor: object, pools: dict[str, pd.DataFrame], seeds: int, before: int, after: int,
@@ -337,7 +337,8 @@ def shifts(model: Path, folder: Path, work: Path, args: argparse.Namespace) -> N
     for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
                          ("c", "(c) prevalence 25% -> 60%")):
         entry = figures[shift]
-        print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
+        median, p90 = (f"{value:.1f}" if value is not None else "-" for value in (entry["median"], entry["p90"]))
+        print(f"{label}: detection delay median {median} answers, p90 {p90} "
               f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
               f"{args.after} answers: {entry['not_detected']})")
     print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
