@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import statsmodels.api as sm
 from scipy import stats
 from scipy.special import logit
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.stats.proportion import proportion_confint
+from statsmodels.tools.tools import add_constant
 
 MIN_WINDOW = 50
 DEFAULT_WINDOW = 100
@@ -176,6 +178,6 @@ def calibration_fit(y_true: np.ndarray, positive_probability: np.ndarray) -> dic
         return {"in_the_large": None, "slope": None, "n": int(len(y))}
     score = logit(np.clip(np.asarray(positive_probability, dtype=np.float64), 1e-6, 1 - 1e-6))
     ones = np.ones((len(y), 1))
-    large = sm.GLM(y, ones, family=sm.families.Binomial(), offset=score).fit()
-    slope = sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial()).fit()
+    large = GLM(y, ones, family=families.Binomial(), offset=score).fit()
+    slope = GLM(y, add_constant(score), family=families.Binomial()).fit()
     return {"in_the_large": float(large.params[0]), "slope": float(slope.params[1]), "n": int(len(y))}
