@@ -17,8 +17,7 @@ throughput with --monitor / without >= 0.97; live: no frame dropped, p95 latency
 report <= 60 s over 1,000,000 answers on 2 cores.
 
 Usage: python benchmarks/monitoring.py [--model RUN] [--seeds 20] [--in-distribution 100000] [--answers 1000000]
-       [--requests 200] [--video-seconds 10] [--parts shifts,serving,live,scale]
-(--parts scale --answers 200000: only the status and report timings, over fewer answers.)
+       [--requests 200] [--video-seconds 10]
 """
 from __future__ import annotations
 
@@ -42,7 +41,6 @@ from PIL import Image
 from proctovision.monitoring import signals
 from proctovision.monitoring.folder import init_folder, open_folder
 
-PARTS = ("shifts", "serving", "live", "scale")
 COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred")
 
 
@@ -294,52 +292,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--video-seconds", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=24, help="patients of generated images (3 each) for the pools")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--scale-only", action="store_true", help="only the status and report timings (e.g. with "
+                        "--answers 200000 for a short run)")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
     args = parser.parse_args()
-    parts = {"shifts"} if args.shifts_only else set(args.parts.split(","))
-    if parts - set(PARTS):
-        parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
     from proctovision.data.synthetic.endoscopy import generate_endoscopy
+    from proctovision.data.synthetic.video import write_demo_video
+    from proctovision.inference.predictor import load_predictor
 
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as scratch:
         work = Path(scratch)
         model = demo_model(work, args.model)
         folder = work / "monitor"
-        with init_folder(folder, model) as monitor:  # each part works on its own copy of this folder
-            classes = monitor.classes
-        if parts & {"shifts", "serving"}:
-            generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
-        if "shifts" in parts:
-            shifts(model, folder, work, args)
-        if "serving" in parts:
-            buffer = io.BytesIO()
-            Image.open(next((work / "pool" / "images").glob("*.jpg"))).save(buffer, format="JPEG")
-            serve_folder = Path(shutil.copytree(folder, work / "serve-monitor"))
-            without = throughput(model, None, args.requests, buffer.getvalue())
-            monitored = throughput(model, serve_folder, args.requests, buffer.getvalue())
-            print(f"serving: {without:.1f} answers/s without --monitor, {monitored:.1f} with; ratio "
-                  f"{monitored / without:.3f} (target >= 0.97; {args.requests} requests each; {load()})")
-        if "live" in parts:
-            from proctovision.data.synthetic.video import write_demo_video
-
-            video = write_demo_video(work / "scope.mp4", size=(640, 512), fps=30, seconds=args.video_seconds,
-                                     segments=[(1.0, 2.0)], seed=3).path
-            plain = live(model, None, Path(video), work / "live-plain")
-            watched = live(model, Path(shutil.copytree(folder, work / "video-monitor")), Path(video), work / "live")
-            print(f"live 30 frames/s ({args.video_seconds:g} s): dropped {plain['dropped']} without, "
-                  f"{watched['dropped']} with monitoring; p95 latency {plain['p95_ms']:.1f} ms without, "
-                  f"{watched['p95_ms']:.1f} ms with ({load()})")
-        if "scale" in parts:
-            scale(folder, args.answers, classes, work)
-
-
-def shifts(model: Path, folder: Path, work: Path, args: argparse.Namespace) -> None:
-    """Detection delays of the three shifts and the false alarms in distribution, printed."""
-    from proctovision.inference.predictor import load_predictor
-
-    with open_folder(folder) as monitor:
+        monitor = init_folder(folder, model)
+        if args.scale_only:
+            monitor.close()
+            return scale(folder, args.answers, monitor.classes, work)
         classes = monitor.classes
+        generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
         truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
         predictor = load_predictor(model)
         pools = {}
@@ -350,15 +320,35 @@ def shifts(model: Path, folder: Path, work: Path, args: argparse.Namespace) -> N
         print(f"pools: {len(pools['in'])} images each; OOD share as is {shares['in']:.1%}, (a) {shares['a']:.1%}, "
               f"(b) {shares['b']:.1%}")
         figures = shift_figures(monitor, pools, args.seeds, args.before, args.after, args.in_distribution)
-    for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
-                         ("c", "(c) prevalence 25% -> 60%")):
-        entry = figures[shift]
-        median, p90 = (f"{value:.1f}" if value is not None else "-" for value in (entry["median"], entry["p90"]))
-        print(f"{label}: detection delay median {median} answers, p90 {p90} "
-              f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
-              f"{args.after} answers: {entry['not_detected']})")
-    print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
-          f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
+        for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
+                             ("c", "(c) prevalence 25% -> 60%")):
+            entry = figures[shift]
+            median, p90 = (f"{value:.1f}" if value is not None else "-" for value in (entry["median"], entry["p90"]))
+            print(f"{label}: detection delay median {median} answers, p90 {p90} "
+                  f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
+                  f"{args.after} answers: {entry['not_detected']})")
+        print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
+              f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
+        if args.shifts_only:
+            return
+        monitor.close()
+
+        buffer = io.BytesIO()
+        Image.open(next((work / "variants" / "in").iterdir())).save(buffer, format="JPEG")
+        serve_folder = Path(shutil.copytree(folder, work / "serve-monitor"))
+        without = throughput(model, None, args.requests, buffer.getvalue())
+        monitored = throughput(model, serve_folder, args.requests, buffer.getvalue())
+        print(f"serving: {without:.1f} answers/s without --monitor, {monitored:.1f} with; ratio "
+              f"{monitored / without:.3f} (target >= 0.97; {args.requests} requests each; {load()})")
+
+        video = write_demo_video(work / "scope.mp4", size=(640, 512), fps=30, seconds=args.video_seconds,
+                                 segments=[(1.0, 2.0)], seed=3).path
+        plain = live(model, None, Path(video), work / "live-plain")
+        watched = live(model, Path(shutil.copytree(folder, work / "video-monitor")), Path(video), work / "live")
+        print(f"live 30 frames/s: dropped {plain['dropped']} without, {watched['dropped']} with monitoring; p95 "
+              f"latency {plain['p95_ms']:.1f} ms without, {watched['p95_ms']:.1f} ms with ({load()})")
+
+        scale(folder, args.answers, classes, work)
 
 
 if __name__ == "__main__":
