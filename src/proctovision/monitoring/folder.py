@@ -34,15 +34,15 @@ from proctovision.monitoring.store import (
     sqlite_url,
 )
 
-MARKER = "monitor.json"
-REFERENCE = "reference.json"
-ANSWER_COLUMNS = ("seq", "id", "at", "source", "unit", "status", "decision", "score", "ood_score",
-                  "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames")
 NOT_CHARTED = ("id", "at", "source", "unit", "status", "latency_s", "frames")  # what no chart reads
 _ANSWER = PredictionRecord.__table__.c
 ANSWERED = (_ANSWER.status == "answered",)
 # what the charts follow: answered, and not a video's per-procedure answer (its seconds are in)
 CHARTED = (*ANSWERED, or_(_ANSWER.unit.is_(None), _ANSWER.unit != "procedure"))
+MARKER = "monitor.json"
+REFERENCE = "reference.json"
+ANSWER_COLUMNS = ("seq", "id", "at", "source", "unit", "status", "decision", "score", "ood_score",
+                  "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames")
 
 
 def init_folder(folder: str | Path, model: str | Path, db_url: str | None = None, alarms_per_10000: float = 1.0,
