@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +112,10 @@ def count_alarms(stream: pd.DataFrame, design: dict, reference: dict) -> dict[st
 def draw(pool: pd.DataFrame, n: int, rng: np.random.Generator, prevalence: float | None, positive: str) -> pd.DataFrame:
     if prevalence is None:
         return pool.iloc[rng.integers(0, len(pool), n)]
-    sick, well = pool[pool["truth"] == positive], pool[pool["truth"] != positive]
+    sick, well = pool[pool["truth"] == positive].index, pool[pool["truth"] != positive].index
     chosen = rng.random(n) < prevalence
-    rows = [sick.iloc[rng.integers(0, len(sick))] if flag else well.iloc[rng.integers(0, len(well))] for flag in chosen]
-    return pd.DataFrame(rows)
+    picks = rng.integers(0, np.where(chosen, len(sick), len(well)))  # the same draws as one row at a time
+    return pool.loc[np.where(chosen, sick[np.minimum(picks, len(sick) - 1)], well[np.minimum(picks, len(well) - 1)])]
 
 
 def shift_figures(monitor: object, pools: dict[str, pd.DataFrame], seeds: int, before: int, after: int,
@@ -197,30 +202,83 @@ def live(model: Path, folder: Path | None, video: Path, out: Path) -> dict:
     return {"dropped": result.dropped, "p95_ms": result.latency_ms(95), "frames": len(result.rows)}
 
 
-def fill(folder: Path, n: int, classes: list[str]) -> float:
-    """n synthetic answers written straight into the folder's table (ids, times over a year); seconds taken."""
-    from sqlalchemy import insert
+def fill(folder: Path, n: int, classes: list[str], batch: int = 100_000) -> float:
+    """n synthetic answers written straight into the folder's SQLite table, ``batch`` rows a transaction (random
+    ids, times over a year, one in 200 flagged out of distribution); seconds taken."""
+    from proctovision.monitoring.store import new_prediction_id
 
-    from proctovision.monitoring.store import PredictionRecord, new_prediction_id
-
+    columns = ("id", "at", "model_sha256", "source", "unit", "status", "probabilities", "decision", "score",
+               "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames")
+    statement = (f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
     rng = np.random.default_rng(0)
     start = time.perf_counter()
-    base = pd.Timestamp("2026-01-01")
+    year = np.timedelta64(365 * 86_400_000_000, "us")
     with open_folder(folder) as monitor:
         sha = monitor.model_sha256
-        for offset in range(0, n, 50_000):
-            size = min(50_000, n - offset)
-            p = rng.random(size)
-            at = base + pd.to_timedelta(np.sort(rng.random(size)) * 365 / (n / size) + offset / n * 365, unit="D")
-            rows = [{"id": new_prediction_id(), "at": moment.floor("us").to_pydatetime(), "model_sha256": sha, "source": "serve",
-                     "unit": "image", "status": "answered",
-                     "probabilities": {classes[0]: 1 - value, classes[1]: value},
-                     "decision": classes[int(value >= 0.5)], "score": float(value), "ood_score": float(value * 10),
-                     "out_of_distribution": bool(value > 0.995), "too_dark": False, "overexposed": False,
-                     "blurred": False, "latency_s": 0.02, "frames": 1} for value, moment in zip(p, at)]
-            with monitor.sessions.begin() as session:
-                session.execute(insert(PredictionRecord), rows)
+        raw = monitor.engine.raw_connection()
+        raw.driver_connection.execute("PRAGMA cache_size = -262144")  # 256 MiB: the id index takes random inserts
+        try:
+            for offset in range(0, n, batch):
+                size = min(batch, n - offset)
+                p = rng.random(size)
+                fraction = np.sort(rng.random(size)) * size / n + offset / n
+                at = np.datetime64("2026-01-01T00:00:00", "us") + (fraction * year.astype(np.int64)).astype(
+                    "timedelta64[us]")
+                times = np.char.replace(np.datetime_as_string(at, unit="us"), "T", " ").tolist()
+                values = p.tolist()
+                probabilities = [f'{{"{classes[0]}": {1 - value!r}, "{classes[1]}": {value!r}}}' for value in values]
+                rows = zip([new_prediction_id() for _ in range(size)], times, repeat(sha), repeat("serve"),
+                           repeat("image"), repeat("answered"), probabilities,
+                           [classes[int(value >= 0.5)] for value in values], values, (p * 10).tolist(),
+                           (p > 0.995).astype(int).tolist(), repeat(0), repeat(0), repeat(0), repeat(0.02),
+                           repeat(1))
+                raw.driver_connection.executemany(statement, rows)
+                raw.driver_connection.commit()
+        finally:
+            raw.close()
     return time.perf_counter() - start
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def cli_seconds(*args: str) -> tuple[float, float]:
+    """Wall and CPU time of one `proctovision ...` command, from the interpreter's start to its exit (on a shared
+    machine the CPU time is what an idle one would take as wall time)."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    subprocess.run([sys.executable, "-m", "proctovision", *args], check=True, capture_output=True)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def timed(work: object) -> tuple[float, float]:
+    """Wall and CPU time of ``work()`` in this process."""
+    cpu, start = time.process_time(), time.perf_counter()
+    work()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def scale(folder: Path, answers: int, classes: list[str], out: Path) -> None:
+    """Fill a copy of the folder, bring its charts up to date once (a service does it 100 answers at a time), then
+    time status and report in this process and as the CLI commands (with the interpreter's start and imports)."""
+    from proctovision.monitoring.report import write_report
+    from proctovision.monitoring.summary import status
+
+    big = Path(shutil.copytree(folder, out / "big"))
+    filled = fill(big, answers, classes)
+    print(f"{answers} recorded answers written in {filled:.1f} s ({load()})")
+    with open_folder(big) as monitor:
+        charts = timed(monitor.refresh_alarms)
+        library = {"status": timed(lambda: status(monitor)),
+                   "report": timed(lambda: write_report(monitor, out / "report"))}
+    cli = {"status": cli_seconds("monitor", "status", str(big), "--json", str(out / "status.json")),
+           "report": cli_seconds("monitor", "report", str(big), "--out", str(out / "report-cli"))}
+    print(f"{answers} recorded answers, wall / CPU seconds: the charts' first pass over all of them "
+          f"{charts[0]:.1f} / {charts[1]:.1f}; `monitor status` {cli['status'][0]:.1f} / {cli['status'][1]:.1f} "
+          f"(target <= 10 s; in the library {library['status'][0]:.1f} / {library['status'][1]:.1f}); "
+          f"`monitor report` {cli['report'][0]:.1f} / {cli['report'][1]:.1f} (target <= 60 s; in the library "
+          f"{library['report'][0]:.1f} / {library['report'][1]:.1f}) ({load()})")
 
 
 def main() -> None:
@@ -234,6 +292,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--video-seconds", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=24, help="patients of generated images (3 each) for the pools")
+    parser.add_argument("--scale-only", action="store_true", help="only the status and report timings (e.g. with "
+                        "--answers 200000 for a short run)")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
     args = parser.parse_args()
     from proctovision.data.synthetic.endoscopy import generate_endoscopy
@@ -245,6 +305,9 @@ def main() -> None:
         model = demo_model(work, args.model)
         folder = work / "monitor"
         monitor = init_folder(folder, model)
+        if args.scale_only:
+            monitor.close()
+            return scale(folder, args.answers, monitor.classes, work)
         classes = monitor.classes
         generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
         truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
@@ -260,7 +323,8 @@ def main() -> None:
         for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
                              ("c", "(c) prevalence 25% -> 60%")):
             entry = figures[shift]
-            print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
+            median, p90 = (f"{value:.1f}" if value is not None else "-" for value in (entry["median"], entry["p90"]))
+            print(f"{label}: detection delay median {median} answers, p90 {p90} "
                   f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
                   f"{args.after} answers: {entry['not_detected']})")
         print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
@@ -275,29 +339,16 @@ def main() -> None:
         without = throughput(model, None, args.requests, buffer.getvalue())
         monitored = throughput(model, serve_folder, args.requests, buffer.getvalue())
         print(f"serving: {without:.1f} answers/s without --monitor, {monitored:.1f} with; ratio "
-              f"{monitored / without:.3f} (target >= 0.97)")
+              f"{monitored / without:.3f} (target >= 0.97; {args.requests} requests each; {load()})")
 
         video = write_demo_video(work / "scope.mp4", size=(640, 512), fps=30, seconds=args.video_seconds,
                                  segments=[(1.0, 2.0)], seed=3).path
         plain = live(model, None, Path(video), work / "live-plain")
         watched = live(model, Path(shutil.copytree(folder, work / "video-monitor")), Path(video), work / "live")
         print(f"live 30 frames/s: dropped {plain['dropped']} without, {watched['dropped']} with monitoring; p95 "
-              f"latency {plain['p95_ms']:.1f} ms without, {watched['p95_ms']:.1f} ms with")
+              f"latency {plain['p95_ms']:.1f} ms without, {watched['p95_ms']:.1f} ms with ({load()})")
 
-        big = Path(shutil.copytree(folder, work / "big"))
-        filled = fill(big, args.answers, classes)
-        from proctovision.monitoring.report import write_report
-        from proctovision.monitoring.summary import status
-
-        with open_folder(big) as monitor:
-            start = time.perf_counter()
-            status(monitor)
-            status_s = time.perf_counter() - start
-            start = time.perf_counter()
-            write_report(monitor, work / "report")
-            report_s = time.perf_counter() - start
-        print(f"{args.answers} recorded answers (written in {filled:.0f} s): monitor status {status_s:.1f} s "
-              f"(target <= 10 s), monitor report {report_s:.1f} s (target <= 60 s)")
+        scale(folder, args.answers, classes, work)
 
 
 if __name__ == "__main__":

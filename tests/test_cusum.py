@@ -61,3 +61,18 @@ def test_lindley_resumes_from_a_stored_statistic() -> None:
     resumed = cusum.lindley(increments[3:], start=float(whole[2]))
     assert resumed.tolist() == pytest.approx(whole[3:].tolist())
     assert cusum.design_h(cusum.arl_one_sided(0.5, 4.0), sides=1) == pytest.approx(4.0, abs=0.02)
+
+
+def test_vectorised_lindley_equals_the_recursion_with_its_alarm() -> None:
+    rng = np.random.default_rng(7)
+    up, down = cusum.bernoulli_increments(0.01, 0.03)
+    for start, increments in ((0.0, rng.normal(-0.5, 1.0, 20_000)), (2.5, rng.normal(-0.45, 1.0, 5_000)),
+                              (0.0, np.where(rng.random(50_000) < 0.012, up, down))):
+        recursion, value = np.empty(increments.size), start
+        for index, step in enumerate(increments):  # S_n = max(0, S_(n-1) + z_n), one answer at a time
+            value = max(0.0, value + step)
+            recursion[index] = value
+        vectorised = cusum.lindley(increments, start)
+        assert np.allclose(vectorised, recursion, rtol=0, atol=1e-9)
+        limit = np.quantile(recursion, 0.999)
+        assert np.flatnonzero(vectorised >= limit)[0] == np.flatnonzero(recursion >= limit)[0]

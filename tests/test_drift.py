@@ -83,3 +83,37 @@ def test_class_mix_against_a_small_reference_counts_its_noise() -> None:
     window = np.array([60, 40])
     assert drift.class_mix_test(window, np.array([0.75, 0.25]))["p_value"] < 0.005
     assert drift.class_mix_test(window, np.array([0.75, 0.25]), reference_n=12)["p_value"] > 0.2
+
+
+@pytest.mark.parametrize("reference_n", [None, 12, 300])
+def test_class_mix_on_many_windows_gives_each_windows_numbers(reference_n: int | None) -> None:
+    rng = np.random.default_rng(3)
+    for classes in (2, 3, 5):
+        shares = rng.dirichlet(np.ones(classes))
+        shares[0] = 0.0001  # rounds to no reference count: a column empty in both rows is left out
+        counts = rng.multinomial(100, rng.dirichlet(np.ones(classes)), 300)
+        counts[:20, 1] += counts[:20, 0]
+        counts[:20, 0] = 0
+        many = drift.class_mix_tests(counts, shares, reference_n)
+        for index, window in enumerate(counts):
+            one = drift.class_mix_test(window, shares, reference_n)
+            assert (one["statistic"], one["p_value"], one["n"]) == (
+                many["statistic"][index], many["p_value"][index], many["n"][index])
+            assert one["shares"] == many["shares"][index].tolist()
+    with pytest.raises(ValueError, match="below the minimum"):
+        drift.class_mix_tests(np.array([[60, 40], [10, 10]]), np.array([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("reference_size", [37, 100, 500])
+def test_kolmogorov_smirnov_on_many_windows_gives_each_windows_numbers(reference_size: int) -> None:
+    rng = np.random.default_rng(reference_size)
+    reference = np.round(rng.beta(2, 5, reference_size), 2)  # rounded: ties within and across the samples
+    windows = np.round(rng.beta(2, 4, (300, 100)), 2)
+    windows[1] = np.resize(reference, 100)
+    windows[2, 5] = np.nan
+    many = drift.probability_tests(windows, reference)
+    for index, window in enumerate(windows):
+        one = drift.probability_test(window, reference)
+        assert one["statistic"] == many["statistic"][index] or np.isnan(one["statistic"]) and index == 2
+        assert one["p_value"] == many["p_value"][index] or np.isnan(one["p_value"]) and index == 2
+    assert np.isnan(many["p_value"][2])

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from proctovision.core import fileio
 from proctovision.monitoring import reference as references
@@ -34,6 +34,11 @@ from proctovision.monitoring.store import (
     sqlite_url,
 )
 
+NOT_CHARTED = ("id", "at", "source", "unit", "status", "latency_s", "frames")  # what no chart reads
+_ANSWER = PredictionRecord.__table__.c
+ANSWERED = (_ANSWER.status == "answered",)
+# what the charts follow: answered, and not a video's per-procedure answer (its seconds are in)
+CHARTED = (*ANSWERED, or_(_ANSWER.unit.is_(None), _ANSWER.unit != "procedure"))
 MARKER = "monitor.json"
 REFERENCE = "reference.json"
 ANSWER_COLUMNS = ("seq", "id", "at", "source", "unit", "status", "decision", "score", "ood_score",
@@ -122,34 +127,54 @@ class Monitor:
                                       .where(PredictionRecord.status == "answered")) or 0)
 
     def answers(self, since: dt.datetime | None = None, until: dt.datetime | None = None, after_seq: int = 0,
-                columns: tuple[str, ...] = ANSWER_COLUMNS) -> pd.DataFrame:
-        """Recorded answers in order of arrival (all statuses), numbers and flags only."""
+                columns: tuple[str, ...] = ANSWER_COLUMNS, where: tuple = ()) -> pd.DataFrame:
+        """Recorded answers in order of arrival (all statuses, unless ``where`` narrows them: ANSWERED, CHARTED),
+        numbers and flags only."""
         table = PredictionRecord.__table__
-        query = select(*(table.c[name] for name in columns)).where(table.c.seq > after_seq)
+        query = select(*(table.c[name] for name in columns)).where(table.c.seq > after_seq, *where)
         if since is not None:
             query = query.where(table.c.at >= since)
         if until is not None:
             query = query.where(table.c.at < until)
-        query = query.order_by(table.c.seq)
+        return self.read(query.order_by(table.c.seq), columns)
+
+    def read(self, query: object, columns: tuple[str, ...], times: tuple[str, ...] = ("at",)) -> pd.DataFrame:
+        """A query's rows as a frame with ``columns``; the columns in ``times`` as datetimes."""
         if self.engine.dialect.name != "sqlite":
             with self.engine.connect() as connection:
                 return pd.read_sql(query, connection)
-        return self._sqlite_answers(query, columns)
+        return self._sqlite_answers(query, columns, times)
 
-    def _sqlite_answers(self, query: object, columns: tuple[str, ...]) -> pd.DataFrame:
-        """SQLite straight through its driver (several times faster than ORM rows over a million answers), with
-        the same types: times as datetimes, flags as True/False/missing, probabilities as dicts."""
-        compiled = query.compile(dialect=self.engine.dialect)
-        parameters = [compiled.params[name] for name in compiled.positiontup]
-        parameters = [value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value for value in parameters]
+    def rows(self, query: object) -> list:
+        """A query's rows as tuples, as the driver gives them (for columns read into numpy arrays)."""
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(query)]
         raw = self.engine.raw_connection()
         try:
-            frame = pd.read_sql_query(str(compiled), raw.driver_connection, params=parameters)
+            return raw.driver_connection.execute(*self._sqlite_statement(query)).fetchall()
+        finally:
+            raw.close()
+
+    def _sqlite_statement(self, query: object) -> tuple[str, list]:
+        compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+        parameters = [compiled.params[name] for name in compiled.positiontup]
+        return str(compiled), [value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value
+                               for value in parameters]
+
+    def _sqlite_answers(self, query: object, columns: tuple[str, ...], times: tuple[str, ...]) -> pd.DataFrame:
+        """SQLite straight through its driver (several times faster than ORM rows over a million answers), with
+        the same types: times as datetimes, flags as True/False/missing, probabilities as dicts."""
+        statement, parameters = self._sqlite_statement(query)
+        raw = self.engine.raw_connection()
+        try:
+            frame = pd.read_sql_query(statement, raw.driver_connection, params=parameters)
         finally:
             raw.close()
         frame.columns = list(columns)
-        if "at" in frame:
-            frame["at"] = pd.to_datetime(frame["at"], format="ISO8601")
+        for name in times:
+            if name in frame:
+                frame[name] = pd.to_datetime(frame[name], format="ISO8601")
         for flag in ("out_of_distribution", "too_dark", "overexposed", "blurred"):
             if flag in frame:
                 frame[flag] = frame[flag].map({1: True, 0: False}).astype(object)
@@ -194,8 +219,8 @@ class Monitor:
                 if name not in states:
                     states[name] = ChartState(signal=name, statistic=0.0, through_seq=0)
                     session.add(states[name])
-            frame = self.answers(after_seq=min(state.through_seq for state in states.values()))
-            frame = frame[(frame["status"] == "answered") & (frame["unit"] != "procedure")].reset_index(drop=True)
+            frame = self.answers(after_seq=min(state.through_seq for state in states.values()), where=CHARTED,
+                                 columns=tuple(name for name in ANSWER_COLUMNS if name not in NOT_CHARTED))
             if frame.empty:
                 return raised
             open_signals = {alarm.signal for alarm in session.scalars(
@@ -211,20 +236,22 @@ class Monitor:
                 state.through_seq = int(new["seq"].iloc[-1]) if not new.empty else state.through_seq
             state = states["windows"]
             new = frame[frame["seq"] > state.through_seq].reset_index(drop=True)
-            for window in signals.window_tests(new, self.design, self.reference):
-                last = new.iloc[window["stop"] - 1]
+            windows = signals.window_tests(new, self.design, self.reference)
+            for window in windows:
                 for name in window["crossed"]:
                     if name not in open_signals:
                         open_signals.add(name)
-                        raised.append(self._raise(session, name, last, {
+                        raised.append(self._raise(session, name, new.iloc[window["stop"] - 1], {
                             key: window[name][key] for key in ("n", "statistic", "p_value")}))
-                state.through_seq = int(last["seq"])
+            if windows:
+                state.through_seq = int(new["seq"].iloc[windows[-1]["stop"] - 1])
         return raised
 
     def _raise(self, session: object, signal: str, row: pd.Series, values: dict) -> dict:
         after = session.scalar(select(func.count()).select_from(PredictionRecord).where(
             PredictionRecord.seq <= int(row["seq"]), PredictionRecord.status == "answered"))
-        alarm = Alarm(signal=signal, first_at=pd.Timestamp(row["at"]).to_pydatetime(),
+        at = session.scalar(select(PredictionRecord.at).where(PredictionRecord.seq == int(row["seq"])))
+        alarm = Alarm(signal=signal, first_at=pd.Timestamp(at).to_pydatetime(),
                       after_predictions=int(after), values={key: float(value) for key, value in values.items()})
         session.add(alarm)
         session.flush()

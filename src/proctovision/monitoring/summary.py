@@ -9,23 +9,24 @@ import numpy as np
 import pandas as pd
 
 from proctovision.evaluation import drift
-from proctovision.monitoring import signals
+from proctovision.monitoring import signals, tallies
 from proctovision.monitoring.change_control import change_status
 from proctovision.monitoring.feedback import confirmed_cases as confirmed_labels  # outcomes, then feedback
+from proctovision.monitoring.folder import ANSWERED
 
 FLAGS = ("too_dark", "overexposed", "blurred")
 
 
-def estimated(answers: pd.DataFrame, classes: list[str]) -> dict:
-    """CBPE over the answers: from P(positive) for two classes, from P(decided class) (accuracy only) otherwise."""
-    rows = answers[answers["score"].notna() & answers["decision"].isin(classes)]
+def estimated(decision: np.ndarray, score: np.ndarray, classes: list[str]) -> dict:
+    """CBPE over the answers (``decision``: class numbers, NaN for another decision): from P(positive) for two
+    classes, from P(decided class) (accuracy only) otherwise."""
+    kept = ~np.isnan(score) & ~np.isnan(decision)
+    p, decided = score[kept], decision[kept].astype(int)
     if len(classes) == 2:
-        p = rows["score"].to_numpy(float)
-        decided = (rows["decision"] == classes[1]).to_numpy().astype(int)
-        return drift.cbpe(np.stack([1 - p, p], axis=1), decided)
+        return drift.cbpe(np.stack([1 - p, p], axis=1), (decided == 1).astype(int))
     result = drift.cbpe(np.zeros((0, 1)), np.zeros(0))
-    if len(rows):
-        result.update(n=int(len(rows)), accuracy=float(rows["score"].mean()))
+    if p.size:
+        result.update(n=int(p.size), accuracy=float(pd.Series(p).mean()))
     return result
 
 
@@ -34,62 +35,62 @@ def confirmed(answers: pd.DataFrame, labels: pd.DataFrame, classes: list[str]) -
     joined = answers[["id", "decision", "score"]].merge(labels, left_on="id", right_on="prediction_id")
     joined = joined[joined["decision"].isin(classes)]
     out: dict = {"n": int(len(joined)), "by_source": joined["source"].value_counts().to_dict() if len(joined) else {}}
-    truth = np.array([classes.index(label) for label in joined["label"]], dtype=int)
-    called = np.array([classes.index(name) for name in joined["decision"]], dtype=int)
+    truth = pd.Categorical(joined["label"], categories=classes).codes.astype(int)
+    called = pd.Categorical(joined["decision"], categories=classes).codes.astype(int)
     out.update(drift.observed_performance(truth, called, 1))
     if len(classes) == 2:
         out["calibration"] = drift.calibration_fit(truth == 1, joined["score"].to_numpy(float))
     return out
 
 
-def operations(answers: pd.DataFrame) -> dict:
-    answered = answers[answers["status"] == "answered"]
-    times = pd.to_datetime(answered["at"])
-    hours = max((times.max() - times.min()).total_seconds() / 3600, 1.0) if len(times) else 1.0
-    latency = answered["latency_s"].dropna().to_numpy(float) * 1000
-    return {"per_hour": len(answered) / hours, "per_day": len(answered) / hours * 24,
+def operations(counted: dict, latency_s: np.ndarray) -> dict:
+    answered = counted["answered"]
+    hours = max((counted["last"] - counted["first"]).total_seconds() / 3600, 1.0) if answered else 1.0
+    latency = latency_s[~np.isnan(latency_s)] * 1000
+    return {"per_hour": answered / hours, "per_day": answered / hours * 24,
             "latency_ms_p50": float(np.percentile(latency, 50)) if latency.size else None,
             "latency_ms_p95": float(np.percentile(latency, 95)) if latency.size else None,
-            "errors": int((answers["status"] == "error").sum()), "refusals": int((answers["status"] == "refused").sum())}
+            "errors": counted["errors"], "refusals": counted["refusals"]}
 
 
-def shares(answers: pd.DataFrame) -> dict:
-    answered = answers[answers["status"] == "answered"]
-    out = {"ood_share": _share(answered["out_of_distribution"]),
-           "ood_mean_score": float(answered["ood_score"].mean()) if answered["ood_score"].notna().any() else None}
-    out.update({f"{flag}_share": _share(answered[flag]) for flag in FLAGS})
+def shares(counted: dict, ood_score: np.ndarray) -> dict:
+    """The share of answered answers flagged, of those that know the flag; the mean OOD score."""
+    out = {"ood_share": _share(*counted["flags"]["out_of_distribution"]),
+           "ood_mean_score": float(pd.Series(ood_score).mean()) if (~np.isnan(ood_score)).any() else None}
+    out.update({f"{flag}_share": _share(*counted["flags"][flag]) for flag in FLAGS})
     return out
 
 
-def _share(column: pd.Series) -> float | None:
-    known = column.dropna()
-    return float(known.astype(bool).mean()) if len(known) else None
+def _share(known: int, raised: int) -> float | None:
+    return raised / known if known else None
 
 
 def status(monitor: object, since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict:
-    """The status document (the JSON of ``monitor status --json``)."""
+    """The status document (the JSON of ``monitor status --json``). The database counts; only the columns the
+    estimate, the latency and the OOD score need are read (monitoring.tallies)."""
     monitor.refresh_alarms()
-    answers = monitor.answers(since, until)
-    answered = answers[answers["status"] == "answered"]
+    counted = tallies.counts(monitor, since, until, ("out_of_distribution", *FLAGS))
+    arrays = tallies.answered_arrays(monitor, since, until)
     labels = confirmed_labels(monitor)
     alarms = monitor.alarms()
     return {
         "folder": str(monitor.folder),
         "model": {"sha256": monitor.model_sha256, "task": monitor.config["model"]["task"], "classes": monitor.classes},
-        "period": {"first": _iso(answered["at"].min()) if len(answered) else None,
-                   "last": _iso(answered["at"].max()) if len(answered) else None},
-        "predictions": int(len(answered)),
-        "by_source": answered["source"].value_counts().to_dict(),
+        "period": {"first": _iso(counted["first"]) if counted["answered"] else None,
+                   "last": _iso(counted["last"]) if counted["answered"] else None},
+        "predictions": counted["answered"],
+        "by_source": counted["by_source"],
         "alarms": [alarm for alarm in alarms if alarm["acknowledged_at"] is None],
         "acknowledged": [alarm for alarm in alarms if alarm["acknowledged_at"] is not None],
-        "estimated": estimated(answered, monitor.classes),
-        "confirmed": confirmed(answered, labels, monitor.classes) if len(labels) else {"n": 0},
+        "estimated": estimated(arrays["decision"], arrays["score"], monitor.classes),
+        "confirmed": confirmed(tallies.labelled_answers(monitor, ("id", "decision", "score"), since, until), labels,
+                               monitor.classes) if len(labels) else {"n": 0},
         "validation": {"n": monitor.reference["n"], "performance": monitor.reference.get("performance"),
                        "calibration": monitor.reference.get("calibration")},
         "outcomes": {"n": int(len(labels)), "by_source": labels["source"].value_counts().to_dict() if len(labels)
                      else {}},
-        "inputs": shares(answers),
-        "operations": operations(answers),
+        "inputs": shares(counted, arrays["ood_score"]),
+        "operations": operations(counted, arrays["latency_s"]),
         "design": monitor.design,
         **change_status(monitor),  # overrides, who was right, the version history (change-control plan)
     }
@@ -107,9 +108,10 @@ def expected_correct(answers: pd.DataFrame, classes: list[str]) -> pd.Series:
     return score
 
 
-def timeline(monitor: object, answers: pd.DataFrame, freq: str = "D") -> pd.DataFrame:
-    """Per period (``freq``: D for days, h for hours): answers, OOD share, the class mix and the estimated accuracy."""
-    answered = answers[answers["status"] == "answered"].copy()
+def timeline(monitor: object, answered: pd.DataFrame, freq: str = "D") -> pd.DataFrame:
+    """Per period (``freq``: D for days, h for hours) of the answered answers: answers, OOD share, the class mix and
+    the estimated accuracy."""
+    answered = answered.copy()
     if answered.empty:
         return pd.DataFrame()
     answered["period"] = pd.to_datetime(answered["at"]).dt.floor(freq)
@@ -127,11 +129,11 @@ def timeline(monitor: object, answers: pd.DataFrame, freq: str = "D") -> pd.Data
 MAX_POINTS = 2000
 
 
-def ood_chart(monitor: object, answers: pd.DataFrame) -> dict | None:
-    """The OOD-share CUSUM over every answer (restarting at each acknowledgement) and its limit, for drawing."""
+def ood_chart(monitor: object, charted: pd.DataFrame) -> dict | None:
+    """The OOD-share CUSUM over every charted answer and its limit, for drawing."""
     if "ood_share" not in monitor.design["charts"]:
         return None
-    answered = answers[answers["status"] == "answered"].reset_index(drop=True)
+    answered = charted.reset_index(drop=True)
     chart = signals.advance_chart("ood_share", 0.0, answered, monitor.design, monitor.reference)
     path = chart["path"]
     if path.size > MAX_POINTS:  # drawn, not computed, at this resolution: each point the highest of its stretch
@@ -157,13 +159,14 @@ def observed_by_period(answers: pd.DataFrame, labels: pd.DataFrame, classes: lis
 def chart_data(monitor: object, since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict:
     """What the page's and the report's figures draw: per day (per hour for spans under three days) the volume,
     OOD share, class mix, estimated and observed accuracy; and the OOD-share CUSUM with its limit."""
-    answers = monitor.answers(since, until)
-    answered = answers[answers["status"] == "answered"]
+    answered = monitor.answers(since, until, columns=("at", "unit", "decision", "score", "out_of_distribution"),
+                               where=ANSWERED)
     span = (pd.to_datetime(answered["at"]).max() - pd.to_datetime(answered["at"]).min()) if len(answered) else None
     freq = "h" if span is not None and span < pd.Timedelta(days=3) else "D"
-    table = timeline(monitor, answers, freq)
+    table = timeline(monitor, answered, freq)
     if not table.empty:
-        observed = observed_by_period(answered, confirmed_labels(monitor), monitor.classes, freq)
+        observed = observed_by_period(tallies.labelled_answers(monitor, ("id", "at", "decision"), since, until),
+                                      confirmed_labels(monitor), monitor.classes, freq)
         table = table.merge(observed, on="period", how="left") if not observed.empty else table
-    charted = answers[answers["unit"] != "procedure"]
+    charted = answered[answered["unit"] != "procedure"]
     return {"freq": freq, "classes": monitor.classes, "timeline": table, "ood_chart": ood_chart(monitor, charted)}

@@ -8,15 +8,28 @@ from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from proctovision.reporting.figures import figure_language
 
 FIGURES = ("volume", "ood_cusum", "class_mix", "accuracy")
+MAX_BARS = 92  # a quarter of days; a longer period is drawn as one filled step line (a bar each would take seconds)
 
 
 def _empty(axis: plt.Axes, _: Callable[[str], str]) -> None:
     axis.text(0.5, 0.5, _("No answers recorded yet"), ha="center", va="center", transform=axis.transAxes)
     axis.set_axis_off()
+
+
+def _columns(axis: plt.Axes, periods: pd.Series, values: np.ndarray, bottom: np.ndarray | float, freq: str,
+             **style: object) -> None:
+    """One bar per period, or for more than MAX_BARS periods one filled step line over the same periods."""
+    if len(periods) <= MAX_BARS:
+        axis.bar(periods, values, bottom=bottom, width=0.03 if freq == "h" else 0.8, **style)
+        return
+    step = pd.Timedelta(hours=1) if freq == "h" else pd.Timedelta(days=1)
+    edges = np.append(periods.to_numpy(), (periods.iloc[-1] + step).to_datetime64())
+    axis.stairs(np.asarray(bottom) + values, edges, baseline=bottom, fill=True, **style)
 
 
 def draw(name: str, data: dict, _: Callable[[str], str] = str) -> plt.Figure:
@@ -38,13 +51,12 @@ def draw(name: str, data: dict, _: Callable[[str], str] = str) -> plt.Figure:
     elif table is None or table.empty:
         _empty(axis, _)
     elif name == "volume":
-        axis.bar(table["period"], table["answers"], width=0.03 if data["freq"] == "h" else 0.8, color="#1f5fa8")
+        _columns(axis, table["period"], table["answers"].to_numpy(float), 0.0, data["freq"], color="#1f5fa8")
         axis.set_title(_("Answers per hour") if data["freq"] == "h" else _("Answers per day"))
     elif name == "class_mix":
         bottom = np.zeros(len(table))
         for cls in data["classes"]:
-            axis.bar(table["period"], table[f"share_{cls}"], bottom=bottom, label=_(cls),
-                     width=0.03 if data["freq"] == "h" else 0.8)
+            _columns(axis, table["period"], table[f"share_{cls}"].to_numpy(float), bottom, data["freq"], label=_(cls))
             bottom = bottom + table[f"share_{cls}"].to_numpy(float)
         axis.set_ylim(0, 1)
         axis.legend(loc="upper left", fontsize=8)
