@@ -34,9 +34,11 @@ import pandas as pd
 from PIL import Image
 
 from proctovision.monitoring import signals
+from proctovision.monitoring.appearance import appearance_columns
 from proctovision.monitoring.folder import init_folder, open_folder
 
-COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred")
+COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred",
+           "appearance_red", "appearance_green", "appearance_blue")
 
 
 def demo_model(work: Path, model: Path | None) -> Path:
@@ -70,8 +72,17 @@ def pool_answers(predictor: object, paths: list[Path], classes: list[str]) -> pd
         guard, quality = item.guard or {}, (item.guard or {}).get("quality") or {}
         rows.append({"decision": item.predicted, "score": item.probabilities[classes[1]],
                      "ood_score": guard.get("ood_score"), "out_of_distribution": guard.get("in_distribution") is False,
-                     **{flag: bool(quality.get(flag)) for flag in ("too_dark", "overexposed", "blurred")}})
+                     **{flag: bool(quality.get(flag)) for flag in ("too_dark", "overexposed", "blurred")},
+                     **appearance_columns(quality)})
     return pd.DataFrame(rows)
+
+
+def only(design: dict, prefix: str | None) -> dict:
+    """The design restricted to the charts whose names start with ``prefix`` (no window completes), or as it is."""
+    if not prefix:
+        return design
+    return {**design, "charts": {name: spec for name, spec in design["charts"].items() if name.startswith(prefix)},
+            "window": 10**9}  # no window completes: the window tests stay silent
 
 
 def first_alarm(stream: pd.DataFrame, design: dict, reference: dict) -> int | None:
@@ -90,7 +101,7 @@ def first_alarm(stream: pd.DataFrame, design: dict, reference: dict) -> int | No
 
 def count_alarms(stream: pd.DataFrame, design: dict, reference: dict) -> dict[str, int]:
     """Alarms per signal over a long stream, each acknowledged at once (its chart restarts after it)."""
-    alarms = {name: 0 for name in [*design["charts"], *signals.WINDOW_SIGNALS]}
+    alarms = {name: 0 for name in [*design["charts"], *design["windows"]]}
     for name in design["charts"]:
         start = 0
         while start < len(stream):
@@ -235,6 +246,8 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=24, help="patients of generated images (3 each) for the pools")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
+    parser.add_argument("--signals", default=None, help="only the charts whose names start with this (e.g. "
+                        "appearance): one signal's own delays and false alarms")
     args = parser.parse_args()
     from proctovision.data.synthetic.endoscopy import generate_endoscopy
     from proctovision.data.synthetic.video import write_demo_video
@@ -256,6 +269,9 @@ def main() -> None:
         shares = {name: float(pool["out_of_distribution"].mean()) for name, pool in pools.items()}
         print(f"pools: {len(pools['in'])} images each; OOD share as is {shares['in']:.1%}, (a) {shares['a']:.1%}, "
               f"(b) {shares['b']:.1%}")
+        if args.signals:
+            monitor.design = only(monitor.design, args.signals)
+            print(f"only the charts {', '.join(monitor.design['charts'])}")
         figures = shift_figures(monitor, pools, args.seeds, args.before, args.after, args.in_distribution)
         for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
                              ("c", "(c) prevalence 25% -> 60%")):
@@ -263,6 +279,8 @@ def main() -> None:
             print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
                   f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
                   f"{args.after} answers: {entry['not_detected']})")
+        print(f"appearance signal: {monitor.design['appearance']['note'] or 'charted'} "
+              f"({monitor.design['appearance']['n']} validation images)")
         print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
               f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
         if args.shifts_only:
