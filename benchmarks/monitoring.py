@@ -17,7 +17,7 @@ throughput with --monitor / without >= 0.97; live: no frame dropped, p95 latency
 report <= 60 s over 1,000,000 answers on 2 cores.
 
 Usage: python benchmarks/monitoring.py [--model RUN] [--seeds 20] [--in-distribution 100000] [--answers 1000000]
-       [--requests 200] [--video-seconds 10]
+       [--requests 200] [--video-seconds 10] [--shifts-only [--signals PREFIX] [--pools DIR]]
 """
 from __future__ import annotations
 
@@ -246,6 +246,8 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=24, help="patients of generated images (3 each) for the pools")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
+    parser.add_argument("--pools", type=Path, default=None, help="a folder to save the pools' answers in, or to read "
+                        "them from when saved there before (same --model; with --shifts-only)")
     parser.add_argument("--signals", default=None, help="only the charts whose names start with this (e.g. "
                         "appearance): one signal's own delays and false alarms")
     args = parser.parse_args()
@@ -259,13 +261,23 @@ def main() -> None:
         folder = work / "monitor"
         monitor = init_folder(folder, model)
         classes = monitor.classes
-        generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
-        truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
-        predictor = load_predictor(model)
-        pools = {}
-        for name, paths in variants(work / "pool", work / "variants").items():
-            pools[name] = pool_answers(predictor, paths, classes)
-            pools[name]["truth"] = [truth[f"images/{path.name}"] for path in paths]
+        saved = args.pools is not None and all((args.pools / f"{name}.csv").is_file() for name in ("in", "a", "b"))
+        if saved and not args.shifts_only:
+            parser.error("answers saved by --pools serve --shifts-only runs (the other figures need the images)")
+        if saved:
+            pools = {name: pd.read_csv(args.pools / f"{name}.csv") for name in ("in", "a", "b")}
+            print(f"pools: the model's answers saved in {args.pools}")
+        else:
+            generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
+            truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
+            predictor = load_predictor(model)
+            pools = {}
+            for name, paths in variants(work / "pool", work / "variants").items():
+                pools[name] = pool_answers(predictor, paths, classes)
+                pools[name]["truth"] = [truth[f"images/{path.name}"] for path in paths]
+                if args.pools is not None:
+                    args.pools.mkdir(parents=True, exist_ok=True)
+                    pools[name].to_csv(args.pools / f"{name}.csv", index=False)
         shares = {name: float(pool["out_of_distribution"].mean()) for name, pool in pools.items()}
         print(f"pools: {len(pools['in'])} images each; OOD share as is {shares['in']:.1%}, (a) {shares['a']:.1%}, "
               f"(b) {shares['b']:.1%}")
@@ -279,8 +291,9 @@ def main() -> None:
             print(f"{label}: detection delay median {entry['median']} answers, p90 {entry['p90']} "
                   f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
                   f"{args.after} answers: {entry['not_detected']})")
-        print(f"appearance signal: {monitor.design['appearance']['note'] or 'charted'} "
-              f"({monitor.design['appearance']['n']} validation images)")
+        state = monitor.design["appearance"]
+        print(f"appearance signal: {state['note'] or 'charted'} ({state['n']} validation images of {state['units']} "
+              "patients)")
         print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
               f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
         if args.shifts_only:

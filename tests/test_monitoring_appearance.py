@@ -51,6 +51,10 @@ def test_the_standardisation_uses_the_published_chi_square_and_t_quantiles() -> 
     spec = appearance.standardisation(figures, "red")
     assert spec["scale"] == pytest.approx(10 * np.sqrt(19 / 8.907), abs=2e-3)
     assert spec["allowance"] == pytest.approx(2.093 * 10 / np.sqrt(20) / spec["scale"], abs=2e-4)
+    # 60 images of 9 patients: the patient is the unit; chi-square(8) 2.5% point 2.180, t(8) 97.5% point 2.306
+    spec = appearance.standardisation({**figures, "n": 60, "units": 9}, "red")
+    assert spec["scale"] == pytest.approx(10 * np.sqrt(8 / 2.180), abs=2e-3)
+    assert spec["allowance"] == pytest.approx(2.306 * 10 / 3 / spec["scale"], abs=2e-4)
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +110,17 @@ def test_the_reference_reads_the_figures_that_evaluate_and_export_write(evaluate
     write_validation(read_run(evaluated_run), tmp_path)
     exported = pd.read_csv(tmp_path / "validation.csv")
     assert set(appearance.COLUMNS) <= set(exported.columns) and "path" not in exported.columns
+    assert exported["appearance_patients"].tolist() == [val["patient_id"].nunique()] * len(val)
     (tmp_path / "model.onnx").write_bytes(b"")
     (tmp_path / "model_card.json").write_text("{}")
     rows = validation_rows(tmp_path)
     assert rows["appearance_green"].tolist() == pytest.approx(val["appearance_green"].tolist(), abs=1e-3)
     small = appearance.reference_figures(rows)  # two images: recorded, said, not charted
-    assert not small["available"] and "2 images" in small["note"]
-    many = appearance.reference_figures(pd.concat([rows] * 10, ignore_index=True))
-    assert many["available"] and many["n"] == 10 * len(rows)
+    assert not small["available"] and "2 images of 2 patients" in small["note"]
+    many = pd.concat([rows] * 10, ignore_index=True)
+    assert not appearance.reference_figures(many)["available"]  # 20 images, still 2 patients
+    many = appearance.reference_figures(many.assign(appearance_patients=5))
+    assert many["available"] and many["n"] == 10 * len(rows) and many["units"] == 5
     assert many["channels"]["green"]["mean"] == pytest.approx(val["appearance_green"].mean(), abs=1e-3)
 
 

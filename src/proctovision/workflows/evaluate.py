@@ -76,7 +76,8 @@ def predict_rows(
 
 def with_appearance(table: pd.DataFrame, keys: list, spec: object, workers: int | None) -> pd.DataFrame:
     """The validation images' appearance figures (the lit area's mean red, green and blue levels, read as a deployed
-    answer's are): the reference of the monitoring's appearance signal, carried by predictions.csv and the export."""
+    answer's are) and the number of patients they come from: the reference of the monitoring's appearance signal,
+    carried by predictions.csv and the export."""
     from proctovision.imaging.quality import CHANNELS, channel_means
     from proctovision.inference.predictor import auto_workers, decoded, or_reason, read_checked_image
 
@@ -89,6 +90,8 @@ def with_appearance(table: pd.DataFrame, keys: list, spec: object, workers: int 
     table = table.copy()
     for index, channel in enumerate(CHANNELS):
         table[f"appearance_{channel}"] = values[:, index]
+    measured = np.isfinite(values).all(axis=1)
+    table["appearance_patients"] = int(table.loc[measured, "patient_id"].nunique())  # a count: the CIs' unit
     return table
 
 
