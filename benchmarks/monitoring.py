@@ -17,7 +17,7 @@ throughput with --monitor / without >= 0.97; live: no frame dropped, p95 latency
 report <= 60 s over 1,000,000 answers on 2 cores.
 
 Usage: python benchmarks/monitoring.py [--model RUN] [--seeds 20] [--in-distribution 100000] [--answers 1000000]
-       [--requests 200] [--video-seconds 10]
+       [--requests 200] [--video-seconds 10] [--shifts-only [--signals PREFIX] [--pools DIR]]
 """
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ import pandas as pd
 from PIL import Image
 
 from proctovision.monitoring import signals
+from proctovision.monitoring.appearance import appearance_columns
 from proctovision.monitoring.folder import init_folder, open_folder
 
-COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred")
+COLUMNS = ("decision", "score", "ood_score", "out_of_distribution", "too_dark", "overexposed", "blurred",
+           "appearance_red", "appearance_green", "appearance_blue")
 
 
 def demo_model(work: Path, model: Path | None) -> Path:
@@ -75,8 +77,17 @@ def pool_answers(predictor: object, paths: list[Path], classes: list[str]) -> pd
         guard, quality = item.guard or {}, (item.guard or {}).get("quality") or {}
         rows.append({"decision": item.predicted, "score": item.probabilities[classes[1]],
                      "ood_score": guard.get("ood_score"), "out_of_distribution": guard.get("in_distribution") is False,
-                     **{flag: bool(quality.get(flag)) for flag in ("too_dark", "overexposed", "blurred")}})
+                     **{flag: bool(quality.get(flag)) for flag in ("too_dark", "overexposed", "blurred")},
+                     **appearance_columns(quality)})
     return pd.DataFrame(rows)
+
+
+def only(design: dict, prefix: str | None) -> dict:
+    """The design restricted to the charts whose names start with ``prefix`` (no window completes), or as it is."""
+    if not prefix:
+        return design
+    return {**design, "charts": {name: spec for name, spec in design["charts"].items() if name.startswith(prefix)},
+            "window": 10**9}  # no window completes: the window tests stay silent
 
 
 def first_alarm(stream: pd.DataFrame, design: dict, reference: dict) -> int | None:
@@ -95,7 +106,7 @@ def first_alarm(stream: pd.DataFrame, design: dict, reference: dict) -> int | No
 
 def count_alarms(stream: pd.DataFrame, design: dict, reference: dict) -> dict[str, int]:
     """Alarms per signal over a long stream, each acknowledged at once (its chart restarts after it)."""
-    alarms = {name: 0 for name in [*design["charts"], *signals.WINDOW_SIGNALS]}
+    alarms = {name: 0 for name in [*design["charts"], *design["windows"]]}
     for name in design["charts"]:
         start = 0
         while start < len(stream):
@@ -295,6 +306,10 @@ def main() -> None:
     parser.add_argument("--scale-only", action="store_true", help="only the status and report timings (e.g. with "
                         "--answers 200000 for a short run)")
     parser.add_argument("--shifts-only", action="store_true", help="only the detection delays and false alarms")
+    parser.add_argument("--pools", type=Path, default=None, help="a folder to save the pools' answers in, or to read "
+                        "them from when saved there before (same --model; with --shifts-only)")
+    parser.add_argument("--signals", default=None, help="only the charts whose names start with this (e.g. "
+                        "appearance): one signal's own delays and false alarms")
     args = parser.parse_args()
     from proctovision.data.synthetic.endoscopy import generate_endoscopy
     from proctovision.data.synthetic.video import write_demo_video
@@ -309,16 +324,29 @@ def main() -> None:
             monitor.close()
             return scale(folder, args.answers, monitor.classes, work)
         classes = monitor.classes
-        generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
-        truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
-        predictor = load_predictor(model)
-        pools = {}
-        for name, paths in variants(work / "pool", work / "variants").items():
-            pools[name] = pool_answers(predictor, paths, classes)
-            pools[name]["truth"] = [truth[f"images/{path.name}"] for path in paths]
+        saved = args.pools is not None and all((args.pools / f"{name}.csv").is_file() for name in ("in", "a", "b"))
+        if saved and not args.shifts_only:
+            parser.error("answers saved by --pools serve --shifts-only runs (the other figures need the images)")
+        if saved:
+            pools = {name: pd.read_csv(args.pools / f"{name}.csv") for name in ("in", "a", "b")}
+            print(f"pools: the model's answers saved in {args.pools}")
+        else:
+            generate_endoscopy(work / "pool", patients=args.images, images_per_patient=3, seed=99)
+            truth = pd.read_csv(work / "pool" / "hemorrhoid.csv").set_index("path")["label"]
+            predictor = load_predictor(model)
+            pools = {}
+            for name, paths in variants(work / "pool", work / "variants").items():
+                pools[name] = pool_answers(predictor, paths, classes)
+                pools[name]["truth"] = [truth[f"images/{path.name}"] for path in paths]
+                if args.pools is not None:
+                    args.pools.mkdir(parents=True, exist_ok=True)
+                    pools[name].to_csv(args.pools / f"{name}.csv", index=False)
         shares = {name: float(pool["out_of_distribution"].mean()) for name, pool in pools.items()}
         print(f"pools: {len(pools['in'])} images each; OOD share as is {shares['in']:.1%}, (a) {shares['a']:.1%}, "
               f"(b) {shares['b']:.1%}")
+        if args.signals:
+            monitor.design = only(monitor.design, args.signals)
+            print(f"only the charts {', '.join(monitor.design['charts'])}")
         figures = shift_figures(monitor, pools, args.seeds, args.before, args.after, args.in_distribution)
         for shift, label in (("a", "(a) processor colour cast + brightness"), ("b", "(b) resolution + JPEG"),
                              ("c", "(c) prevalence 25% -> 60%")):
@@ -327,6 +355,9 @@ def main() -> None:
             print(f"{label}: detection delay median {median} answers, p90 {p90} "
                   f"({args.seeds} seeds; alarms before the shift: {entry['alarm_before_shift']}; not detected within "
                   f"{args.after} answers: {entry['not_detected']})")
+        state = monitor.design["appearance"]
+        print(f"appearance signal: {state['note'] or 'charted'} ({state['n']} validation images of {state['units']} "
+              "patients)")
         print(f"false alarms per 10,000 in-distribution answers: {figures['false_alarms_per_10000']:.2f} "
               f"(over {args.in_distribution} answers; by signal: {figures['false_alarms_by_signal']})")
         if args.shifts_only:

@@ -56,3 +56,15 @@ def test_fit_run_ood_stores_the_cut_and_the_guard_uses_it(run_dir: Path, tmp_pat
     measured = {"too_dark": False, "overexposed": False, "blurred": True, "sharpness": cut * 1.01}
     assert predictor.guard(None, measured)["quality"]["blurred"] is False, "sharp enough for this model"
     assert predictor.guard(None, {**measured, "sharpness": cut * 0.99})["quality"]["blurred"] is True
+
+
+def test_channel_means_are_those_of_the_lit_area_not_of_the_black_border():
+    from PIL import Image
+
+    from proctovision.imaging.quality import channel_means
+
+    pixels = np.zeros((200, 320, 3), dtype=np.uint8)
+    pixels[40:160, 80:240] = (180, 90, 60)  # the view; the border (75% of the frame) stays black
+    means = channel_means(Image.fromarray(pixels))
+    assert means == pytest.approx((180, 90, 60), abs=0.5)
+    assert assess_quality(Image.fromarray(pixels)).to_dict()["red"] == pytest.approx(means[0], abs=1e-3)

@@ -112,15 +112,16 @@ def export_run(run_dir: str | Path, out: str | Path, quantize: str | None = None
 
 
 def write_validation(run: RunInfo, out: Path) -> None:
-    """validation.csv: the run's validation predictions without path or patient, the reference that
-    ``monitor init`` needs on a clinic machine that has no training image."""
+    """validation.csv: the run's validation predictions (with each image's appearance figures, three channel
+    means) without path or patient, the reference that ``monitor init`` needs on a clinic machine that has no
+    training image."""
     import pandas as pd
 
     if run.paths.predictions.is_file():
         rows = pd.read_csv(run.paths.predictions)
         rows = rows[rows.get("split", pd.Series(dtype=str)).astype(str) == "val"]
         keep = [column for column in rows.columns if column == "label" or column == "predicted"
-                or column.startswith("prob_")]
+                or column.startswith(("prob_", "appearance_"))]
         if not rows.empty:
             fileio.write_csv(out / "validation.csv", rows[keep])
 

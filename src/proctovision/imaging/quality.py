@@ -9,6 +9,10 @@ The generic blur cut (``QualityLimits.blur_variance``) depends on the camera and
 frames measure 2-3 where photographs measure hundreds. A model therefore carries its own cut, set as the OOD
 threshold is set, on its own data: the 1st percentile of its training images' sharpness (:func:`blur_cut`), so
 about 1% of in-distribution images are flagged by construction.
+
+The mean red, green and blue levels of the lit area (the view without its black border) describe its appearance:
+a change of video processor (a colour cast, another brightness) moves them while the model's outputs barely move,
+so monitoring follows them (``proctovision.monitoring.appearance``).
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from PIL import Image
 from scipy import ndimage
 
 MEASURE_WIDTH = 256
+APPEARANCE_WIDTH = 64  # channel means need no detail: a box-filtered thumbnail keeps them and costs little
+CHANNELS = ("red", "green", "blue")
 BLUR_QUANTILE = 0.01
 
 
@@ -42,6 +48,9 @@ class Quality:
     too_dark: bool
     overexposed: bool
     blurred: bool
+    red: float | None = None
+    green: float | None = None
+    blue: float | None = None
 
     @property
     def flagged(self) -> bool:
@@ -58,8 +67,21 @@ def grey_levels(image: Image.Image, width: int = MEASURE_WIDTH) -> np.ndarray:
     return np.asarray(grey, dtype=np.float64)
 
 
+def channel_means(image: Image.Image, lit_level: float = QualityLimits.lit_level) -> tuple[float, float, float]:
+    """Mean red, green and blue levels (0..255) of the lit area, or of the whole image when little of it is lit."""
+    rgb = image.convert("RGB")
+    if rgb.width > APPEARANCE_WIDTH:
+        rgb = rgb.resize((APPEARANCE_WIDTH, max(1, round(rgb.height * APPEARANCE_WIDTH / rgb.width))), Image.BOX)
+    pixels = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    lit = np.asarray(rgb.convert("L"), dtype=np.float64).ravel() > lit_level
+    chosen = pixels[lit] if lit.sum() > 0.05 * lit.size else pixels
+    red, green, blue = (float(value) for value in chosen.mean(axis=0))
+    return red, green, blue
+
+
 def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) -> Quality:
-    """Brightness of the lit area, share of its pixels saturated, and variance of the Laplacian, each with its flag.
+    """Brightness of the lit area, share of its pixels saturated, and variance of the Laplacian, each with its flag;
+    and the lit area's mean red, green and blue levels.
 
     Endoscopy frames keep their view in a black border (a third of a processor's frame or more): brightness and
     saturation are measured on the lit area, so the border dilutes neither, and sharpness inside it, so the rim of
@@ -73,11 +95,12 @@ def assess_quality(image: Image.Image, limits: QualityLimits = QualityLimits()) 
     inside = ndimage.binary_erosion(grey > limits.lit_level, iterations=3)  # the view's rim is no detail
     laplacian = ndimage.laplace(grey)
     sharpness = float(laplacian[inside].var() if inside.sum() > 0.05 * grey.size else laplacian.var())
+    red, green, blue = channel_means(image, limits.lit_level)
     return Quality(
         brightness=brightness, saturated_fraction=saturated, sharpness=sharpness,
         too_dark=brightness < limits.dark_brightness,
         overexposed=saturated > limits.overexposed_fraction or brightness > limits.bright_brightness,
-        blurred=sharpness < limits.blur_variance,
+        blurred=sharpness < limits.blur_variance, red=red, green=green, blue=blue,
     )
 
 

@@ -42,7 +42,8 @@ CHARTED = (*ANSWERED, or_(_ANSWER.unit.is_(None), _ANSWER.unit != "procedure"))
 MARKER = "monitor.json"
 REFERENCE = "reference.json"
 ANSWER_COLUMNS = ("seq", "id", "at", "source", "unit", "status", "decision", "score", "ood_score",
-                  "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames")
+                  "out_of_distribution", "too_dark", "overexposed", "blurred", "latency_s", "frames",
+                  "appearance_red", "appearance_green", "appearance_blue")
 
 
 def init_folder(folder: str | Path, model: str | Path, db_url: str | None = None, alarms_per_10000: float = 1.0,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import insert
 
 from proctovision.inference.recording import Answer
+from proctovision.monitoring.appearance import appearance_columns
 from proctovision.monitoring.reference import answer_score
 from proctovision.monitoring.store import PredictionRecord, new_prediction_id, now
 
@@ -48,7 +49,7 @@ class MonitorRecorder:
                 "out_of_distribution": None if in_distribution is None else not in_distribution,
                 **{flag: (None if flag not in quality else bool(quality[flag]))
                    for flag in ("too_dark", "overexposed", "blurred")},
-                "latency_s": answer.latency_s, "frames": answer.frames}
+                "latency_s": answer.latency_s, "frames": answer.frames, **appearance_columns(quality)}
 
     def record(self, answers: Sequence[Answer]) -> list[str]:
         """Store the answers (one transaction shared with whatever else is waiting) and return their ids."""

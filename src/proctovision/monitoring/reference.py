@@ -2,7 +2,7 @@
 (so the clinic's machine needs no training image).
 
 It holds the validation answers' scores, the mix of predicted classes, the OOD scores and the share flagged, the
-quality-flag shares where the model folder recorded them, and the validation performance with Wilson CIs and the
+quality-flag shares where the model folder recorded them, the images' appearance figures (``appearance_*`` columns), and the validation performance with Wilson CIs and the
 calibration fit: what every monitoring signal is compared with.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd
 
 from proctovision.core.decision import threshold_value
 from proctovision.evaluation import drift
+from proctovision.monitoring.appearance import reference_figures
 from proctovision.monitoring.store import MonitorError
 
 VALIDATION_CSV = "validation.csv"  # an export's copy of the run's validation predictions (no path, no patient)
@@ -146,6 +147,7 @@ def build_reference(folder: str | Path) -> dict:
         "quality": quality,
         "quality_note": None if all(value is not None for value in quality.values()) else
         f"the model folder records no quality flags for its validation images: a prior of {QUALITY_PRIOR:.0%} is used",
+        "appearance": reference_figures(rows),
         "performance": drift.observed_performance(truth, decided[known], positive or 1) if len(truth) else None,
         "calibration": drift.calibration_fit((truth == 1), probabilities[known, 1]) if positive else None,
         "estimated": {key: value for key, value in drift.cbpe(probabilities, decided, positive or 1).items()

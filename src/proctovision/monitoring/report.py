@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from proctovision.core import fileio, i18n
+from proctovision.monitoring import appearance
 from proctovision.monitoring.summary import chart_data, status
 from proctovision.reporting import monitoring_report
 
@@ -29,6 +30,7 @@ def methods(design: dict, _: object) -> list[str]:
             h=charts["ood_score"]["h"]))
     sentences.append(_("Each quality flag (too dark, overexposed, blurred) has its own Bernoulli CUSUM against its "
                        "validation share, or a 1% prior where the model recorded none."))
+    sentences.extend(appearance.methods(design, _))
     sentences.append(_("The mix of predicted classes (Pearson chi-square) and the probability distribution "
                        "(two-sample Kolmogorov-Smirnov) are tested against validation in consecutive windows of "
                        "{window} answers (never fewer than {minimum}), each at significance level {alpha:.4f}.")

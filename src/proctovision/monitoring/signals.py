@@ -8,7 +8,9 @@ Input signals (per answer, no window):
   validation scores (Phi^-1 of its plotting position), which is N(0, 1) in distribution, so the limit comes from the
   Brook-Evans run length that reproduces Montgomery's table;
 * ``too_dark``, ``overexposed``, ``blurred``: Bernoulli CUSUMs on each quality flag, p0 the upper Wilson 95% bound
-  of the validation share (or a 1% prior when the validation images were not at hand).
+  of the validation share (or a 1% prior when the validation images were not at hand);
+* ``appearance_<channel>_<high|low>``: the lit area's mean red, green and blue levels, a two-sided tabular CUSUM
+  per channel against validation (``monitoring.appearance``), six one-sided charts in the budget.
 
 Output signals (consecutive windows of ``window`` answers, never below drift.MIN_WINDOW): ``class_mix`` (chi-square
 of the predicted-class counts against validation's, as a 2 x k table) and ``probability`` (Kolmogorov-Smirnov of the scores).
@@ -26,6 +28,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from proctovision.evaluation import cusum, drift
+from proctovision.monitoring import appearance
 
 FLAG_SIGNALS = ("too_dark", "overexposed", "blurred")
 QUALITY_PRIOR = 0.01
@@ -52,7 +55,7 @@ def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.D
     """The limits of every signal for this reference and false-alarm budget."""
     ood = reference.get("ood") or None
     charts: dict[str, dict] = {}
-    n_charts = len(FLAG_SIGNALS) + (2 if ood else 0)
+    n_charts = len(FLAG_SIGNALS) + (2 if ood else 0) + appearance.chart_count(reference)
     target = cusum.in_control_arl(alarms_per_10000 / 2, n_charts)
     if ood:
         by_design = 1 - float(ood.get("quantile") or 0.99)  # the threshold is that quantile of validation scores
@@ -69,9 +72,10 @@ def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.D
         else:  # the upper Wilson bound: a small validation split's sampling error does not fire the chart
             upper = drift.wilson(round(share * reference["n"]), reference["n"])["ci"][1]
             charts[flag] = _bernoulli(upper, target, "upper Wilson 95% bound of the validation share")
+    charts.update(appearance.design_charts(reference, target))
     alpha = drift.window_alpha(alarms_per_10000 / 2, window, len(WINDOW_SIGNALS))
     return {"alarms_per_10000": alarms_per_10000, "window": window, "min_window": drift.MIN_WINDOW,
-            "in_control_arl_per_chart": target, "charts": charts,
+            "in_control_arl_per_chart": target, "charts": charts, "appearance": appearance.availability(reference),
             "windows": {"class_mix": {"method": "Pearson chi-square of the predicted-class counts", "alpha": alpha},
                         "probability": {"method": "two-sample Kolmogorov-Smirnov of the scores", "alpha": alpha}}}
 
@@ -86,6 +90,8 @@ def normal_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def chart_increments(signal: str, frame: pd.DataFrame, design_: dict, reference: dict) -> tuple[np.ndarray, np.ndarray]:
     """The per-answer increments of one chart, and the positions (rows of ``frame``) they belong to."""
     spec = design_["charts"][signal]
+    if appearance.is_appearance(signal):
+        return appearance.increments(signal, frame, spec)
     if signal == "ood_score":
         known = frame["ood_score"].notna().to_numpy()
         z = normal_scores(frame["ood_score"].to_numpy(float)[known], np.array(reference["ood"]["scores"] or [0.0]))

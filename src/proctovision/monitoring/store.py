@@ -5,7 +5,8 @@ Tables:
 
 * ``deployment``: one row, the model this folder watches (sha256, task, classes, threshold);
 * ``predictions``: one row per answer (``seq`` orders them, ``id`` is the opaque prediction id given out). Never a
-  patient identifier, a file name or pixels. ``score`` is the probability of the positive class (binary tasks) or
+  patient identifier, a file name or pixels (``appearance_*`` are three numbers: the mean red, green and blue levels
+  of the lit area). ``score`` is the probability of the positive class (binary tasks) or
   of the decided class (more classes), so reports read numbers, not JSON;
 * ``outcomes``: confirmed labels, one per (prediction, source) where source is pathology, report or clinician;
 * ``alarms``: raised when a chart crosses its limit, kept until acknowledged (note, account, time);
@@ -89,6 +90,9 @@ class PredictionRecord(Base):
     blurred: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     frames: Mapped[int] = mapped_column(Integer, default=1)
+    appearance_red: Mapped[float | None] = mapped_column(Float, nullable=True)  # lit area's mean levels, 0..255
+    appearance_green: Mapped[float | None] = mapped_column(Float, nullable=True)
+    appearance_blue: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Outcome(Base):

@@ -63,6 +63,8 @@ def predict_rows(
     keys = row_keys(rows)
     result = predictor.predict_keys(keys, batch_size=batch_size, workers=workers, calibrated=False, progress=progress)
     table = predictions_table(rows, result.probabilities, run, split, keep, manifest)
+    if split == "val":
+        table = with_appearance(table, keys, predictor.spec, workers)
     failed = [index for index, _ in result.errors]
     timing = {
         "reading_time_s": round(result.seconds, 4),
@@ -70,6 +72,27 @@ def predict_rows(
         "unreadable": [{"path": table["path"].iloc[index], "reason": reason} for index, reason in result.errors],
     }
     return table.drop(index=failed).reset_index(drop=True), timing
+
+
+def with_appearance(table: pd.DataFrame, keys: list, spec: object, workers: int | None) -> pd.DataFrame:
+    """The validation images' appearance figures (the lit area's mean red, green and blue levels, read as a deployed
+    answer's are) and the number of patients they come from: the reference of the monitoring's appearance signal,
+    carried by predictions.csv and the export."""
+    from proctovision.imaging.quality import CHANNELS, channel_means
+    from proctovision.inference.predictor import auto_workers, decoded, or_reason, read_checked_image
+
+    def measure(key: object, spec: object) -> tuple | str:
+        return or_reason(lambda: channel_means(read_checked_image(key, spec)))
+
+    workers = auto_workers(len(keys)) if workers is None else workers
+    figures = [item if isinstance(item, tuple) else (np.nan,) * 3 for item in decoded(keys, spec, workers, measure)]
+    values = np.array(figures, dtype=np.float64).reshape(-1, 3).round(4)
+    table = table.copy()
+    for index, channel in enumerate(CHANNELS):
+        table[f"appearance_{channel}"] = values[:, index]
+    measured = np.isfinite(values).all(axis=1)
+    table["appearance_patients"] = int(table.loc[measured, "patient_id"].nunique())  # a count: the CIs' unit
+    return table
 
 
 def merge_predictions(existing: Path, fresh: pd.DataFrame, splits: set[str]) -> pd.DataFrame:
