@@ -97,9 +97,7 @@ def degrade(source: Path, target: Path) -> Path:
     with Image.open(source) as image:
         frame = image.convert("RGB")
     small = frame.resize((frame.width // 4, frame.height // 4)).resize(frame.size)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    small.save(target, quality=15)
-    return target
+    return fileio.write_with(target, lambda path: small.save(path, format="JPEG", quality=15))
 
 
 def clinic_streams(folder: Path, patients: int, images_per_patient: int, seed: int) -> dict[str, str]:
