@@ -64,8 +64,10 @@ def test_frames_of_one_patient_resemble_each_other_and_lesion_strength_overlaps(
 
 
 def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
-    """A shortened demo with the real offline ImageNet backbone: well above chance, yet not perfect."""
-    summary = run_demo(tmp_path / "demo", task="hemorrhoid", epochs=12, patients=32, images_per_patient=3)
+    """A shortened demo with the real offline ImageNet backbone: well above chance, yet not perfect; then the loop
+    after go-live on its model."""
+    summary = run_demo(tmp_path / "demo", task="hemorrhoid", epochs=12, patients=32, images_per_patient=3,
+                       after_go_live=True, loop_options={"clinic_patients": 15, "resamples": 200})
     assert "SYNTHETIC" in summary["banner"] and "0.80-0.93" in summary["banner"] and "senior" in summary["banner"]
     metrics = json.loads(Path(summary["paths"]["metrics"]).read_text())
     accuracy = metrics["test"]["metrics"]["accuracy"]
@@ -93,6 +95,7 @@ def test_demo_end_to_end_learns_its_data_and_shows_uncertainty(tmp_path: Path):
     for name in ("metrics.png", "reading_time.png", "roc.png", "pr.png"):
         assert (comparison / "figures" / name).stat().st_size > 1000, name
     _check_demo_reader_study(tmp_path / "demo", summary)
+    _check_after_go_live(tmp_path / "demo", summary)
 
 
 def _assert_cropped(png: bytes) -> None:
@@ -157,6 +160,40 @@ def _check_demo_reader_study(out: Path, summary: dict) -> None:
     for name in study.readers:
         assert name in printed and study.passwords[name] in printed
     assert f"proctovision reading serve {study.folder}" in printed
+
+
+def _check_after_go_live(out: Path, summary: dict) -> None:
+    """The loop on the demo's model: the shifted stream's alarm, outcomes, recalibrate then accept passes, shuffled
+    labels fail naming criteria, a leaky split is refused naming the overlap, the approval, status and report."""
+    loop = summary["after_go_live"]
+    assert loop.folder == out / "after_go_live" and loop.streams == {"before": 24, "shifted": 12, "after": 24}
+    assert {alarm["signal"] for alarm in loop.alarms["shifted"]} & {"ood_share", "ood_score"}, loop.alarms
+    assert all(alarm["after_predictions"] > 24 for alarm in loop.alarms["shifted"]), "raised by the shifted frames"
+    assert loop.status["outcomes"]["n"] == 48 and loop.status["outcomes"]["by_source"] == {"pathology": 48}
+    assert loop.accepted["passed"] and not loop.accepted["failed"], loop.accepted["failed"]
+    auc = next(result for result in loop.accepted["criteria"] if result["metric"] == "roc_auc")
+    assert auc["difference"]["difference"] == pytest.approx(0, abs=1e-9), "a recalibration keeps the ranking"
+    assert not loop.shuffled["passed"] and loop.shuffled["failed"], "shuffled labels must fail"
+    named = {phrase.split(" ")[0] for phrase in loop.shuffled["failed"]}
+    # near-0.5 outputs score a Brier of about 0.25 whatever the seed; at this size roc_auc's CI depends on the seed
+    assert "brier" in named and named <= {"roc_auc", "sensitivity", "brier"}, loop.shuffled["failed"]
+    assert "refused" in loop.refused and "patient(s) (rows" in loop.refused and "locked_test.csv" in loop.refused
+    assert loop.approved["approved_by"] == "admin"
+    versions = {version["method"]: version for version in loop.status["versions"]}
+    assert versions["recalibrate"]["approved_by"] == "admin" and versions["candidate"]["accepted"] is False
+    assert set(versions) == {"deployed", "recalibrate", "candidate"}, "a refused candidate is no version"
+    assert loop.status["predictions"] == 60 and (loop.folder / "report" / "report.pdf").stat().st_size > 1000
+    html = (loop.folder / "report" / "report.html").read_text()
+    assert "approved by admin" in html and "rejected" in html
+    record = json.loads((loop.paths["recalibrated"] / "acceptance" / "acceptance.json").read_text())
+    assert record["locked_test"]["n_patients"] == int((read_manifest(summary["paths"]["split"])
+                                                       .query("split == 'test'")["patient_id"].nunique()))
+
+
+def test_the_loop_after_go_live_covers_the_hemorrhoid_task_only(tmp_path: Path):
+    with pytest.raises(RunError, match="hemorrhoid task"):
+        run_demo(tmp_path / "demo", task="ldrf", after_go_live=True)
+    assert not (tmp_path / "demo").exists(), "refused before anything is written"
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path):

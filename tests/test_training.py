@@ -27,6 +27,8 @@ def test_a_run_leaves_config_checkpoints_and_history(split_file: Path, tmp_path:
     assert "torch" in saved["resolved"]["versions"] and "timm" in saved["resolved"]["versions"]
     assert read_run(paths.root).task.classes == ("normal", "hemorrhoid")
     assert not list(paths.root.rglob("*.tmp")), "no temporary files left behind"
+    again = load_config(paths.config, {"trainer.epochs": 5})  # `train --config runs/x/config.yaml` trains its like
+    assert again.model.backbone == "test_efficientnet" and again.trainer.epochs == 5
 
 
 def test_same_seed_same_weights(split_file: Path, tmp_path: Path):

@@ -33,7 +33,7 @@ def predict(
              proctovision predict runs/r18 --dicomweb http://pacs:8042/dicom-web --study 1.2.3.4 --push
     """
     from proctovision.inference.predictor import expand_paths, load_predictor
-    from proctovision.workflows.predict import prediction_rows, write_heatmaps, write_predictions
+    from proctovision.workflows.predict import prediction_rows, record_rows, write_heatmaps, write_predictions
 
     if dicomweb or study or push:
         if heatmaps is not None or paths:
@@ -77,18 +77,6 @@ def open_monitor(folder: Path | None, model: Path) -> object | None:
     watcher = open_folder(folder)
     watcher.check_model_folder(model)
     return watcher
-
-
-def record_rows(watcher: object, batch: object, rows: list[dict]) -> list[dict]:
-    """Record the batch's answers; each row gains its prediction_id."""
-    from proctovision.inference.recording import answer_from_prediction
-
-    latency = batch.seconds / max(len(batch.predictions), 1)
-    with watcher:
-        recorder = watcher.recorder("predict", watcher.model_sha256)
-        ids = recorder.record([answer_from_prediction(item, latency) for item in batch.predictions])
-        recorder.close()
-    return [{"prediction_id": ident, **row} for ident, row in zip(ids, rows)]
 
 
 def predict_dicomweb(model: Path, url: str | None, study: str | None, push: bool, out: Path,

@@ -91,6 +91,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if isinstance(data, dict):
+        data.pop("resolved", None)  # a run folder's record of what training resolved: its config.yaml is reusable
     return validate_config(apply_overrides(data, overrides or {}), path)
 
 

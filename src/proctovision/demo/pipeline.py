@@ -17,6 +17,7 @@ from proctovision.data.manifest import read_manifest, write_manifest
 from proctovision.data.pixel_cache import describe_folder
 from proctovision.data.split import holdout_split
 from proctovision.data.synthetic.readers import load_difficulty, simulate_readers
+from proctovision.demo.after_go_live import TASKS as LOOP_TASKS, run_after_go_live
 from proctovision.demo.reading_study import make_reader_study
 from proctovision.workflows.compare import compare
 from proctovision.workflows.evaluate import evaluate_run
@@ -53,12 +54,20 @@ def prepare_output(out: Path) -> None:
 
 def run_demo(
     out: str | Path, task: str = "hemorrhoid", epochs: int = 30, patients: int = 60, images_per_patient: int = 4,
-    backbone: str = "efficientnet_lite0", seed: int = 0,
+    backbone: str = "efficientnet_lite0", seed: int = 0, after_go_live: bool | None = False,
+    loop_options: dict | None = None,
 ) -> dict:
+    """The demo; with ``after_go_live`` (hemorrhoid only; None: wherever it applies) the loop of
+    :mod:`proctovision.demo.after_go_live` follows on the demo's own model (``loop_options``: its sizes)."""
     out = Path(out)
     started = time.perf_counter()
-    prepare_output(out)
     task_def = load_task(task)
+    if after_go_live is None:
+        after_go_live = task_def.name in LOOP_TASKS
+    if after_go_live and task_def.name not in LOOP_TASKS:
+        raise RunError(f"--after-go-live runs on the hemorrhoid task (its clinic stream is endoscopy frames), "
+                       f"not on {task_def.name}")
+    prepare_output(out)
     console.rule(f"[bold]ProctoVision demo: {task_def.name}[/] (SYNTHETIC data)")
     console.print(banner(task_def.name), style="bold yellow")
     manifest_path = out / "data" / f"manifest_{task_def.name}.csv"
@@ -113,9 +122,14 @@ def run_demo(
     report = build_report([run_dir], out / "report.html", comparison=out / "comparison")
     console.print("7/7 a reader study on the test split for the reading room (arms unaided and aided)")
     study = make_reader_study(out, split_path, task_def.name, run_dir, seed)
+    loop = None
+    if after_go_live:
+        loop = run_after_go_live(out, run_dir, split_path, study.folder, study.passwords["admin"], seed,
+                                 **(loop_options or {}))
     elapsed = time.perf_counter() - started
     console.print(f"demo finished in {elapsed:.0f} s")
     return {
+        "after_go_live": loop,
         "test": test_entry,
         "banner": banner(task_def.name),
         "seconds": elapsed,
@@ -126,5 +140,6 @@ def run_demo(
             "predictions": run_dir / "predictions.csv", "readers": readers_path,
             "comparison": out / "comparison" / "comparison.md", "report": report,
             "reading study": study.folder,
+            **(loop.paths if loop else {}),
         },
     }

@@ -21,6 +21,18 @@ def prediction_rows(predictions: list) -> list[dict]:
     ]
 
 
+def record_rows(watcher: object, batch: object, rows: list[dict]) -> list[dict]:
+    """Record a batch's answers in an open monitoring folder (closed after); each row gains its prediction_id."""
+    from proctovision.inference.recording import answer_from_prediction
+
+    latency = batch.seconds / max(len(batch.predictions), 1)
+    with watcher:
+        recorder = watcher.recorder("predict", watcher.model_sha256)
+        ids = recorder.record([answer_from_prediction(item, latency) for item in batch.predictions])
+        recorder.close()
+    return [{"prediction_id": ident, **row} for ident, row in zip(ids, rows)]
+
+
 def write_predictions(out: Path, classes: tuple[str, ...], rows: list[dict], errors: list[tuple[str, str]],
                       guarded: bool = True) -> Path:
     """``.json``: classes, predictions and errors (path, reason); otherwise a CSV in a fixed column order."""
