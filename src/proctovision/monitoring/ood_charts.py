@@ -101,12 +101,12 @@ def methods(charts: dict, _: object) -> list[str]:
     units = (_("{n} validation patients") if share["unit"] == "patients" else _("{n} validation images")).format(
         n=share["units"])
     if not share.get("bounded", True):
-        return sentences + [_("p0 is the OOD threshold's nominal {nominal:.0%} and the OOD scores are taken as they "
-                              "lie among the validation scores: {units} are too few to bound either (at least "
+        return sentences + [_("p0 is the share of validation scores above the OOD threshold ({nominal:.1%}) and "
+                              "the OOD scores are taken as they lie among the validation scores: {units} are too few to bound either (at least "
                               "{minimum} are needed), so false alarms are likely.").format(
             nominal=share["validation_share"], units=units, minimum=MIN_UNITS), nominal_score]
-    sentences.append(_("p0 is not the OOD threshold's nominal {nominal:.0%} but the upper 95% bound of its exceedance "
-                       "probability given {units}: with x = {x:.2f} of n = {n} units above the threshold, a new unit "
+    sentences.append(_("p0 is not the share of validation scores above the OOD threshold ({nominal:.1%}) but the "
+                       "upper 95% bound of its exceedance probability given {units}: with x = {x:.2f} of n = {n} units above the threshold, a new unit "
                        "exceeds it with probability Beta(x + 1, n - x) (the order statistics of exchangeable units), "
                        "whose 0.95 quantile is taken.").format(
         nominal=share["validation_share"], units=units, x=share["exceeding"], n=share["units"]))
