@@ -79,7 +79,12 @@ def standardisation(figures: dict, channel: str) -> dict:
     of validation patients where known (sd / sqrt(patients) bounds the clustered mean's standard error from above
     for equal cluster sizes), else of images."""
     n = figures.get("units") or figures["n"]
-    mean, sd = figures["channels"][channel]["mean"], figures["channels"][channel]["sd"]
+    return widened(figures["channels"][channel]["mean"], figures["channels"][channel]["sd"], n)
+
+
+def widened(mean: float, sd: float, n: int) -> dict:
+    """``mean``, ``scale`` (the upper 95% chi-square bound of ``sd`` with n - 1 degrees of freedom) and
+    ``allowance`` (the 95% Student-t half-width of the mean, in units of the scale) from n units."""
     scale = sd * np.sqrt((n - 1) / stats.chi2.ppf(0.025, n - 1))
     allowance = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) / scale
     return {"mean": mean, "scale": round(float(scale), 4), "allowance": round(float(allowance), 4)}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from proctovision.core.decision import threshold_value
 from proctovision.evaluation import drift
-from proctovision.monitoring.appearance import reference_figures
+from proctovision.monitoring.appearance import PATIENTS, reference_figures
 from proctovision.monitoring.store import MonitorError
 
 VALIDATION_CSV = "validation.csv"  # an export's copy of the run's validation predictions (no path, no patient)
@@ -76,6 +76,16 @@ def validation_rows(folder: Path) -> pd.DataFrame:
         raise MonitorError(f"{folder}: the model has no validation predictions ({source.name} holds no labelled "
                            f"val rows); {hint}")
     return rows.reset_index(drop=True)
+
+
+def validation_units(rows: pd.DataFrame) -> int | None:
+    """The validation split's number of patients, a count and never who they are: the figure ``evaluate`` writes,
+    else the distinct patients of a run's predictions; None where neither is known (an older export)."""
+    if PATIENTS in rows.columns and pd.to_numeric(rows[PATIENTS], errors="coerce").notna().any():
+        return int(pd.to_numeric(rows[PATIENTS], errors="coerce").max())
+    if "patient_id" in rows.columns and rows["patient_id"].notna().any():
+        return int(rows["patient_id"].nunique())
+    return None
 
 
 def answer_score(probabilities: np.ndarray, decided: np.ndarray) -> np.ndarray:
@@ -140,6 +150,7 @@ def build_reference(folder: str | Path) -> dict:
                   "name": "/".join(str(card.get(key)) for key in ("backbone", "mode") if card.get(key)),
                   "classes": classes, "threshold": threshold_value(card), "temperature": card.get("temperature")},
         "n": int(len(rows)),
+        "units": validation_units(rows),
         "scores": [round(float(value), 6) for value in scores],
         "class_mix": {name: float((decided == index).mean()) for index, name in enumerate(classes)},
         "label_mix": {name: float((labels == name).mean()) for name in classes},

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from proctovision.core import fileio, i18n
-from proctovision.monitoring import appearance
+from proctovision.monitoring import appearance, ood_charts
 from proctovision.monitoring.summary import chart_data, status
 from proctovision.reporting import monitoring_report
 
@@ -21,13 +21,7 @@ def methods(design: dict, _: object) -> list[str]:
     sentences = [_("Each answer is recorded with its probabilities, decision, out-of-distribution (OOD) score, "
                    "quality flags and latency; no patient identifier, file name or pixel is stored.")]
     if "ood_share" in charts:
-        spec = charts["ood_share"]
-        sentences.append(_("The OOD share is followed by a Bernoulli CUSUM (Reynolds and Stoumbos 1999) that detects "
-                           "a rise from p0 = {p0:.1%} to p1 = {p1:.1%}, with limit h = {h:.2f}.").format(
-            p0=spec["p0"], p1=spec["p1"], h=spec["h"]))
-        sentences.append(_("The mean OOD score is followed by an upper tabular CUSUM (k = 0.5, h = {h:.2f}) on the "
-                           "normal scores of each answer's OOD score within the validation scores.").format(
-            h=charts["ood_score"]["h"]))
+        sentences.extend(ood_charts.methods(charts, _))
     sentences.append(_("Each quality flag (too dark, overexposed, blurred) has its own Bernoulli CUSUM against its "
                        "validation share, or a 1% prior where the model recorded none."))
     sentences.extend(appearance.methods(design, _))

@@ -2,11 +2,14 @@
 
 Input signals (per answer, no window):
 
-* ``ood_share``: a Bernoulli CUSUM on "flagged out of distribution", p0 one minus the threshold's validation
-  quantile (1% by default; the share flagged on validation if higher), p1 three times p0 (Zamzmi et al. 2024 found a rise from 1% to 3-5% within two days at 100 cases a day);
+* ``ood_share``: a Bernoulli CUSUM on "flagged out of distribution", p0 the upper 95% bound of the threshold's
+  exceedance probability given the validation patients (``monitoring.ood_charts``: Beta(x + 1, n - x), not the
+  threshold's nominal 1%, which a split of a few patients cannot vouch for), p1 three times p0 (Zamzmi et al. 2024
+  found a rise from 1% to 3-5% within two days at 100 cases a day);
 * ``ood_score``: the upper tabular CUSUM (k = 0.5) on the normal score of each answer's OOD score within the
-  validation scores (Phi^-1 of its plotting position), which is N(0, 1) in distribution, so the limit comes from the
-  Brook-Evans run length that reproduces Montgomery's table;
+  validation scores (Phi^-1 of its plotting position), standardised by the validation patients' 95% bounds of its
+  spread and mean (``monitoring.ood_charts``), so the limit from the Brook-Evans run length that reproduces
+  Montgomery's table holds for any clinic within them;
 * ``too_dark``, ``overexposed``, ``blurred``: Bernoulli CUSUMs on each quality flag, p0 the upper Wilson 95% bound
   of the validation share (or a 1% prior when the validation images were not at hand);
 * ``appearance_<channel>_<high|low>``: the lit area's mean red, green and blue levels, a two-sided tabular CUSUM
@@ -25,10 +28,9 @@ import functools
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from proctovision.evaluation import cusum, drift
-from proctovision.monitoring import appearance
+from proctovision.monitoring import appearance, ood_charts
 
 FLAG_SIGNALS = ("too_dark", "overexposed", "blurred")
 QUALITY_PRIOR = 0.01
@@ -58,13 +60,13 @@ def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.D
     n_charts = len(FLAG_SIGNALS) + (2 if ood else 0) + appearance.chart_count(reference)
     target = cusum.in_control_arl(alarms_per_10000 / 2, n_charts)
     if ood:
-        by_design = 1 - float(ood.get("quantile") or 0.99)  # the threshold is that quantile of validation scores
-        charts["ood_share"] = _bernoulli(max(by_design, ood.get("share_flagged") or 0.0), target,
-                                         "1 - the threshold's validation quantile, or the share flagged if higher")
+        share = ood_charts.share_design(ood, reference)
+        charts["ood_share"] = {**_bernoulli(share.pop("p0"), target, ood_charts.SHARE_NOTE), **share}
         h = cusum.design_h(target, K, sides=1)
-        charts["ood_score"] = {"method": "upper tabular CUSUM on normal scores (Page 1954; Montgomery ch. 9)",
-                               "k": K, "h": round(h, 4), "arl0": round(cusum.arl_one_sided(K, h)),
-                               "arl1_1sigma": round(cusum.arl_one_sided(K, h, 1.0), 1)}
+        charts["ood_score"] = {"method": ood_charts.SCORE_METHOD, "k": K, "h": round(h, 4),
+                               "arl0": round(cusum.arl_one_sided(K, h)),
+                               "arl1_1sigma": round(cusum.arl_one_sided(K, h, 1.0), 1),
+                               **ood_charts.score_standardisation(reference)}
     for flag in FLAG_SIGNALS:
         share = (reference.get("quality") or {}).get(flag)
         if share is None:
@@ -80,13 +82,6 @@ def design(reference: dict, alarms_per_10000: float = 1.0, window: int = drift.D
                         "probability": {"method": "two-sample Kolmogorov-Smirnov of the scores", "alpha": alpha}}}
 
 
-def normal_scores(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Phi^-1 of each value's plotting position (rank + 0.5) / (n + 1) among the reference values."""
-    reference = np.sort(np.asarray(reference, dtype=np.float64))
-    position = (np.searchsorted(reference, values, side="right") + 0.5) / (len(reference) + 1)
-    return norm.ppf(position)
-
-
 def chart_increments(signal: str, frame: pd.DataFrame, design_: dict, reference: dict) -> tuple[np.ndarray, np.ndarray]:
     """The per-answer increments of one chart, and the positions (rows of ``frame``) they belong to."""
     spec = design_["charts"][signal]
@@ -94,8 +89,9 @@ def chart_increments(signal: str, frame: pd.DataFrame, design_: dict, reference:
         return appearance.increments(signal, frame, spec)
     if signal == "ood_score":
         known = frame["ood_score"].notna().to_numpy()
-        z = normal_scores(frame["ood_score"].to_numpy(float)[known], np.array(reference["ood"]["scores"] or [0.0]))
-        return z - spec["k"], np.flatnonzero(known)
+        values = frame["ood_score"].to_numpy(float)[known]
+        return (ood_charts.score_increments(values, spec, np.array(reference["ood"]["scores"] or [0.0])),
+                np.flatnonzero(known))
     column = "out_of_distribution" if signal == "ood_share" else signal
     known = frame[column].notna().to_numpy()
     events = frame[column].to_numpy()[known].astype(bool)
