@@ -147,6 +147,18 @@ def make_study(root: Path, db: str | None = None, readers: tuple[tuple[str, str]
     return project
 
 
+@pytest.fixture(scope="module")
+def clinician_accounts(tmp_path_factory):
+    """The accounts of a reading project with one clinician, alice, that ``serve --auth`` signs in against."""
+    from proctovision.reading.accounts import ProjectAccounts
+    from proctovision.reading.project import add_user
+
+    project = make_study(tmp_path_factory.mktemp("clinician-accounts"), readers=())
+    add_user(project, "alice", "clinician", PASSWORD)
+    yield ProjectAccounts(project)
+    project.close()
+
+
 def read_all(project, name: str, arm: str, labels=None, confidence: float = 80.0) -> int:
     """Answer every case of ``arm`` for reader ``name`` (each after its image is served): the first class, or
     ``labels(case id)``."""

@@ -12,24 +12,12 @@ from conftest import browser_page, needs_chromium
 from video_models import blur_fitted_detector
 
 from monitoring_fixtures import evaluated_run, monitor_dir, monitor_template  # noqa: F401
-from reading_fixtures import PASSWORD, make_study
+from reading_fixtures import PASSWORD, clinician_accounts  # noqa: F401
 from proctovision.data.synthetic.video import write_demo_video
 from proctovision.serving.app import create_app
 
 pytestmark = needs_chromium
 FAKE_CAMERA = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
-
-
-@pytest.fixture(scope="module")
-def live_accounts(tmp_path_factory):
-    """A clinician account (alice) of the reading project that ``serve --auth`` signs in against."""
-    from proctovision.reading.accounts import ProjectAccounts
-    from proctovision.reading.project import add_user
-
-    project = make_study(tmp_path_factory.mktemp("live-accounts"), readers=())
-    add_user(project, "alice", "clinician", PASSWORD)
-    yield ProjectAccounts(project)
-    project.close()
 
 
 def test_live_page_with_a_fake_camera_shows_the_class_as_the_lesion_comes_and_goes(tmp_path: Path):
@@ -129,7 +117,7 @@ def test_the_live_page_never_shows_the_border_text_from_the_first_frame_on(tmp_p
 
 
 def test_under_monitoring_and_sign_in_the_page_asks_once_per_procedure_in_both_languages(
-        tmp_path: Path, evaluated_run: Path, monitor_dir: Path, live_accounts) -> None:
+        tmp_path: Path, evaluated_run: Path, monitor_dir: Path, clinician_accounts) -> None:
     """Stop ends the procedure; the feedback panel asks once about its answer (keys and wording of the clinician
     page), and the feedback goes to POST /feedback with the session's CSRF token, against the procedure's id."""
     from sqlalchemy import select
@@ -141,7 +129,7 @@ def test_under_monitoring_and_sign_in_the_page_asks_once_per_procedure_in_both_l
 
     camera = write_demo_video(tmp_path / "camera.y4m", size=(160, 128), fps=10, seconds=2.0, segments=[(0.5, 1.0)],
                               seed=1)
-    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir, auth=live_accounts)
+    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir, auth=clinician_accounts)
     languages = [("en-US", "Do you agree with the model?", "The model's answer for the whole procedure",
                   "Recorded: you agreed."),
                  ("zh-CN", "您是否同意模型的判断？", "模型对整个检查过程的判断", "已记录：已更正为")]

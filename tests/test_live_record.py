@@ -13,7 +13,7 @@ from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
 from monitoring_fixtures import evaluated_run, monitor_dir, monitor_template  # noqa: F401
-from reading_fixtures import PASSWORD, make_study
+from reading_fixtures import PASSWORD, clinician_accounts  # noqa: F401
 from proctovision.inference.recording import FrameNumbers
 from proctovision.monitoring.feedback import confirmed_cases, team_figures
 from proctovision.monitoring.folder import open_folder
@@ -90,17 +90,6 @@ def test_live_answers_land_in_the_folder_per_second_and_per_procedure(evaluated_
     assert not any(session.seconds.procedure in str(value) for row in stored for value in row.values())
 
 
-@pytest.fixture(scope="module")
-def accounts(tmp_path_factory):
-    from proctovision.reading.accounts import ProjectAccounts
-    from proctovision.reading.project import add_user
-
-    project = make_study(tmp_path_factory.mktemp("live-accounts"), readers=())
-    add_user(project, "alice", "clinician", PASSWORD)
-    yield ProjectAccounts(project)
-    project.close()
-
-
 def stream(client: TestClient, frames: list[bytes]) -> dict | None:
     """One procedure through the socket: frames, then Stop; the procedure's answer, and the socket closed."""
     with client.websocket_connect("/ws/live") as socket:
@@ -116,8 +105,8 @@ def stream(client: TestClient, frames: list[bytes]) -> dict | None:
 
 
 def test_feedback_on_the_procedure_under_auth_is_recorded_and_counts(evaluated_run: Path, monitor_dir: Path,
-                                                                      accounts) -> None:
-    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir, auth=accounts)
+                                                                      clinician_accounts) -> None:
+    app = create_app(evaluated_run, load_in_background=False, monitor=monitor_dir, auth=clinician_accounts)
     client = TestClient(app)
     signed = client.post("/auth/session", json={"username": "alice", "password": PASSWORD})
     csrf = signed.json()["csrf_token"]
