@@ -61,8 +61,9 @@ def reference_figures(rows: pd.DataFrame) -> dict:
         return {"available": False, "reason": "no_figures", "note": NO_FIGURES}
     values = rows[list(COLUMNS)].apply(pd.to_numeric, errors="coerce").dropna()
     units = len(values)
-    if PATIENTS in rows.columns and pd.to_numeric(rows[PATIENTS], errors="coerce").notna().any():
-        units = min(units, int(pd.to_numeric(rows[PATIENTS], errors="coerce").max()))
+    patients = pd.to_numeric(rows[PATIENTS], errors="coerce") if PATIENTS in rows.columns else pd.Series(dtype=float)
+    if patients.notna().any():
+        units = min(units, int(patients.max()))
     if len(values) < MIN_IMAGES or units < MIN_UNITS:
         return {"available": False, "reason": "too_few", "n": int(len(values)), "units": units,
                 "note": f"not available: the validation split has appearance figures for {len(values)} images of "
